@@ -1,0 +1,196 @@
+"""The ``stillflow`` command: ``render`` here, other subcommands from their own modules.
+
+Errors become one stderr line and an exit status (StillflowError.exit_code); only this
+module prints.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .errors import Cancelled, InputError, StillflowError
+from .options import ARROW_PX_PER_SPEED, FRAME_FORMATS, ENGINES, MotionSpec, RenderOptions, option_help
+from .progress import Progress
+
+__all__ = ["main", "build_parser", "add_render_arguments", "options_from_args", "ProgressBar"]
+
+log = logging.getLogger(__name__)
+
+_SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands")
+_CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES}
+
+
+def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
+    """Parse ``count`` comma-separated numbers or raise an argparse error naming ``what``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise argparse.ArgumentTypeError(f"{what} needs {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the inputs and every RenderOptions field (help and units from the dataclass)."""
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("--mask", metavar="FILE", help="grayscale image, white = animate (any size; resized)")
+    inputs.add_argument("--importance", metavar="FILE",
+                        help="grayscale importance map for softmax splatting (white wins where particles meet)")
+    motion = parser.add_argument_group("motion source (one of)")
+    motion.add_argument("--hint", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                        type=lambda s: _numbers(s, 4, "--hint"),
+                        help=f"an arrow in image pixels; repeatable. {ARROW_PX_PER_SPEED:g} px of arrow = 1 px/frame")
+    motion.add_argument("--anchor", action="append", default=[], metavar="X,Y",
+                        type=lambda s: _numbers(s, 2, "--anchor"), help="pin a point to zero motion; repeatable")
+    motion.add_argument("--anchor-radius", type=float, metavar="PX", help="radius of an anchor's pin (px)")
+    motion.add_argument("--motion", metavar="FILE",
+                        help="StyleCineGAN .npy motion, (1,2,h,w) or (2,h,w) float32 px/frame at width w")
+    motion.add_argument("--motion-from-clip", metavar="PATH",
+                        help="video file or folder of frames (static camera): averaged DIS optical flow")
+    motion.add_argument("--drift", metavar="ANGLE_DEG,SPEED", type=lambda s: _numbers(s, 2, "--drift"),
+                        help="uniform drift: angle in degrees (0 = right, 90 = up), speed in px/frame")
+    render = parser.add_argument_group("render options")
+    for spec in dataclasses.fields(RenderOptions):
+        text, unit = option_help(spec.name)
+        flag = "--" + spec.name.replace("_", "-")
+        default = spec.default
+        help_text = f"{text} [{unit}] (default: {default})" if unit else f"{text} (default: {default})"
+        if isinstance(default, bool):
+            render.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            kind = type(default) if default is not None else str
+            render.add_argument(flag, dest=spec.name, type=kind, default=None, metavar=spec.name.upper(),
+                                choices=_CHOICES.get(spec.name), help=help_text)
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--video", metavar="FILE", help="also encode .mp4 (H.264), .webm (VP9) or .gif")
+
+
+def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSpec]:
+    """RenderOptions and MotionSpec from parsed arguments (unset options keep their defaults)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RenderOptions)
+             if getattr(args, f.name, None) is not None}
+    options = RenderOptions(**given).validate()
+    sources = [name for name, value in (("--hint", args.hint), ("--motion", args.motion),
+                                        ("--motion-from-clip", args.motion_from_clip), ("--drift", args.drift))
+               if value]
+    if len(sources) > 1:
+        raise InputError(f"choose one motion source, got {' and '.join(sources)}")
+    if args.anchor and not args.hint:
+        raise InputError("--anchor pins the field made from arrows; add at least one --hint")
+    if args.hint:
+        motion = MotionSpec(kind="hints", hints=tuple(args.hint), anchors=tuple(args.anchor),
+                            anchor_radius=args.anchor_radius)
+    elif args.motion:
+        motion = MotionSpec(kind="file", path=args.motion)
+    elif args.motion_from_clip:
+        motion = MotionSpec(kind="clip", path=args.motion_from_clip)
+    elif args.drift:
+        motion = MotionSpec(kind="drift", drift=tuple(args.drift))
+    else:
+        raise InputError("no motion source given",
+                         hint="add --hint X0,Y0,X1,Y1, --motion FILE, --motion-from-clip PATH or --drift ANGLE,SPEED")
+    return options, motion.validate()
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; plain log lines elsewhere."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.is_tty = stream.isatty()
+        self._last_stage = ""
+        self._started = time.perf_counter()
+
+    def __call__(self, report: Progress) -> None:
+        """Show one progress report."""
+        if not self.is_tty:
+            if report.stage != self._last_stage or report.done == report.total:
+                log.info("%s %d/%d", report.stage, report.done, report.total)
+            self._last_stage = report.stage
+            return
+        width = 30
+        filled = int(width * report.done / max(1, report.total))
+        elapsed = time.perf_counter() - self._started
+        self.stream.write(f"\r{report.stage:>7} [{'#' * filled}{'.' * (width - filled)}] "
+                          f"{report.done}/{report.total} {elapsed:6.1f}s")
+        if report.done >= report.total:
+            self.stream.write("\n")
+        self.stream.flush()
+        self._last_stage = report.stage
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    """``stillflow render``: render one still into a folder of frames."""
+    from .pipeline import render
+
+    options, motion = options_from_args(args)
+    out_dir = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_loop")
+    result = render(args.image, out_dir, mask=args.mask, motion=motion, options=options, video=args.video,
+                    importance=args.importance, progress=ProgressBar())
+    for warning in result.manifest["warnings"]:
+        print(f"stillflow: warning: {warning}", file=sys.stderr)
+    print(f"wrote {len(result.frame_paths)} frames to {result.out_dir}"
+          + (f" and {result.video}" if result.video else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="stillflow",
+                                     description="Turn a still photo into a seamless looping cinemagraph.")
+    parser.add_argument("--version", action="version", version=f"stillflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    render = commands.add_parser("render", help="render a still into a looping image sequence",
+                                 description="Render IMAGE (PNG, JPEG or EXR) into frame_0000.png ... and "
+                                             "manifest.json in --out, written atomically.")
+    render.add_argument("image", metavar="IMAGE", help="the still: PNG, JPEG or EXR, RGB or RGBA")
+    render.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
+    add_render_arguments(render)
+    render.set_defaults(func=_run_render)
+    for name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + 1, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("stillflow: interrupted; nothing was written", file=sys.stderr)
+        return Cancelled.exit_code
+    except StillflowError as exc:
+        print(f"stillflow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception:
+        log.exception("unexpected failure")
+        print("stillflow: error: unexpected failure (see the traceback above); please report it", file=sys.stderr)
+        return StillflowError.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

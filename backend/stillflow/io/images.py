@@ -1,0 +1,120 @@
+"""Reading stills and masks, writing frames: PNG (8/16-bit), JPEG and float OpenEXR."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .._cv import cv2
+from ..errors import InputError
+from ..options import MAX_IMAGE_SIDE
+
+__all__ = ["load_image", "load_mask", "save_frame", "to_uint8", "FRAME_SUFFIX", "MIN_IMAGE_SIDE"]
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 8
+FRAME_SUFFIX = {"png": ".png", "png16": ".png", "exr": ".exr"}
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    """(H, W, C) float32 from an OpenEXR file (RGB or RGBA)."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path)) as exr:
+        channels = exr.channels()
+        if "RGBA" in channels:
+            return np.asarray(channels["RGBA"].pixels, np.float32)
+        if "RGB" in channels:
+            return np.asarray(channels["RGB"].pixels, np.float32)
+        names = [n for n in ("R", "G", "B", "A") if n in channels]
+        if names[:3] != ["R", "G", "B"]:
+            raise InputError(f"EXR file {path.name} has channels {sorted(channels)}; expected R, G, B (and A)")
+        return np.stack([np.asarray(channels[n].pixels, np.float32) for n in names], axis=-1)
+
+
+def _read_any(path: Path, what: str) -> np.ndarray:
+    """Raw pixels of an image file, RGB(A) channel order, native dtype."""
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist", hint="check the path")
+    if path.suffix.lower() == ".exr":
+        try:
+            return _read_exr(path)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(f"{what} {path} is not a readable OpenEXR file: {exc}") from None
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise InputError(f"{what} {path} cannot be read as an image", hint="use PNG, JPEG or EXR")
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    elif pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
+    return pixels
+
+
+def _to_float(pixels: np.ndarray, what: str) -> np.ndarray:
+    """uint8 / uint16 / float pixels as float32 (uint scaled to [0, 1])."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0
+    if np.issubdtype(pixels.dtype, np.floating):
+        pixels = pixels.astype(np.float32)
+        if not np.isfinite(pixels).all():
+            raise InputError(f"{what} holds non-finite pixel values")
+        return pixels
+    raise InputError(f"{what} has unsupported pixel type {pixels.dtype}; expected uint8, uint16 or float")
+
+
+def load_image(image: str | Path | np.ndarray) -> np.ndarray:
+    """A still as (H, W, C) float32, C = 3 or 4; 8/16-bit values scaled to [0, 1], EXR kept linear.
+
+    Raises:
+        InputError: missing or unreadable file, wrong channel count, size out of range.
+    """
+    what = "image" if isinstance(image, np.ndarray) else f"image {Path(image).name}"
+    pixels = image if isinstance(image, np.ndarray) else _read_any(Path(image), "image")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected (H, W, 3) RGB or (H, W, 4) RGBA")
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE or max(height, width) > MAX_IMAGE_SIDE:
+        raise InputError(f"{what} is {width}x{height} px; sides must be {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} px")
+    return np.ascontiguousarray(_to_float(pixels, what))
+
+
+def load_mask(mask: str | Path | np.ndarray) -> np.ndarray:
+    """A mask as (h, w) float32 in [0, 1], white / 1 = animate; RGB masks use channel 0."""
+    what = "mask" if isinstance(mask, np.ndarray) else f"mask {Path(mask).name}"
+    pixels = mask if isinstance(mask, np.ndarray) else _read_any(Path(mask), "mask")
+    if pixels.ndim == 3:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim != 2 or min(pixels.shape) < 1:
+        raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected a 2-D grayscale image")
+    return np.clip(_to_float(np.ascontiguousarray(pixels), what), 0.0, 1.0)
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """(H, W, C) float in [0, 1] -> uint8, rounded and clipped."""
+    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_frame(path: Path, frame: np.ndarray, fmt: str) -> None:
+    """Write one (H, W, C) float32 frame as png (8-bit), png16 (16-bit) or exr (float, ZIP)."""
+    if fmt == "exr":
+        import OpenEXR
+
+        name = "RGBA" if frame.shape[2] == 4 else "RGB"
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        with OpenEXR.File(header, {name: np.ascontiguousarray(frame, np.float32)}) as exr:
+            exr.write(str(path))
+        return
+    if fmt == "png16":
+        pixels = np.clip(np.rint(frame * 65535.0), 0, 65535).astype(np.uint16)
+    else:
+        pixels = to_uint8(frame)
+    code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    if not cv2.imwrite(str(path), cv2.cvtColor(pixels, code), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"could not write frame {path}")

@@ -1,0 +1,203 @@
+"""Every render knob with its default and unit, and the motion source of a job.
+
+No torch, no bpy: the protocol, the CLI and the add-on build these from plain values.
+This module is the only place a default is defined (the CLI help, the wire and the
+add-on's properties all read them from here).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "RenderOptions",
+    "MotionSpec",
+    "MOTION_KINDS",
+    "FRAME_FORMATS",
+    "ENGINES",
+    "MAX_IMAGE_SIDE",
+    "MAX_FRAMES",
+    "ARROW_PX_PER_SPEED",
+    "option_help",
+]
+
+MAX_IMAGE_SIDE = 16384
+"""Largest accepted image side in pixels (the service advertises and enforces it)."""
+
+MAX_FRAMES = 1200
+"""Largest accepted loop length N."""
+
+ARROW_PX_PER_SPEED = 50.0
+"""An arrow this many pixels long moves content 1 px/frame (algorithm.md §2.2)."""
+
+FRAME_FORMATS = ("png", "png16", "exr")
+ENGINES = ("loop", "stylegan")
+MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field")
+
+
+def _opt(default: Any, help_text: str, unit: str = "") -> Any:
+    """A dataclass field carrying its CLI help text and unit."""
+    return field(default=default, metadata={"help": help_text, "unit": unit})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RenderOptions:
+    """How a loop is rendered; one name everywhere (CLI flag, wire key, add-on property)."""
+
+    frames: int = _opt(60, "loop length N: number of frames in one loop", "frames")
+    fps: float = _opt(30.0, "playback rate written to the manifest and video", "frames/s")
+    speed: float = _opt(1.0, "multiplies the motion field (0 = still)", "x")
+    levels: int = _opt(4, "Laplacian pyramid levels splatted separately; 1 = single-scale", "levels")
+    once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
+    seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
+    refine_mask: bool = _opt(True, "clean the mask: close gaps, fill small holes, drop small islands")
+    min_region_frac: float = _opt(0.03, "holes and islands smaller than this fraction of the image are removed", "fraction")
+    min_mask_frac: float = _opt(0.0, "a refined mask smaller than this fraction becomes all-animate (StyleCineGAN uses 0.10)", "fraction")
+    feather: float = _opt(3.0, "width of the soft edge of the composite mask", "px")
+    hole_threshold: float = _opt(1e-3, "splat weight below which a pixel counts as a hole and is filled", "weight")
+    inpaint: bool = _opt(True, "Telea-inpaint holes that no pyramid level could cover")
+    importance_scale: float = _opt(10.0, "softmax splatting: Z = scale x importance map (white wins where particles meet)", "")
+    format: str = _opt("png", "frame file format: png (8-bit), png16 (16-bit PNG) or exr (float OpenEXR)")
+    loops: int = _opt(1, "how many times the loop repeats in the video file", "loops")
+    device: str = _opt("auto", "compute device: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
+    engine: str = _opt("loop", "engine: loop (no weights needed) or stylegan (needs model files)")
+    models: str | None = _opt(None, "folder with model weights for the stylegan engine and auto motion/mask")
+
+    def validate(self) -> "RenderOptions":
+        """Raise InputError naming the first option that is out of range; return self."""
+        _check(isinstance(self.frames, int) and 1 <= self.frames <= MAX_FRAMES,
+               f"frames must be an integer from 1 to {MAX_FRAMES}, got {self.frames!r}")
+        _check(_finite(self.fps) and 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps!r}")
+        _check(_finite(self.speed) and self.speed >= 0, f"speed must be a finite number >= 0, got {self.speed!r}")
+        _check(isinstance(self.levels, int) and 1 <= self.levels <= 8, f"levels must be 1 to 8, got {self.levels!r}")
+        _check(0 <= self.min_region_frac < 1, f"min_region_frac must be in [0, 1), got {self.min_region_frac!r}")
+        _check(0 <= self.min_mask_frac < 1, f"min_mask_frac must be in [0, 1), got {self.min_mask_frac!r}")
+        _check(_finite(self.feather) and 0 <= self.feather <= 256, f"feather must be 0 to 256 px, got {self.feather!r}")
+        _check(_finite(self.hole_threshold) and 0 <= self.hole_threshold < 1,
+               f"hole_threshold must be in [0, 1), got {self.hole_threshold!r}")
+        _check(_finite(self.importance_scale) and 0 <= self.importance_scale <= 20,
+               f"importance_scale must be 0 to 20, got {self.importance_scale!r}")
+        _check(self.format in FRAME_FORMATS, f"format must be one of {', '.join(FRAME_FORMATS)}, got {self.format!r}")
+        _check(isinstance(self.loops, int) and 1 <= self.loops <= 1000, f"loops must be 1 to 1000, got {self.loops!r}")
+        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        _check(isinstance(self.device, str) and bool(self.device), "device must be auto, cpu, cuda, cuda:N or mps")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values keyed by option name (for manifests and the wire)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RenderOptions":
+        """Build from plain values; unknown keys are an InputError naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(f"unknown render option(s): {', '.join(unknown)}",
+                             hint=f"known options: {', '.join(sorted(names))}")
+        typed: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            kind = type(f.default) if f.default is not None else str
+            try:
+                if kind is bool:
+                    if not isinstance(value, bool):
+                        raise TypeError
+                elif kind is int:
+                    if isinstance(value, bool) or int(value) != value:
+                        raise TypeError
+                    value = int(value)
+                elif kind is float:
+                    if isinstance(value, bool):
+                        raise TypeError
+                    value = float(value)
+                elif value is not None and not isinstance(value, str):
+                    raise TypeError
+            except (TypeError, ValueError):
+                raise InputError(f"option {f.name} has the wrong type ({type(value).__name__})",
+                                 hint=f"expected {kind.__name__}") from None
+            typed[f.name] = value
+        return cls(**typed).validate()
+
+
+def option_help(name: str) -> tuple[str, str]:
+    """The (help text, unit) of a RenderOptions field."""
+    for f in fields(RenderOptions):
+        if f.name == name:
+            return f.metadata["help"], f.metadata["unit"]
+    raise KeyError(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MotionSpec:
+    """Where the motion comes from; exactly one source per job.
+
+    Convention:
+        Image pixel coordinates, x right, y down, origin at the top-left pixel centre.
+        ``hints`` are arrows (x0, y0, x1, y1); their length / ARROW_PX_PER_SPEED is the
+        speed in px/frame. ``drift`` is (angle in degrees, speed in px/frame) with 0 deg =
+        right and 90 deg = up. ``field`` is a (2, h, w) float32 array in px/frame at width
+        w, channel 0 = x, 1 = y; it is resized and rescaled to the image like a motion file.
+    """
+
+    kind: Literal["none", "hints", "file", "clip", "drift", "field"] = "none"
+    hints: tuple[tuple[float, float, float, float], ...] = ()
+    anchors: tuple[tuple[float, float], ...] = ()
+    anchor_radius: float | None = None
+    path: str | None = None
+    drift: tuple[float, float] | None = None
+    field: np.ndarray | None = None
+
+    def validate(self) -> "MotionSpec":
+        """Raise InputError when the source is incomplete or holds non-finite numbers."""
+        _check(self.kind in MOTION_KINDS, f"motion kind must be one of {', '.join(MOTION_KINDS)}, got {self.kind!r}")
+        if self.kind == "hints":
+            _check(len(self.hints) > 0, "motion from arrows needs at least one arrow (--hint X0,Y0,X1,Y1)")
+        for arrow in self.hints:
+            _check(len(arrow) == 4 and all(_finite(v) for v in arrow),
+                   f"an arrow needs four finite numbers X0,Y0,X1,Y1, got {arrow!r}")
+        for anchor in self.anchors:
+            _check(len(anchor) == 2 and all(_finite(v) for v in anchor),
+                   f"an anchor needs two finite numbers X,Y, got {anchor!r}")
+        if self.anchor_radius is not None:
+            _check(_finite(self.anchor_radius) and self.anchor_radius > 0,
+                   f"anchor_radius must be > 0 px, got {self.anchor_radius!r}")
+        if self.kind in ("file", "clip"):
+            _check(bool(self.path), f"motion kind {self.kind} needs a path")
+        if self.kind == "drift":
+            _check(self.drift is not None and len(self.drift) == 2 and all(_finite(v) for v in self.drift),
+                   "drift needs ANGLE_DEG,SPEED with finite numbers")
+            _check(self.drift[1] >= 0, f"drift speed must be >= 0 px/frame, got {self.drift[1]!r}")
+        if self.kind == "field":
+            _check(self.field is not None, "motion kind field needs an array")
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description for manifests (no arrays)."""
+        return {
+            "kind": self.kind,
+            "hints": [list(h) for h in self.hints],
+            "anchors": [list(a) for a in self.anchors],
+            "anchor_radius": self.anchor_radius,
+            "path": self.path,
+            "drift": list(self.drift) if self.drift is not None else None,
+            "field_shape": list(self.field.shape) if self.field is not None else None,
+        }
+
+
+def _finite(value: Any) -> bool:
+    """True for a real finite number (bools excluded)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(condition: bool, message: str) -> None:
+    """Raise InputError(message) unless condition holds."""
+    if not condition:
+        raise InputError(message)

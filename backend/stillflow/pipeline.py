@@ -1,0 +1,196 @@
+"""The render pipeline: inputs -> motion -> loop frames -> frames on disk (+ manifest, video).
+
+``render_frames`` yields frames in memory; ``render`` writes them into a folder atomically.
+The CLI and the service are thin layers over these two functions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import __version__
+from .devices import pick
+from .errors import Cancelled, InputError
+from .io.frames import atomic_dir, check_writable_parent
+from .io.images import FRAME_SUFFIX, load_image, load_mask, save_frame, to_uint8
+from .io.video import check_video_path, encode_video
+from .options import MotionSpec, RenderOptions
+from .progress import CancelFn, Progress, ProgressFn
+from .stages.mask import feather_mask, refine_mask, resize_mask
+from .stages.motion import build_motion
+
+__all__ = ["Prepared", "prepare", "render_frames", "render", "RenderResult", "frame_name"]
+
+log = logging.getLogger(__name__)
+
+_LARGE_TRAVEL = 0.25
+"""Warn when content travels more than this fraction of the image width over the loop."""
+
+
+def frame_name(index: int, fmt: str = "png") -> str:
+    """File name of frame ``index``: frame_0000.png, frame_0001.png, ..."""
+    return f"frame_{index:04d}{FRAME_SUFFIX[fmt]}"
+
+
+@dataclass
+class Prepared:
+    """Validated inputs at the image's resolution, ready for an engine."""
+
+    image: np.ndarray
+    flow_mask: np.ndarray
+    composite_mask: np.ndarray
+    motion_px: np.ndarray
+    importance: np.ndarray | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None, motion: MotionSpec,
+            options: RenderOptions, importance: str | Path | np.ndarray | None = None) -> Prepared:
+    """Load and check every input and build the final motion M = speed * flow mask * M_source."""
+    options.validate()
+    motion.validate()
+    pixels = load_image(image)
+    height, width = pixels.shape[:2]
+    if mask is None:
+        flow_mask = np.ones((height, width), np.float32)
+        composite_mask = flow_mask
+    else:
+        drawn = resize_mask(load_mask(mask), height, width)
+        if options.refine_mask:
+            drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac)
+        if not drawn.any():
+            raise InputError("the mask is empty: nothing would move",
+                             hint="paint white where the image should animate, or render without a mask")
+        flow_mask = drawn
+        composite_mask = feather_mask(drawn, options.feather)
+    source = build_motion(motion, height, width)
+    motion_px = (source * (options.speed * flow_mask)[None]).astype(np.float32)
+    z = None
+    if importance is not None:
+        z = resize_mask(load_mask(importance), height, width) * options.importance_scale
+    warnings = []
+    travel = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max()) * options.frames
+    if travel > _LARGE_TRAVEL * width:
+        warnings.append(f"content travels up to {travel:.0f} px over the loop ({travel / width:.0%} of the width): "
+                        "expect holes and ghosting; lower --speed or --frames")
+        log.warning(warnings[-1])
+    return Prepared(pixels, flow_mask, composite_mask, motion_px, z, warnings)
+
+
+def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn | None,
+               should_cancel: CancelFn | None) -> Iterator[np.ndarray]:
+    """Frames of a prepared job from the engine the options name."""
+    device = pick(options.device)
+    if options.engine == "stylegan":
+        from .gan.engine import render_frames_stylegan
+
+        yield from render_frames_stylegan(prepared.image, prepared.composite_mask, prepared.motion_px, options,
+                                          progress, should_cancel)
+        return
+    from .loop import LoopRenderer
+
+    if progress is not None:
+        progress(Progress("motion", 0, 1))
+    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, frames=options.frames,
+                            levels=options.levels, once=options.once, hole_threshold=options.hole_threshold,
+                            inpaint=options.inpaint, importance=prepared.importance, device=device)
+    if progress is not None:
+        progress(Progress("motion", 1, 1))
+    for t in range(options.frames):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("the job was cancelled; nothing was written")
+        yield renderer.frame(t)
+
+
+def render_frames(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None = None,
+                  motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
+                  importance: str | Path | np.ndarray | None = None, progress: ProgressFn | None = None,
+                  should_cancel: CancelFn | None = None) -> Iterator[np.ndarray]:
+    """The N frames of the loop, one (H, W, C) float32 array at a time (frame 0 = the input).
+
+    Raises:
+        InputError: bad image, mask, motion or option (before any frame is produced).
+        Cancelled: ``should_cancel()`` returned True between frames.
+    """
+    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
+    return _frames_of(prepared, options, progress, should_cancel)
+
+
+@dataclass
+class RenderResult:
+    """What ``render`` wrote."""
+
+    out_dir: Path
+    frame_paths: list[Path]
+    manifest: dict
+    video: Path | None = None
+
+
+def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | Path | np.ndarray | None = None,
+           motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
+           video: str | Path | None = None, importance: str | Path | np.ndarray | None = None,
+           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
+    """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
+
+    A failure or cancellation leaves an existing ``out_dir`` untouched.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir).resolve()
+    check_writable_parent(out_dir)
+    video_path = check_video_path(video).resolve() if video is not None else None
+    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
+    prepared_at = time.perf_counter()
+    height, width, channels = prepared.image.shape
+    names = [frame_name(i, options.format) for i in range(options.frames)]
+    render_seconds = 0.0
+    with atomic_dir(out_dir) as staging:
+        frames = _frames_of(prepared, options, progress, should_cancel)
+        for index, name in enumerate(names):
+            tick = time.perf_counter()
+            frame = next(frames)
+            render_seconds += time.perf_counter() - tick
+            save_frame(staging / name, frame, options.format)
+            if progress is not None:
+                progress(Progress("render", index + 1, options.frames, frame))
+        written_at = time.perf_counter()
+        manifest = {
+            "stillflow_version": __version__,
+            "engine": options.engine,
+            "frames": options.frames,
+            "loop_length": options.frames if not options.once else None,
+            "once": options.once,
+            "fps": options.fps,
+            "width": width,
+            "height": height,
+            "channels": channels,
+            "format": options.format,
+            "files": names,
+            "motion": motion.describe(),
+            "max_speed_px_per_frame": float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(0)).max()),
+            "mask_fraction": float(prepared.composite_mask.mean()),
+            "options": options.to_dict(),
+            "warnings": prepared.warnings,
+            "timings": {"prepare_s": prepared_at - started, "render_s": render_seconds,
+                        "ms_per_frame": 1000.0 * render_seconds / options.frames,
+                        "write_s": written_at - prepared_at - render_seconds},
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    frame_paths = [out_dir / name for name in names]
+    result = RenderResult(out_dir, frame_paths, manifest)
+    if video_path is not None:
+        def video_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress("video", done, total))
+
+        result.video = encode_video(video_path, options.frames,
+                                    lambda i: to_uint8(load_image(frame_paths[i])), fps=options.fps,
+                                    loops=options.loops, progress=video_progress)
+    log.info("rendered %d frames of %dx%d into %s in %.1f s", options.frames, width, height, out_dir,
+             time.perf_counter() - started)
+    return result

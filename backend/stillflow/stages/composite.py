@@ -1,0 +1,26 @@
+"""Compositing the animated result over the still: static pixels bit-exact (algorithm.md §1.2 step 8)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["composite"]
+
+
+def composite(image: np.ndarray, *, composite_mask_t: torch.Tensor, result: torch.Tensor) -> np.ndarray:
+    """O = S * Y + (1 - S) * I where S > 0, and exactly I where S = 0.
+
+    Args:
+        image: (H, W, C) float32 input still (numpy, the bit-exact source of static pixels).
+        composite_mask_t: (H, W) float32 S in [0, 1] on the result's device.
+        result: (C, H, W) float32 animated frame Y.
+
+    Returns:
+        (H, W, C) float32 frame.
+    """
+    mask = composite_mask_t[None]
+    image_t = torch.from_numpy(image).to(result.device).permute(2, 0, 1)
+    blended = mask * result + (1.0 - mask) * image_t
+    # where() rather than arithmetic: 0 * Y must not leak a non-finite Y into static pixels.
+    out = torch.where(mask > 0, blended, image_t)
+    return out.permute(1, 2, 0).cpu().numpy().copy()

@@ -1,0 +1,150 @@
+"""Euler integration of a static motion field into per-frame displacements (algorithm.md §1.2 step 3).
+
+Forward p_{k+1} = p_k + M(round(p_k)) and backward q_{k+1} = q_k - M(round(q_k)), nearest
+lookup with round-half-even so CPU and GPU trajectories agree. Integrated once, at full
+resolution, on the padded canvas; a particle that leaves the canvas is invalid from then on.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import cpu_kernels
+
+__all__ = ["EulerState", "euler_step", "LoopTrajectories", "resample_displacement"]
+
+
+class EulerState:
+    """Positions and validity of every particle of the canvas after ``steps`` Euler steps."""
+
+    __slots__ = ("positions", "valid", "steps")
+
+    def __init__(self, positions: torch.Tensor, valid: torch.Tensor, steps: int) -> None:
+        self.positions = positions
+        self.valid = valid
+        self.steps = steps
+
+    @classmethod
+    def start(cls, height: int, width: int, device: torch.device) -> "EulerState":
+        """Every particle at its own pixel centre, all valid, zero steps."""
+        ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                                torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+        return cls(torch.stack([xs, ys]), torch.ones(height, width, dtype=torch.bool, device=device), 0)
+
+    def copy(self) -> "EulerState":
+        """An independent copy."""
+        return EulerState(self.positions.clone(), self.valid.clone(), self.steps)
+
+
+def euler_step(state: EulerState, motion: torch.Tensor, sign: float) -> EulerState:
+    """Advance every particle by one step of ``sign`` x motion, in place; returns the state.
+
+    Args:
+        state: positions (2, H, W) float32 in canvas pixels, valid (H, W) bool.
+        motion: (2, H, W) float32, px/frame on the same canvas.
+        sign: +1 forward in time, -1 backward.
+    """
+    _, height, width = motion.shape
+    pos = state.positions
+    if pos.device.type == "cpu" and cpu_kernels.available():
+        cpu_kernels.euler_step_cpu(pos.numpy(), state.valid.numpy(), motion.contiguous().numpy(), sign)
+        state.steps += 1
+        return state
+    ix = torch.round(pos[0]).clamp_(0, width - 1).long()
+    iy = torch.round(pos[1]).clamp_(0, height - 1).long()
+    flat = iy * width + ix
+    step = motion.reshape(2, -1)[:, flat.reshape(-1)].reshape(2, height, width)
+    pos.add_(step, alpha=sign)
+    state.valid &= (pos[0] >= 0) & (pos[0] <= width - 1) & (pos[1] >= 0) & (pos[1] <= height - 1)
+    state.steps += 1
+    return state
+
+
+class LoopTrajectories:
+    """Forward and backward displacements for every frame of an N-frame loop, O(N) steps in all.
+
+    Frame t needs the forward field after t steps and the backward field after N - t steps.
+    Frames are asked for in increasing t, so the forward state advances incrementally while
+    the backward steps count down: the backward trajectory is integrated once, keeping a
+    checkpoint every K steps, and each K-step segment is recomputed once from its checkpoint
+    when the countdown enters it (about 2N steps and N/K + K stored states, K ~ sqrt(N)).
+
+    Args:
+        motion: (2, H, W) float32, px/frame on the padded canvas.
+        frames: loop length N.
+        once: forward motion only (no backward trajectory, alpha = 0).
+    """
+
+    def __init__(self, motion: torch.Tensor, frames: int, *, once: bool = False) -> None:
+        self.motion = motion
+        self.frames = frames
+        self.once = once
+        _, self.height, self.width = motion.shape
+        self._origin = EulerState.start(self.height, self.width, motion.device)
+        self._fwd = self._origin.copy()
+        self._segment_len = max(1, math.isqrt(frames))
+        self._checkpoints: dict[int, EulerState] = {}
+        self._segment: dict[int, EulerState] = {}
+        if not once:
+            state = self._origin.copy()
+            for k in range(frames + 1):
+                if k % self._segment_len == 0:
+                    self._checkpoints[k] = state.copy()
+                if k < frames:
+                    euler_step(state, motion, -1.0)
+
+    def _forward(self, steps: int) -> EulerState:
+        """The forward state after ``steps`` steps (restarts if asked to go back)."""
+        if steps < self._fwd.steps:
+            self._fwd = self._origin.copy()
+        while self._fwd.steps < steps:
+            euler_step(self._fwd, self.motion, 1.0)
+        return self._fwd
+
+    def _backward(self, steps: int) -> EulerState:
+        """The backward state after ``steps`` steps, from the checkpointed segment."""
+        if steps not in self._segment:
+            base = (steps // self._segment_len) * self._segment_len
+            state = self._checkpoints[base].copy()
+            self._segment = {base: state.copy()}
+            for k in range(base + 1, min(base + self._segment_len, self.frames) + 1):
+                euler_step(state, self.motion, -1.0)
+                self._segment[k] = state.copy()
+        return self._segment[steps]
+
+    def displacement(self, state: EulerState) -> torch.Tensor:
+        """Displacement (2, H, W) float32 of a state from the particles' origins."""
+        return state.positions - self._origin.positions
+
+    def at(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Displacements, validity and blend weight for frame ``t`` (0 <= t <= N).
+
+        Returns:
+            disp_fwd (2, H, W), valid_fwd (H, W) bool, disp_bwd (2, H, W), valid_bwd (H, W) bool,
+            alpha = t / N (0 in once mode): the backward weight; the forward weight is 1 - alpha.
+        """
+        fwd = self._forward(t)
+        if self.once:
+            return self.displacement(fwd), fwd.valid, torch.zeros_like(fwd.positions), self._origin.valid, 0.0
+        bwd = self._backward(self.frames - t)
+        return self.displacement(fwd), fwd.valid, self.displacement(bwd), bwd.valid, t / self.frames
+
+
+def resample_displacement(disp: torch.Tensor, valid: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Displacement and validity of a pyramid level ``factor`` times coarser.
+
+    Level pixel i sits on full-resolution pixel i * factor (cv2.pyrDown convention), so the
+    field is sampled there and divided by the factor (pixels of the coarser level).
+
+    Args:
+        disp: (2, H, W) float32 displacement in full-resolution pixels.
+        valid: (H, W) bool.
+        factor: power of two >= 1.
+
+    Returns:
+        disp_l (2, ceil(H / factor), ceil(W / factor)) in level pixels, valid_l of the same size.
+    """
+    if factor == 1:
+        return disp, valid
+    return disp[:, ::factor, ::factor] / factor, valid[::factor, ::factor]

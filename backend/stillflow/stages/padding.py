@@ -1,0 +1,48 @@
+"""Reflect padding sized to how far content travels over the loop (algorithm.md §1.2 step 2)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["loop_padding", "pad_reflect", "reflect_indices"]
+
+
+def loop_padding(max_speed_px: float, frames: int, multiple: int = 1) -> int:
+    """Padding P >= ceil(N * max|M|) + 2 pixels, rounded up to a multiple of ``multiple``."""
+    pad = math.ceil(frames * max(0.0, float(max_speed_px))) + 2
+    return -(-pad // multiple) * multiple
+
+
+def reflect_indices(size: int, pad: int, device: torch.device | None = None) -> torch.Tensor:
+    """Source index for every position of a reflect-padded axis (edge pixel not repeated).
+
+    Works for any pad, also larger than the axis (the reflection repeats).
+
+    Returns:
+        (size + 2 * pad,) int64 indices into the unpadded axis.
+    """
+    positions = torch.arange(-pad, size + pad, device=device)
+    if size == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (size - 1)
+    folded = torch.remainder(positions, period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def pad_reflect(values: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflect-pad the last two axes by ``pad`` pixels on every side; vectors are not negated.
+
+    Args:
+        values: (..., H, W) tensor.
+        pad: pixels added on each side.
+
+    Returns:
+        (..., H + 2 * pad, W + 2 * pad) tensor of the same dtype and device.
+    """
+    if pad == 0:
+        return values
+    height, width = values.shape[-2:]
+    rows = reflect_indices(height, pad, values.device)
+    cols = reflect_indices(width, pad, values.device)
+    return values.index_select(-2, rows).index_select(-1, cols)

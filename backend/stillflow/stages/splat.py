@@ -1,0 +1,99 @@
+"""Joint symmetric softmax splatting with one shared normaliser (algorithm.md §1.2 steps 4-5).
+
+num(y) = sum_x [w_f(x) b(y - x - F_f(x)) + w_b(x) b(y - x - F_b(x))] f(x), den(y) = same with
+f = 1, out = num / den only where den > 0 (zero-eps), accumulated in float32. Taps that land
+outside the canvas are dropped.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import cpu_kernels
+
+__all__ = ["splat_joint", "splat_sum_torch", "softmax_weights"]
+
+
+def softmax_weights(importance: torch.Tensor | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """Per-pixel softmax-splat weights e^(Z - max Z), exponent clamped to [-20, 0].
+
+    Args:
+        importance: (H, W) float Z, or None for Z = 0 (all weights 1).
+
+    Returns:
+        (H, W) float32 weights in [e^-20, 1].
+    """
+    if importance is None:
+        return torch.ones(shape, dtype=torch.float32, device=device)
+    z = importance.to(device=device, dtype=torch.float32)
+    return torch.exp((z - z.max()).clamp_(-20.0, 0.0))
+
+
+def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """Reference bilinear forward splat of ``values`` moved by each displacement, summed.
+
+    Args:
+        values: (C, H, W) float tensor on any device.
+        disps: per source (2, H, W) displacement in pixels.
+        weights: per source (H, W) float32 weight.
+
+    Returns:
+        acc: (C + 1, H, W) float32: sum of w * value per channel, then sum of w.
+    """
+    channels, height, width = values.shape
+    device = values.device
+    rows = torch.cat([values.reshape(channels, -1).float(),
+                      torch.ones(1, height * width, device=device)]).t()
+    acc = torch.zeros(height * width, channels + 1, dtype=torch.float32, device=device)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    for disp, weight in zip(disps, weights):
+        tx = (xs + disp[0]).reshape(-1)
+        ty = (ys + disp[1]).reshape(-1)
+        x0 = torch.floor(tx)
+        y0 = torch.floor(ty)
+        fx = tx - x0
+        fy = ty - y0
+        w0 = weight.reshape(-1).float()
+        for dy, wy in ((0, 1.0 - fy), (1, fy)):
+            for dx, wx in ((0, 1.0 - fx), (1, fx)):
+                xi = x0 + dx
+                yi = y0 + dy
+                w = w0 * wy * wx
+                keep = (w != 0) & (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
+                target = (yi[keep] * width + xi[keep]).long()
+                acc.index_add_(0, target, rows[keep] * w[keep, None])
+    return acc.t().reshape(channels + 1, height, width)
+
+
+def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor,
+                disp_bwd: torch.Tensor, weight_bwd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splat ``values`` forward and backward at once and normalise by the shared weight sum.
+
+    Args:
+        values: (C, H, W) float tensor (bands or features; accumulation is float32).
+        disp_fwd, disp_bwd: (2, H, W) float32 displacement in pixels, x then y.
+        weight_fwd, weight_bwd: (H, W) float32 weights, already (1 - alpha) / alpha x validity
+            x softmax weight; a source whose weights are all zero is skipped.
+
+    Returns:
+        out: (C, H, W) float32, num / den where den > 0, else 0.
+        den: (H, W) float32 summed weights (0 = hole).
+    """
+    sources = [(d, w) for d, w in ((disp_fwd, weight_fwd), (disp_bwd, weight_bwd)) if bool(w.any())]
+    channels = values.shape[0]
+    if not sources:
+        zeros = torch.zeros_like(values, dtype=torch.float32)
+        return zeros, torch.zeros(values.shape[1:], dtype=torch.float32, device=values.device)
+    if values.device.type == "cpu" and cpu_kernels.available():
+        acc_hwc = cpu_kernels.splat_sources_cpu(
+            values.permute(1, 2, 0).float().contiguous().numpy(),
+            [d.float().contiguous().numpy() for d, _ in sources],
+            [w.float().contiguous().numpy() for _, w in sources],
+            threads=max(1, torch.get_num_threads()))
+        acc = torch.from_numpy(acc_hwc).permute(2, 0, 1)
+    else:
+        acc = splat_sum_torch(values, [d for d, _ in sources], [w for _, w in sources])
+    den = acc[channels]
+    covered = den > 0
+    out = torch.where(covered, acc[:channels] / torch.where(covered, den, torch.ones_like(den)), 0.0)
+    return out, den.contiguous()
