@@ -38,20 +38,24 @@ class LoopRenderer:
         inpaint: Telea-inpaint pixels that were holes at every level.
         importance: optional (H, W) float32 Z for softmax splatting.
         device: torch device for the work.
+        sharp_detail: move the finest band by whole pixels (no bilinear blur) when more than
+            one level is used.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
                  levels: int, once: bool, hole_threshold: float, inpaint: bool,
-                 importance: np.ndarray | None, device: torch.device) -> None:
+                 importance: np.ndarray | None, device: torch.device, sharp_detail: bool = True) -> None:
         self.image = image
         self.frames = frames
         self.once = once
         self.hole_threshold = hole_threshold
         self.inpaint = inpaint
         self.device = device
+        self.sharp_detail = sharp_detail
         height, width, _ = image.shape
         self.is_static = not bool(np.any(motion_px)) or not bool(np.any(composite_mask))
         self.levels = pyramid_levels(height, width, levels)
+        self.sharp_detail = sharp_detail and self.levels > 1
         max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max()) if motion_px.size else 0.0
         self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
         self.max_speed = max_speed
@@ -82,6 +86,11 @@ class LoopRenderer:
             pad = self.padding >> level
             df, vf = resample_displacement(disp_f, valid_f, factor)
             db, vb = resample_displacement(disp_b, valid_b, factor)
+            if level == 0 and self.sharp_detail:
+                # Bilinear taps at a fractional offset f scale the finest frequencies by
+                # |1 - 2f|: details would fade and flicker as particles pass half-pixels.
+                # Whole-pixel moves keep the finest band sharp; coarser bands stay sub-pixel.
+                df, db = torch.round(df), torch.round(db)
             weights = self._weights[::factor, ::factor]
             out, den = splat_joint(band, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights)
             height, width = self._band_sizes[level]

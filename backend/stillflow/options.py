@@ -53,6 +53,8 @@ class RenderOptions:
     fps: float = _opt(30.0, "playback rate written to the manifest and video", "frames/s")
     speed: float = _opt(1.0, "multiplies the motion field (0 = still)", "x")
     levels: int = _opt(4, "Laplacian pyramid levels splatted separately; 1 = single-scale", "levels")
+    sharp_detail: bool = _opt(True, "move the finest detail band by whole pixels: no bilinear blur or flicker "
+                                    "(fine detail may step by up to half a pixel)")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
     refine_mask: bool = _opt(True, "clean the mask: close gaps, fill small holes, drop small islands")

@@ -99,7 +99,8 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
         progress(Progress("motion", 0, 1))
     renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, frames=options.frames,
                             levels=options.levels, once=options.once, hole_threshold=options.hole_threshold,
-                            inpaint=options.inpaint, importance=prepared.importance, device=device)
+                            inpaint=options.inpaint, importance=prepared.importance, device=device,
+                            sharp_detail=options.sharp_detail)
     if progress is not None:
         progress(Progress("motion", 1, 1))
     for t in range(options.frames):

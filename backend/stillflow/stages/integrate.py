@@ -12,7 +12,7 @@ import torch
 
 from . import cpu_kernels
 
-__all__ = ["EulerState", "euler_step", "LoopTrajectories", "resample_displacement"]
+__all__ = ["EulerState", "euler_step", "euler_step_torch", "LoopTrajectories", "resample_displacement"]
 
 
 class EulerState:
@@ -45,12 +45,17 @@ def euler_step(state: EulerState, motion: torch.Tensor, sign: float) -> EulerSta
         motion: (2, H, W) float32, px/frame on the same canvas.
         sign: +1 forward in time, -1 backward.
     """
-    _, height, width = motion.shape
-    pos = state.positions
-    if pos.device.type == "cpu" and cpu_kernels.available():
-        cpu_kernels.euler_step_cpu(pos.numpy(), state.valid.numpy(), motion.contiguous().numpy(), sign)
+    if state.positions.device.type == "cpu" and cpu_kernels.available():
+        cpu_kernels.euler_step_cpu(state.positions.numpy(), state.valid.numpy(), motion.contiguous().numpy(), sign)
         state.steps += 1
         return state
+    return euler_step_torch(state, motion, sign)
+
+
+def euler_step_torch(state: EulerState, motion: torch.Tensor, sign: float) -> EulerState:
+    """The torch reference of ``euler_step`` (any device)."""
+    _, height, width = motion.shape
+    pos = state.positions
     ix = torch.round(pos[0]).clamp_(0, width - 1).long()
     iy = torch.round(pos[1]).clamp_(0, height - 1).long()
     flat = iy * width + ix

@@ -35,6 +35,24 @@ def pyr_down(values: torch.Tensor) -> torch.Tensor:
     return _blur(values, 1.0)[:, ::2, ::2]
 
 
+def _up_axis(values: torch.Tensor, axis: int) -> torch.Tensor:
+    """Double one axis by the polyphase form of zero insertion + the x2-gain binomial kernel.
+
+    With the axis border-replicated by one pixel (p), even outputs are (p[m] + 6 p[m+1] + p[m+2]) / 8
+    and odd outputs (p[m+1] + p[m+2]) / 2: the same numbers as blurring the zero-inserted
+    signal, without multiplying the zeros.
+    """
+    length = values.shape[axis]
+    padded = torch.cat([values.narrow(axis, 0, 1), values, values.narrow(axis, length - 1, 1)], dim=axis)
+    left, centre, right = (padded.narrow(axis, k, length) for k in range(3))
+    even = (left + 6.0 * centre + right) * 0.125
+    odd = (centre + right) * 0.5
+    stacked = torch.stack([even, odd], dim=axis + 1)
+    shape = list(values.shape)
+    shape[axis] = 2 * length
+    return stacked.reshape(shape)
+
+
 def pyr_up(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Insert zeros and blur (x4 gain): (C, h, w) -> (C, size[0], size[1]), size <= (2h, 2w).
 
@@ -43,11 +61,8 @@ def pyr_up(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     border 1.5x too bright, and the detail band would carry that error into the interior
     once it moves.
     """
-    channels, height, width = values.shape
-    padded = F.pad(values[None], (1, 1, 1, 1), mode="replicate")[0]
-    spread = values.new_zeros(channels, 2 * height + 4, 2 * width + 4)
-    spread[:, ::2, ::2] = padded
-    return _blur(spread, 2.0, pad=False)[:, : size[0], : size[1]]
+    rows = _up_axis(values, 1)[:, : size[0]]
+    return _up_axis(rows, 2)[:, :, : size[1]]
 
 
 def laplacian_bands(image: torch.Tensor, levels: int) -> list[torch.Tensor]:

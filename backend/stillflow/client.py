@@ -1,0 +1,510 @@
+"""Client library for the Stillflow backend service: blocking calls for scripts, poll() for the add-on.
+
+No torch, no bpy, no cv2: imports only the standard library, numpy, msgpack, pyzmq and
+stillflow's errors / options / protocol modules, because the add-on bundles this file.
+
+Thread and process contract:
+  - A Client and its DEALER socket belong to the thread that created it; never share one.
+  - poll(0) never blocks; state of JobHandle objects changes only inside poll()/wait()/requests.
+  - Requests follow Lazy Pirate: wait ``timeout`` s, reopen the socket (same routing id, so
+    running jobs' events still reach us), resend the same request id, give up after ``retries``.
+  - While jobs are active the client sends heartbeats and expects the backend's; silence longer
+    than ``timeout * retries`` (at least three backend heartbeats) fails the jobs as unavailable.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import zmq
+
+from .errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
+from .options import MotionSpec, RenderOptions
+from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
+                       error_from_wire, motion_to_wire, options_to_wire)
+
+__all__ = ["Client", "JobHandle", "Event", "LocalBackend", "start_local_backend", "load_key_pair", "load_public_key"]
+
+log = logging.getLogger(__name__)
+
+_CLIENT_LIMITS = Limits(max_part_bytes=1 << 40)
+_ACTIVE = ("queued", "running")
+_HEARTBEAT_S = 1.0
+_DRAIN_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a job: kind is progress, result, error or cancelled."""
+
+    kind: Literal["progress", "result", "error", "cancelled"]
+    job_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class JobHandle:
+    """Client-side state of one submitted job, updated by poll() and wait().
+
+    ``preview`` is the latest small (h, w, C) uint8 frame; ``result`` holds out_dir and
+    frame_paths (shared filesystem), or ``frames`` (N, H, W, C) float32, or ``files``
+    {name: bytes} (remote), plus the ``manifest``.
+    """
+
+    job_id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"] = "queued"
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    preview: np.ndarray | None = None
+    result: dict[str, Any] | None = None
+    error: StillflowError | None = None
+    _frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    _files: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the job is done, failed or cancelled."""
+        return self.state not in _ACTIVE
+
+
+def load_public_key(key: bytes | str | os.PathLike[str]) -> bytes:
+    """A Z85 CURVE public key given as the key itself or the path of a ``.key`` file."""
+    if isinstance(key, bytes) and len(key) == 40:
+        return key
+    if isinstance(key, str) and len(key) == 40 and not os.path.exists(key):
+        return key.encode("ascii")
+    import zmq.auth
+
+    public, _ = zmq.auth.load_certificate(os.fspath(key))
+    return public
+
+
+def load_key_pair(keys: tuple[bytes, bytes] | str | os.PathLike[str]) -> tuple[bytes, bytes]:
+    """(public, secret) Z85 keys given as a pair or the path of a ``.key_secret`` file."""
+    if isinstance(keys, tuple):
+        return keys
+    import zmq.auth
+
+    public, secret = zmq.auth.load_certificate(os.fspath(keys))
+    if secret is None:
+        raise InputError(f"{keys} holds no secret key", hint="pass the client's .key_secret file")
+    return public, secret
+
+
+class Client:
+    """A connection to one backend endpoint (DEALER socket with a stable routing id)."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 2.5, retries: int = 3,
+                 server_key: bytes | str | os.PathLike[str] | None = None,
+                 client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None) -> None:
+        if (server_key is None) != (client_keys is None):
+            raise InputError("CURVE needs both the server's public key and this client's key pair")
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = max(1, int(retries))
+        self._server_key = load_public_key(server_key) if server_key is not None else None
+        self._client_keys = load_key_pair(client_keys) if client_keys is not None else None
+        self._identity = f"sf-{uuid.uuid4().hex}".encode("ascii")
+        self._context = zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self._jobs: dict[str, JobHandle] = {}
+        self._events: list[Event] = []
+        self._hello: dict[str, Any] | None = None
+        self._heartbeat_s = _HEARTBEAT_S
+        self._last_heard = time.monotonic()
+        self._last_sent = 0.0
+        self._open()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def dead_after(self) -> float:
+        """Seconds of silence after which an active job's backend is taken for dead."""
+        return max(self.timeout * self.retries, 3.0 * self._heartbeat_s)
+
+    def hello(self) -> dict[str, Any]:
+        """The backend's version, capabilities and limits; raises ProtocolError on a version mismatch."""
+        body = self._request("hello").body
+        if body.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolError(f"backend at {self.endpoint} speaks protocol {body.get('protocol')!r}; "
+                                f"this client speaks {PROTOCOL_VERSION}",
+                                hint="install the same Stillflow version for the add-on and the backend")
+        heartbeat = body.get("heartbeat_s")
+        if isinstance(heartbeat, (int, float)) and heartbeat > 0:
+            self._heartbeat_s = float(heartbeat)
+        self._hello = body
+        return body
+
+    def ping(self) -> float:
+        """Round-trip time of one ping in seconds."""
+        start = time.perf_counter()
+        self._request("ping")
+        return time.perf_counter() - start
+
+    def status(self, job: JobHandle | str | None = None) -> dict[str, Any]:
+        """Queue and worker state, or one job's state."""
+        return self._request("status", job=_job_id(job) if job is not None else None).body
+
+    def submit(self, image: np.ndarray | str | os.PathLike[str], *,
+               mask: np.ndarray | str | os.PathLike[str] | None = None,
+               motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
+               out_dir: str | os.PathLike[str] | None = None, video: str | os.PathLike[str] | None = None,
+               deliver: Literal["arrays", "files"] = "arrays", preview: int = 128,
+               importance: np.ndarray | str | os.PathLike[str] | None = None) -> JobHandle:
+        """Queue a render; returns its handle or raises the backend's rejection.
+
+        Args:
+            image: (H, W, C) uint8/uint16/float array (C = 3 or 4), or an image file path.
+            mask: (h, w) array (white / 1 = animate), a mask file path, or None (animate everything).
+            out_dir: set when client and backend share a filesystem: the backend writes the frames
+                there atomically and paths are sent as paths. None: inputs given as paths are sent
+                as file bytes and the frames come back as parts (``deliver`` arrays or files).
+            video: optional .mp4/.webm/.gif: a path with ``out_dir``, else a file name returned as bytes.
+            preview: longest side of the preview frames sent with progress (0 = none).
+            importance: optional (h, w) map or file for softmax splatting (white wins).
+        """
+        limits = self._limits()
+        shared = out_dir is not None
+        body: dict[str, Any] = {"options": options_to_wire(options.validate()), "preview": int(preview)}
+        motion_body, parts = motion_to_wire(motion.validate())
+        body["motion"] = motion_body
+        self._add_input("image", image, body, parts, shared, limits)
+        for name, value in (("mask", mask), ("importance", importance)):
+            if value is not None:
+                self._add_input(name, value, body, parts, shared, limits)
+        if motion.kind in ("file", "clip") and not shared:
+            path = Path(motion.path or "")
+            parts["motion_file"] = _file_bytes(path, "motion file")
+            motion_body["path"] = path.name
+        elif motion.path is not None:
+            motion_body["path"] = os.path.abspath(motion.path)
+        if shared:
+            body["out_dir"] = os.path.abspath(out_dir)
+            if video is not None:
+                body["video"] = os.path.abspath(video)
+        else:
+            body["deliver"] = deliver
+            if video is not None:
+                body["video"] = Path(video).name
+        for name, array in parts.items():
+            if array.nbytes > limits.max_part_bytes:
+                raise InputError(f"{name} is {array.nbytes / 2**20:.1f} MiB; the backend accepts parts up to "
+                                 f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
+        extra = sum(a.nbytes for a in parts.values()) / 50e6  # allow 50 MB/s for the upload itself
+        reply = self._request("submit", body=body, parts=parts, extra_wait=extra)
+        handle = JobHandle(job_id=str(reply.job))
+        self._jobs[handle.job_id] = handle
+        self._last_heard = time.monotonic()
+        return handle
+
+    def poll(self, timeout: float = 0.0) -> list[Event]:
+        """Events that arrived (waiting at most ``timeout`` s for the first); updates the job handles."""
+        socket = self._ensure_socket()
+        if socket.poll(max(0, int(timeout * 1000))):
+            for _ in range(_DRAIN_MAX):
+                self._receive(socket)
+                if not socket.poll(0):
+                    break
+        self._check_alive()
+        events, self._events = self._events, []
+        return events
+
+    def wait(self, job: JobHandle, timeout: float | None = None) -> dict[str, Any]:
+        """Block until ``job`` finishes; its result, or raise JobFailed / Cancelled / BackendUnavailable."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not job.is_finished:
+            step = 0.2
+            if deadline is not None:
+                step = min(step, deadline - time.monotonic())
+                if step <= 0:
+                    raise StillflowError(f"job {job.job_id} is still {job.state} after {timeout:g} s",
+                                         hint="wait longer or cancel it")
+            self.poll(step)
+        if job.state == "done":
+            return job.result or {}
+        if job.state == "cancelled":
+            raise Cancelled(f"job {job.job_id} was cancelled; nothing was written")
+        raise job.error or StillflowError(f"job {job.job_id} failed")
+
+    def cancel(self, job: JobHandle | str) -> str:
+        """Ask the backend to stop a job; returns the state it had. A cancelled event follows."""
+        return str(self._request("cancel", job=_job_id(job)).body.get("state", ""))
+
+    def clear(self, *, everyone: bool = False) -> int:
+        """Drop this client's queued jobs (every client's with ``everyone``); returns how many."""
+        return int(self._request("clear", body={"all": bool(everyone)}).body.get("dropped", 0))
+
+    def close(self) -> None:
+        """Close the socket at once (LINGER 0); the client cannot be used afterwards."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def _open(self) -> None:
+        """Create and connect the DEALER socket."""
+        socket = self._context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.ROUTING_ID, self._identity)
+        socket.setsockopt(zmq.SNDHWM, 16)
+        socket.setsockopt(zmq.RCVHWM, 64)
+        if self._server_key is not None and self._client_keys is not None:
+            socket.curve_serverkey = self._server_key
+            socket.curve_publickey, socket.curve_secretkey = self._client_keys
+        socket.connect(self.endpoint)
+        self._socket = socket
+
+    def _ensure_socket(self) -> zmq.Socket:
+        """The open socket; InputError when the client was closed."""
+        if self._socket is None:
+            raise InputError("this client is closed", hint="create a new Client")
+        return self._socket
+
+    def _limits(self) -> Limits:
+        """The backend's limits (asks hello once)."""
+        if self._hello is None:
+            self.hello()
+        return Limits.from_wire(self._hello.get("limits") or {}) if self._hello else Limits()
+
+    def _add_input(self, name: str, value: Any, body: dict[str, Any], parts: dict[str, np.ndarray],
+                   shared: bool, limits: Limits) -> None:
+        """Put the image or mask into the message: as an array part, a path, or file bytes."""
+        if isinstance(value, np.ndarray):
+            array = _wire_array(value, name)
+            (check_image if name == "image" else check_mask)(array, limits)
+            parts[name] = array
+        elif shared:
+            body[f"{name}_path"] = os.path.abspath(value)
+        else:
+            parts[f"{name}_file"] = _file_bytes(Path(value), name)
+            body[f"{name}_name"] = Path(value).name
+
+    def _request(self, op: str, *, body: dict[str, Any] | None = None, parts: dict[str, np.ndarray] | None = None,
+                 job: str | None = None, extra_wait: float = 0.0) -> Message:
+        """Send one request and return its reply (Lazy Pirate retries); raise the error it carries."""
+        req = uuid.uuid4().hex
+        frames = encode(Message(op=op, body=body or {}, parts=parts or {}, req=req, job=job))
+        for attempt in range(self.retries):
+            socket = self._ensure_socket()
+            socket.send_multipart(frames, copy=False)
+            self._last_sent = time.monotonic()
+            deadline = time.monotonic() + self.timeout + extra_wait
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not socket.poll(int(remaining * 1000) + 1):
+                    break
+                reply = self._receive(socket)
+                if reply is not None and reply.req == req:
+                    if reply.op in ("error", "rejected"):
+                        raise error_from_wire(reply.body)
+                    return reply
+            log.info("no reply to %s from %s (try %d of %d); reconnecting", op, self.endpoint, attempt + 1,
+                     self.retries)
+            self.close()
+            self._open()
+        raise BackendUnavailable(f"no answer from the backend at {self.endpoint} after {self.retries} tries "
+                                 f"of {self.timeout:g} s",
+                                 hint="start it with `stillflow serve`, check the endpoint and CURVE keys")
+
+    def _receive(self, socket: zmq.Socket) -> Message | None:
+        """Read one message: job events update handles and return None; replies are returned."""
+        message = decode(socket.recv_multipart(copy=False), limits=_CLIENT_LIMITS, ops=SERVER_OPS)
+        self._last_heard = time.monotonic()
+        if message.req is not None:
+            return message
+        if message.op == "heartbeat":
+            self._on_heartbeat(message.body)
+            return None
+        handle = self._jobs.get(message.job or "")
+        if handle is None or handle.is_finished:
+            return None
+        if message.op == "progress":
+            handle.state = "running"
+            handle.stage = str(message.body.get("stage", ""))
+            handle.done = int(message.body.get("done", 0))
+            handle.total = int(message.body.get("total", 0))
+            if "preview" in message.parts:
+                handle.preview = message.parts["preview"]
+            self._events.append(Event("progress", handle.job_id, message.body, message.parts))
+        elif message.op == "part":
+            self._on_part(handle, message)
+        elif message.op == "result":
+            self._on_result(handle, message.body)
+        elif message.op == "cancelled":
+            handle.state = "cancelled"
+            self._events.append(Event("cancelled", handle.job_id, message.body))
+        elif message.op == "error":
+            self._fail(handle, error_from_wire(message.body), message.body)
+        return None
+
+    def _on_part(self, handle: JobHandle, message: Message) -> None:
+        """Collect one piece of a remote result."""
+        name = str(message.body.get("name", ""))
+        data = next(iter(message.parts.values()), None)
+        if data is None:
+            return
+        if name == "frame":
+            handle._frames.append(data)
+        else:
+            handle._files[name] = data.tobytes()
+
+    def _on_result(self, handle: JobHandle, body: dict[str, Any]) -> None:
+        """Finish a job: build its result dict and queue the result event."""
+        result = dict(body)
+        arrays: dict[str, np.ndarray] = {}
+        if handle._frames:
+            arrays["frames"] = np.stack(handle._frames)
+            result["frames"] = arrays["frames"]
+        if handle._files:
+            result["files"] = handle._files
+        handle._frames = []
+        expected = body.get("count")
+        got = len(result.get("frames", ())) or len(handle._files)
+        if isinstance(expected, int) and expected != got:
+            self._fail(handle, BackendUnavailable(f"job {handle.job_id} result is incomplete: {got} of "
+                                                  f"{expected} parts arrived", hint="submit it again"), body)
+            return
+        handle.state = "done"
+        handle.result = result
+        self._events.append(Event("result", handle.job_id, result, arrays))
+
+    def _on_heartbeat(self, body: dict[str, Any]) -> None:
+        """Fail jobs the backend no longer knows (it restarted or dropped us)."""
+        known = body.get("jobs")
+        if not isinstance(known, dict):
+            return
+        for handle in list(self._jobs.values()):
+            if not handle.is_finished and handle.job_id not in known:
+                self._fail(handle, BackendUnavailable(f"the backend at {self.endpoint} lost job {handle.job_id}",
+                                                      hint="it may have restarted; submit again"), {})
+
+    def _check_alive(self) -> None:
+        """Send a heartbeat when due; fail active jobs after too long a silence from the backend."""
+        active = [h for h in self._jobs.values() if not h.is_finished]
+        if not active:
+            return
+        now = time.monotonic()
+        if now - self._last_sent >= self._heartbeat_s:
+            frames = encode(Message(op="heartbeat"))
+            try:
+                self._ensure_socket().send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                log.debug("heartbeat not sent: send queue full")
+            self._last_sent = now
+        silence = now - self._last_heard
+        if silence > self.dead_after:
+            error = BackendUnavailable(f"the backend at {self.endpoint} stopped answering ({silence:.1f} s "
+                                       "without a heartbeat)", hint="check that `stillflow serve` is still running")
+            for handle in active:
+                self._fail(handle, error, {"code": error.wire_code, "msg": str(error)})
+
+    def _fail(self, handle: JobHandle, error: StillflowError, body: dict[str, Any]) -> None:
+        """Mark a job failed and queue its error event."""
+        handle.state = "failed"
+        handle.error = error
+        handle._frames, handle._files = [], {}
+        data = dict(body) or {"code": error.wire_code, "msg": str(error)}
+        self._events.append(Event("error", handle.job_id, data))
+
+
+@dataclass
+class LocalBackend:
+    """A backend process started by start_local_backend()."""
+
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    log_path: str
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """Ask the backend to shut down (SIGTERM; kill after ``timeout`` s); returns its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def start_local_backend(python: str, *, endpoint: str | None = None, log_path: str | None = None,
+                        timeout: float = 60.0, extra_args: tuple[str, ...] = ()) -> LocalBackend:
+    """Start ``python -m stillflow serve`` on this machine and wait until it answers hello.
+
+    ``endpoint`` None picks a free loopback port. Raises BackendUnavailable (with the log's
+    last lines) when the process exits or does not answer within ``timeout`` s.
+    """
+    state = Path(tempfile.mkdtemp(prefix="stillflow-backend-"))
+    log_path = log_path or str(state / "serve.log")
+    endpoint_file = state / "endpoint"
+    # -q: the service logs to log_path itself; its stderr (same file) then only carries crashes
+    command = [python, "-m", "stillflow", "-q", "serve", "--bind", endpoint or "tcp://127.0.0.1:*",
+               "--log", log_path, "--endpoint-file", str(endpoint_file), *extra_args]
+    with open(log_path, "ab") as stream:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stream, stderr=stream,
+                                   close_fds=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BackendUnavailable(f"the backend exited with status {process.returncode}: {_tail(log_path)}",
+                                     hint=f"see {log_path}")
+        if endpoint_file.is_file() and (bound := endpoint_file.read_text().strip()):
+            client = Client(bound, timeout=1.0, retries=1)
+            try:
+                client.hello()
+                return LocalBackend(process=process, endpoint=bound, log_path=log_path)
+            except BackendUnavailable:
+                pass
+            finally:
+                client.close()
+        time.sleep(0.1)
+    LocalBackend(process=process, endpoint=endpoint or "", log_path=log_path).stop()
+    raise BackendUnavailable(f"the backend did not answer within {timeout:g} s", hint=f"see {log_path}")
+
+
+def _tail(path: str, lines: int = 3) -> str:
+    """The last lines of a log file, joined on one line."""
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _job_id(job: JobHandle | str) -> str:
+    """The id of a handle or id."""
+    return job.job_id if isinstance(job, JobHandle) else str(job)
+
+
+def _wire_array(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` in a wire dtype: uint16 scaled to float32 [0, 1], bool to 0/255, float64 to float32."""
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype.kind == "f" and array.dtype.itemsize == 8:
+        return array.astype(np.float32)
+    if array.dtype not in (np.uint8, np.float16, np.float32):
+        raise InputError(f"{what} has dtype {array.dtype}; expected uint8, uint16 or float")
+    return array
+
+
+def _file_bytes(path: Path, what: str) -> np.ndarray:
+    """A file's bytes as a 1-D uint8 array; InputError when it cannot be read."""
+    try:
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read: {exc.strerror}") from None
+

@@ -1,0 +1,7 @@
+"""The backend service: ZeroMQ job server (server.py), jobs (jobs.py), CURVE keys (keys.py), CLI (commands.py).
+
+Imports torch only when a job runs or ``stillflow serve`` starts; importing the package is cheap.
+"""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,222 @@
+"""The service subcommands of ``stillflow``: serve, ping, submit and keys (CLI code: prints here)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import InputError
+from ..protocol import DEFAULT_MAX_PART_BYTES, PROTOCOL_VERSION, Limits
+
+__all__ = ["add_parsers"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add serve, ping, submit and keys to the ``stillflow`` command."""
+    serve = subparsers.add_parser("serve", help="run the backend service (ZeroMQ) that renders jobs",
+                                  description="Serve render jobs over ZeroMQ until SIGINT/SIGTERM.")
+    add_serve_arguments(serve)
+    serve.set_defaults(func=run_serve)
+
+    ping = subparsers.add_parser("ping", help="ask a running backend for its version and capabilities")
+    _add_connection_arguments(ping)
+    ping.set_defaults(func=_run_ping)
+
+    submit = subparsers.add_parser("submit", help="render a still through a running backend",
+                                   description="Like `stillflow render`, but the running backend at "
+                                               "--endpoint does the work.")
+    submit.add_argument("image", metavar="IMAGE", help="the still: PNG, JPEG or EXR, RGB or RGBA")
+    submit.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
+    _add_connection_arguments(submit)
+    submit.add_argument("--remote", action="store_true",
+                        help="send the input files and receive the frames over the wire even on a loopback "
+                             "endpoint (automatic for other endpoints)")
+    from ..cli import add_render_arguments
+
+    add_render_arguments(submit)
+    submit.set_defaults(func=_run_submit)
+
+    keys = subparsers.add_parser("keys", help="create CURVE keys for a backend reachable from other machines",
+                                 description="Create DIR/server.key (give to clients), DIR/server.key_secret, "
+                                             "DIR/allowed/NAME.key and DIR/NAME.key_secret (give to client NAME).")
+    keys.add_argument("directory", metavar="DIR", help="keys folder (created if needed)")
+    keys.add_argument("--client", action="append", metavar="NAME",
+                      help="client name to create a key pair for; repeatable (default: client)")
+    keys.set_defaults(func=_run_keys)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stillflow serve``."""
+    parser.add_argument("--bind", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                        help=f"ZeroMQ endpoint; tcp://HOST:* picks a free port (default: {DEFAULT_ENDPOINT}). "
+                             "Anything but loopback or ipc:// needs --keys")
+    parser.add_argument("--device", default="auto", metavar="DEV[,DEV...]",
+                        help="device(s) for jobs that ask for auto: auto, cpu, cuda, cuda:N, mps (default: auto)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="jobs run at once; worker i uses the i-th --device, cycling (default: 1)")
+    parser.add_argument("--queue-size", type=int, default=16, metavar="N", help="most queued jobs (default: 16)")
+    parser.add_argument("--keys", metavar="DIR", help="CURVE keys folder from `stillflow keys` (encrypts and "
+                                                      "admits only clients in DIR/allowed)")
+    parser.add_argument("--log", metavar="FILE", help="log file (default: stillflow/serve-PID.log in the temp folder)")
+    parser.add_argument("--models", metavar="DIR", help="model weights folder, listed in hello")
+    parser.add_argument("--max-part-mb", type=float, default=DEFAULT_MAX_PART_BYTES / 2**20, metavar="MB",
+                        help="largest binary part a client may send (default: %(default)g MiB)")
+    parser.add_argument("--heartbeat", type=float, default=1.0, metavar="S", help="heartbeat interval (default: 1 s)")
+    parser.add_argument("--client-timeout", type=float, default=60.0, metavar="S",
+                        help="forget a client's queued jobs after this much silence (default: 60 s)")
+    parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``stillflow serve``: run the backend until SIGINT/SIGTERM; returns the exit status."""
+    from .keys import check_bind, load_server_keys
+    from .server import Server, ServerConfig
+
+    keys = load_server_keys(args.keys) if args.keys else None
+    check_bind(args.bind, keys)
+    log_path = Path(args.log) if args.log else Path(tempfile.gettempdir()) / "stillflow" / f"serve-{os.getpid()}.log"
+    _log_to_file(log_path)
+    devices = tuple(d.strip() for d in args.device.split(",") if d.strip()) or ("auto",)
+    _check_devices(devices)
+    # load torch and the engine before announcing readiness: the first job starts at full speed
+    # and a broken install fails here rather than inside a job
+    importlib.import_module("stillflow.pipeline")
+    config = ServerConfig(bind=args.bind, devices=devices, workers=args.workers, queue_size=args.queue_size,
+                          limits=Limits(max_part_bytes=int(args.max_part_mb * 2**20)), keys=keys,
+                          heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
+                          log_path=str(log_path), models=args.models)
+    server = Server(config)
+    endpoint = server.bind()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.request_stop())
+    if args.endpoint_file:
+        staging = Path(f"{args.endpoint_file}.tmp")
+        staging.write_text(endpoint)
+        os.replace(staging, args.endpoint_file)
+    print(f"stillflow {__version__} backend (protocol {PROTOCOL_VERSION}) listening on {endpoint}", flush=True)
+    print(f"log: {log_path}", flush=True)
+    server.serve()
+    print("stillflow backend stopped", flush=True)
+    return 0
+
+
+def _run_ping(args: argparse.Namespace) -> int:
+    """``stillflow ping``: print the backend's hello answer and the round-trip time."""
+    with _client(args) as client:
+        hello = client.hello()
+        seconds = client.ping()
+    print(json.dumps(hello, indent=2, sort_keys=True))
+    print(f"round trip: {seconds * 1000:.2f} ms")
+    return 0
+
+
+def _run_submit(args: argparse.Namespace) -> int:
+    """``stillflow submit``: run one job on the backend with a progress bar; same outputs as render."""
+    from ..cli import ProgressBar, options_from_args
+    from ..progress import Progress
+    from .keys import is_local_endpoint
+
+    options, motion = options_from_args(args)
+    image = Path(args.image)
+    out_dir = Path(args.out) if args.out else image.with_name(image.stem + "_loop")
+    remote = args.remote or not is_local_endpoint(args.endpoint)
+    bar = ProgressBar()
+    with _client(args) as client:
+        job = client.submit(image, mask=args.mask, motion=motion, options=options,
+                            out_dir=None if remote else out_dir, video=args.video,
+                            deliver="files", importance=args.importance)
+        try:
+            while not job.is_finished:
+                for event in client.poll(0.2):
+                    if event.kind == "progress":
+                        bar(Progress(job.stage, job.done, job.total))
+            result = client.wait(job)
+        except KeyboardInterrupt:
+            client.cancel(job)
+            raise
+    if remote:
+        _save_files(result["files"], out_dir, args.video)
+    for warning in result["manifest"].get("warnings", []):
+        print(f"stillflow: warning: {warning}", file=sys.stderr)
+    print(f"wrote {result['manifest']['frames']} frames to {out_dir.resolve()}"
+          + (f" and {Path(args.video).resolve()}" if args.video else ""))
+    return 0
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    """``stillflow keys``: create the server key pair and client key pairs."""
+    from .keys import generate_keys
+
+    created = generate_keys(args.directory, tuple(args.client or ["client"]))
+    for path in created:
+        print(path)
+    print(f"serve with: stillflow serve --bind tcp://*:5555 --keys {args.directory}")
+    print("give each client server.key and its own NAME.key_secret")
+    return 0
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--endpoint, timeouts and CURVE key files for a client command."""
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"backend endpoint (default: {DEFAULT_ENDPOINT})")
+    parser.add_argument("--timeout", type=float, default=2.5, metavar="S", help="seconds per try (default: 2.5)")
+    parser.add_argument("--retries", type=int, default=3, metavar="N", help="tries before giving up (default: 3)")
+    parser.add_argument("--server-key", metavar="FILE", help="the backend's server.key (CURVE)")
+    parser.add_argument("--client-key", metavar="FILE", help="this client's NAME.key_secret (CURVE)")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """A Client from the connection arguments."""
+    from ..client import Client
+
+    if (args.server_key is None) != (args.client_key is None):
+        raise InputError("CURVE needs both --server-key and --client-key")
+    return Client(args.endpoint, timeout=args.timeout, retries=args.retries, server_key=args.server_key,
+                  client_keys=args.client_key)
+
+
+def _save_files(files: dict[str, bytes], out_dir: Path, video: str | None) -> None:
+    """Write a remote job's frame files into ``out_dir`` and its video to ``video``, each atomically."""
+    from ..io.frames import atomic_dir, atomic_file
+
+    with atomic_dir(out_dir) as staging:
+        for name, data in files.items():
+            if name.startswith("frames/"):
+                (staging / Path(name).name).write_bytes(data)
+    videos = [data for name, data in files.items() if name.startswith("video/")]
+    if video and videos:
+        with atomic_file(video) as staging_file:
+            staging_file.write_bytes(videos[0])
+
+
+def _check_devices(devices: tuple[str, ...]) -> None:
+    """Raise InputError for a --device that does not exist here (imports torch)."""
+    from ..devices import pick
+
+    for device in devices:
+        pick(device)
+
+
+def _log_to_file(path: Path) -> None:
+    """Send INFO and above to ``path`` (the service's log file), besides the CLI's stderr handler."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+        for other in root.handlers:
+            if other is not handler and other.level == logging.NOTSET:
+                other.setLevel(logging.WARNING)

@@ -1,0 +1,141 @@
+"""End-to-end invariants of the default engine (algorithm.md §1.6) through render_frames."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stillflow import MotionSpec, RenderOptions, render_frames
+from stillflow.errors import InputError
+from stillflow.loop import LoopRenderer
+from stillflow.pipeline import prepare
+
+from ..tolerances import FLOAT32_ATOL, MULTISCALE_TRANSLATION_MAE
+
+
+def _uniform(height: int, width: int, vx: float, vy: float) -> MotionSpec:
+    """A uniform motion field of (vx, vy) px/frame."""
+    field = np.zeros((2, height, width), np.float32)
+    field[0], field[1] = vx, vy
+    return MotionSpec(kind="field", field=field)
+
+
+def _shift(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Content moved by (dx, dy) pixels (wrapping; only the interior is compared)."""
+    return np.roll(np.roll(image, dy, axis=0), dx, axis=1)
+
+
+class TestLoopRender:
+    def test_zero_motion_returns_input(self, smooth_image: np.ndarray) -> None:
+        for motion in (MotionSpec(), MotionSpec(kind="drift", drift=(30.0, 0.0))):
+            frames = list(render_frames(smooth_image, motion=motion, options=RenderOptions(frames=5)))
+            assert len(frames) == 5
+            assert all(np.array_equal(frame, smooth_image) for frame in frames)
+
+    def test_single_frame_is_input(self, smooth_image: np.ndarray) -> None:
+        frames = list(render_frames(smooth_image, motion=_uniform(64, 80, 1, 0), options=RenderOptions(frames=1)))
+        assert len(frames) == 1 and np.array_equal(frames[0], smooth_image)
+
+    @pytest.mark.parametrize("velocity", [(1, 0), (-1, 1)], ids=["right", "left-down"])
+    def test_integer_translation_single_scale(self, smooth_image: np.ndarray, velocity: tuple[int, int]) -> None:
+        vx, vy = velocity
+        n = 8
+        frames = list(render_frames(smooth_image, motion=_uniform(64, 80, vx, vy),
+                                    options=RenderOptions(frames=n, levels=1)))
+        inner = (slice(12, 52), slice(12, 68))
+        for t in range(n):
+            expected = ((1 - t / n) * _shift(smooth_image, t * vx, t * vy)
+                        + (t / n) * _shift(smooth_image, -(n - t) * vx, -(n - t) * vy))
+            np.testing.assert_allclose(frames[t][inner], expected[inner], atol=FLOAT32_ATOL, rtol=0)
+
+    def test_integer_translation_multi_scale(self, photo: np.ndarray) -> None:
+        n = 8
+        motion = _uniform(96, 128, 1, 0)
+        single = list(render_frames(photo, motion=motion, options=RenderOptions(frames=n, levels=1)))
+        multi = list(render_frames(photo, motion=motion, options=RenderOptions(frames=n, levels=4)))
+        inner = (slice(16, 80), slice(16, 112))
+        for t in range(n):
+            error = np.abs(multi[t][inner] - single[t][inner]).mean()
+            assert error <= MULTISCALE_TRANSLATION_MAE, f"frame {t}: mean abs error {error:.4f}"
+
+    def test_once_is_forward_only(self, smooth_image: np.ndarray) -> None:
+        frames = list(render_frames(smooth_image, motion=_uniform(64, 80, 2, 0),
+                                    options=RenderOptions(frames=5, levels=1, once=True)))
+        for t in range(5):
+            np.testing.assert_array_equal(frames[t][:, 12:68], _shift(smooth_image, 2 * t, 0)[:, 12:68])
+
+
+class TestLoopInvariants:
+    @pytest.fixture
+    def case(self, photo: np.ndarray, shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The photo with its real mask and StyleCineGAN motion, prepared at 96x128."""
+        stills = shared_data / "stills"
+        options = RenderOptions(frames=12, speed=2.0)
+        prepared = prepare(photo, mask=stills / "scg-IMG_6036_mask.png",
+                           motion=MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy")),
+                           options=options)
+        return prepared.image, prepared.composite_mask, prepared.motion_px
+
+    def _renderer(self, case, frames: int = 12, importance: np.ndarray | None = None) -> LoopRenderer:
+        image, mask, motion = case
+        return LoopRenderer(image, mask, motion, frames=frames, levels=4, once=False, hole_threshold=1e-3,
+                            inpaint=True, importance=importance, device=torch.device("cpu"))
+
+    def test_loop_closes(self, case) -> None:
+        renderer = self._renderer(case)
+        assert np.array_equal(renderer.frame(12), renderer.frame(0))
+        assert np.array_equal(renderer.frame(0), case[0])
+        disp_f, _, disp_b, _, alpha = renderer._trajectories.at(12)
+        assert alpha == 1.0 and not bool(disp_b.any()), "at t = N only the unmoved backward copy remains"
+
+    def test_seam_no_larger_than_typical_step(self, case) -> None:
+        renderer = self._renderer(case)
+        frames = [renderer.frame(t) for t in range(12)]
+        steps = [np.abs(frames[t + 1] - frames[t]).mean() for t in range(11)]
+        seam = np.abs(frames[0] - frames[11]).mean()
+        assert min(steps) > 0, "the loop must move"
+        assert seam <= 1.05 * float(np.median(steps)), f"seam {seam:.5f} vs median step {np.median(steps):.5f}"
+
+    def test_static_pixels_bit_exact_and_no_holes(self, case) -> None:
+        image, mask, _ = case
+        renderer = self._renderer(case)
+        static = mask == 0
+        assert static.any() and (~static).any()
+        for t in range(12):
+            frame = renderer.frame(t)
+            assert np.isfinite(frame).all()
+            assert np.array_equal(frame[static], image[static])
+            assert frame.min() > -0.1 and frame.max() < 1.1
+
+    def test_importance_offset_changes_nothing(self, case) -> None:
+        z = np.random.default_rng(0).random(case[0].shape[:2]).astype(np.float32) * 5
+        a = self._renderer(case, importance=z).frame(5)
+        b = self._renderer(case, importance=z + 3.0).frame(5)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    def test_importance_changes_the_result(self, case) -> None:
+        z = np.random.default_rng(0).random(case[0].shape[:2]).astype(np.float32) * 10
+        assert not np.allclose(self._renderer(case, importance=z).frame(5), self._renderer(case).frame(5))
+
+
+class TestBadInput:
+    def test_empty_mask(self, smooth_image: np.ndarray) -> None:
+        with pytest.raises(InputError, match="mask is empty"):
+            list(render_frames(smooth_image, mask=np.zeros((10, 10), np.float32),
+                               motion=_uniform(64, 80, 1, 0), options=RenderOptions(frames=3)))
+
+    def test_non_finite_motion(self, smooth_image: np.ndarray) -> None:
+        field = np.zeros((2, 8, 8), np.float32)
+        field[0, 3, 3] = np.nan
+        with pytest.raises(InputError, match="non-finite"):
+            list(render_frames(smooth_image, motion=MotionSpec(kind="field", field=field)))
+
+    @pytest.mark.parametrize("options, message", [
+        (dict(frames=0), "frames must be"), (dict(speed=-1.0), "speed must be"),
+        (dict(levels=0), "levels must be"), (dict(format="tiff"), "format must be"),
+    ], ids=["frames", "speed", "levels", "format"])
+    def test_bad_options(self, smooth_image: np.ndarray, options: dict, message: str) -> None:
+        with pytest.raises(InputError, match=message):
+            list(render_frames(smooth_image, options=RenderOptions(**options)))

@@ -1,0 +1,151 @@
+"""Padding, Euler integration, splatting, pyramid and hole filling, stage by stage."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stillflow.stages import cpu_kernels
+from stillflow.stages.holes import fill_holes
+from stillflow.stages.integrate import EulerState, LoopTrajectories, euler_step, euler_step_torch, resample_displacement
+from stillflow.stages.padding import loop_padding, pad_reflect, reflect_indices
+from stillflow.stages.pyramid import laplacian_bands, pyr_up, pyramid_levels, reconstruct
+from stillflow.stages.splat import softmax_weights, splat_joint, splat_sum_torch
+
+from ..tolerances import FLOAT32_ATOL, SPLAT_ORDER_ATOL
+
+CPU = torch.device("cpu")
+
+
+class TestPadding:
+    def test_feature(self) -> None:
+        assert reflect_indices(4, 3).tolist() == [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+        assert loop_padding(1.5, 10) == 17
+        assert loop_padding(1.5, 10, multiple=8) == 24
+        assert loop_padding(0.0, 60) == 2
+
+    def test_pad_larger_than_image(self) -> None:
+        values = torch.arange(3.0).reshape(1, 1, 3)
+        padded = pad_reflect(values, 5)
+        assert padded.shape == (1, 11, 13)
+        assert padded[0, 5].tolist() == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]
+
+
+class TestEuler:
+    def test_compiled_matches_torch(self) -> None:
+        if not cpu_kernels.available():
+            pytest.skip("numba not installed")
+        gen = torch.Generator().manual_seed(0)
+        motion = torch.randn(2, 40, 30, generator=gen) * 3
+        fast = EulerState.start(40, 30, CPU)
+        ref = fast.copy()
+        for _ in range(15):
+            euler_step(fast, motion, -1.0)
+            euler_step_torch(ref, motion, -1.0)
+        assert torch.equal(fast.positions, ref.positions)
+        assert torch.equal(fast.valid, ref.valid)
+        assert not bool(ref.valid.all()), "some particles should have left the canvas"
+
+    def test_trajectories_match_direct_integration(self) -> None:
+        gen = torch.Generator().manual_seed(1)
+        motion = torch.randn(2, 24, 20, generator=gen)
+        frames = 11
+        loop = LoopTrajectories(motion, frames)
+        for t in range(frames + 1):
+            disp_f, valid_f, disp_b, valid_b, alpha = loop.at(t)
+            fwd = EulerState.start(24, 20, CPU)
+            bwd = EulerState.start(24, 20, CPU)
+            for _ in range(t):
+                euler_step_torch(fwd, motion, 1.0)
+            for _ in range(frames - t):
+                euler_step_torch(bwd, motion, -1.0)
+            origin = EulerState.start(24, 20, CPU).positions
+            assert torch.equal(disp_f, fwd.positions - origin)
+            assert torch.equal(disp_b, bwd.positions - origin)
+            assert torch.equal(valid_f, fwd.valid) and torch.equal(valid_b, bwd.valid)
+            assert alpha == t / frames
+
+    def test_once_has_no_backward(self) -> None:
+        motion = torch.ones(2, 8, 8)
+        _, _, disp_b, _, alpha = LoopTrajectories(motion, 5, once=True).at(3)
+        assert alpha == 0.0 and not bool(disp_b.any())
+
+    def test_resample(self) -> None:
+        disp = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 8, 8)
+        valid = torch.ones(8, 8, dtype=torch.bool)
+        coarse, coarse_valid = resample_displacement(disp, valid, 4)
+        assert coarse.shape == (2, 2, 2) and coarse_valid.shape == (2, 2)
+        assert coarse[0, 1, 1] == disp[0, 4, 4] / 4
+
+
+class TestSplat:
+    def test_forward_integer_shift_is_exact(self, rng: np.random.Generator) -> None:
+        values = torch.from_numpy(rng.random((3, 20, 30), dtype=np.float32))
+        disp = torch.zeros(2, 20, 30)
+        disp[0], disp[1] = 3.0, -2.0
+        ones = torch.ones(20, 30)
+        out, den = splat_joint(values, disp, ones, disp, torch.zeros(20, 30))
+        assert torch.equal(out[:, 0:18, 3:30], values[:, 2:20, 0:27])
+        assert torch.equal(den[:, :3], torch.zeros(20, 3)), "columns nobody reaches are holes"
+
+    def test_zero_eps_division(self) -> None:
+        values = torch.full((1, 4, 4), 0.7)
+        disp = torch.zeros(2, 4, 4)
+        weights = torch.full((4, 4), 1e-30)
+        out, den = splat_joint(values, disp, weights, disp, torch.zeros(4, 4))
+        assert torch.allclose(out, values), "tiny weights must not darken (no epsilon in the normaliser)"
+
+    def test_compiled_matches_reference(self, rng: np.random.Generator) -> None:
+        values = torch.from_numpy(rng.random((4, 33, 41), dtype=np.float32))
+        disp_f = torch.from_numpy(rng.normal(0, 3, (2, 33, 41)).astype(np.float32))
+        disp_b = torch.from_numpy(rng.normal(0, 3, (2, 33, 41)).astype(np.float32))
+        w_f = torch.from_numpy(rng.random((33, 41), dtype=np.float32))
+        w_b = torch.from_numpy(rng.random((33, 41), dtype=np.float32))
+        out, den = splat_joint(values, disp_f, w_f, disp_b, w_b)
+        acc = splat_sum_torch(values, [disp_f, disp_b], [w_f, w_b])
+        torch.testing.assert_close(den, acc[4], atol=SPLAT_ORDER_ATOL, rtol=0)
+        covered = acc[4] > 1e-2
+        torch.testing.assert_close(out[:, covered], (acc[:4] / acc[4].clamp(min=1e-30))[:, covered],
+                                   atol=SPLAT_ORDER_ATOL, rtol=0)
+
+    def test_constant_image_stays_constant(self, rng: np.random.Generator) -> None:
+        values = torch.full((3, 25, 25), 0.3)
+        disp = torch.from_numpy(rng.normal(0, 2, (2, 25, 25)).astype(np.float32))
+        out, den = splat_joint(values, disp, torch.full((25, 25), 0.6), -disp, torch.full((25, 25), 0.4))
+        assert torch.allclose(out[:, den > 0], torch.tensor(0.3), atol=FLOAT32_ATOL)
+
+    def test_softmax_weights_shift_invariant(self, rng: np.random.Generator) -> None:
+        z = torch.from_numpy(rng.random((6, 6), dtype=np.float32) * 5)
+        torch.testing.assert_close(softmax_weights(z, (6, 6), CPU), softmax_weights(z + 7.0, (6, 6), CPU))
+        assert float(softmax_weights(z * 100, (6, 6), CPU).min()) >= np.exp(-20) * 0.99
+
+
+class TestPyramid:
+    def test_reconstruct_round_trip(self, rng: np.random.Generator) -> None:
+        image = torch.from_numpy(rng.random((3, 37, 53), dtype=np.float32))
+        levels = pyramid_levels(37, 53, 4)
+        bands = laplacian_bands(image, levels)
+        assert [tuple(b.shape[1:]) for b in bands] == [(37, 53), (19, 27), (10, 14), (5, 7)][:levels]
+        torch.testing.assert_close(reconstruct(bands), image, atol=FLOAT32_ATOL, rtol=0)
+
+    def test_upsample_keeps_constants_at_borders(self) -> None:
+        up = pyr_up(torch.full((2, 5, 6), 0.5), (9, 11))
+        assert torch.allclose(up, torch.tensor(0.5), atol=FLOAT32_ATOL), "borders must not brighten or darken"
+
+    def test_levels_limited_by_size(self) -> None:
+        assert pyramid_levels(20, 300, 6) == 2
+        assert pyramid_levels(1024, 1024, 4) == 4
+
+
+class TestHoles:
+    def test_fill_keeps_known_and_fills_holes(self, rng: np.random.Generator) -> None:
+        values = torch.full((3, 30, 40), 0.6)
+        den = torch.ones(30, 40)
+        den[5:25, 10:30] = 0
+        values[:, 5:25, 10:30] = 0
+        filled = fill_holes(values, den, 0.0)
+        assert torch.allclose(filled, torch.tensor(0.6), atol=FLOAT32_ATOL), "push-pull must not darken"
+
+    def test_fill_is_identity_without_holes(self, rng: np.random.Generator) -> None:
+        values = torch.from_numpy(rng.random((2, 9, 9), dtype=np.float32))
+        assert torch.equal(fill_holes(values, torch.ones(9, 9), 0.0), values)

@@ -1,0 +1,13 @@
+"""Numeric tolerances shared by the tests, with the reason for each."""
+from __future__ import annotations
+
+FLOAT32_ATOL = 1e-6
+"""One or two float32 roundings of values in [0, 1]."""
+
+SPLAT_ORDER_ATOL = 1e-4
+"""The compiled CPU splat and the torch reference sum the same taps in another order;
+a pixel reached by a few tiny bilinear tails divides two small sums, which amplifies that."""
+
+MULTISCALE_TRANSLATION_MAE = 0.01
+"""Laplacian bands of a natural photo moved by an integer shift at full resolution move by a
+half-pixel at coarser levels, where the bilinear splat smooths slightly; mean abs error bound."""
