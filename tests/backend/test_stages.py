@@ -149,3 +149,15 @@ class TestHoles:
     def test_fill_is_identity_without_holes(self, rng: np.random.Generator) -> None:
         values = torch.from_numpy(rng.random((2, 9, 9), dtype=np.float32))
         assert torch.equal(fill_holes(values, torch.ones(9, 9), 0.0), values)
+
+
+class TestTelea:
+    def test_fill_stays_in_range_of_known_pixels(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.holes import inpaint_telea
+
+        image = (0.05 + 0.9 * rng.random((40, 50, 3))).astype(np.float32)
+        holes = np.zeros((40, 50), bool)
+        holes[10:20, 15:30] = True
+        out = inpaint_telea(image, holes)
+        assert np.array_equal(out[~holes], image[~holes])
+        assert out[holes].min() >= 0.05 - 1e-4 and out[holes].max() <= 0.95 + 1e-4

@@ -60,6 +60,15 @@ def inpaint_telea(image: np.ndarray, holes: np.ndarray, radius: float = 5.0) -> 
         return image
     mask = holes.astype(np.uint8)
     out = image.copy()
+    known = ~holes
     for c in range(image.shape[2]):
-        out[:, :, c] = cv2.inpaint(np.ascontiguousarray(image[:, :, c]), mask, radius, cv2.INPAINT_TELEA)
+        channel = image[:, :, c]
+        low = float(channel[known].min()) if known.any() else 0.0
+        high = float(channel[known].max()) if known.any() else 1.0
+        span = max(high - low, 1e-12)
+        # OpenCV's float Telea extrapolates gradients and overshoots on textured images;
+        # inpainting a 16-bit copy of the known range keeps the fill inside that range.
+        scaled = np.clip(np.rint((channel - low) / span * 65535.0), 0, 65535).astype(np.uint16)
+        filled = cv2.inpaint(scaled, mask, radius, cv2.INPAINT_TELEA).astype(np.float32) / 65535.0 * span + low
+        out[:, :, c] = np.where(holes, filled, channel)
     return out
