@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +9,7 @@ from .._cv import cv2
 from ..errors import InputError
 from ..options import MotionSpec
 from .hints import densify_hints, drift_field
+from .motion_file import check_finite_motion, load_motion_file
 
 __all__ = ["build_motion", "resize_motion", "load_motion_file", "check_finite_motion"]
 
@@ -18,16 +18,8 @@ log = logging.getLogger(__name__)
 _HINT_WORK_SIDE = 1024
 
 
-def check_finite_motion(field: np.ndarray, source: str) -> None:
-    """Raise InputError when a motion field holds NaN or infinity."""
-    bad = int(np.count_nonzero(~np.isfinite(field)))
-    if bad:
-        raise InputError(f"{source} holds {bad} non-finite value(s) (NaN or infinity)",
-                         hint="fix or regenerate the motion; the splat cannot move pixels by NaN")
-
-
 def resize_motion(field: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of a (2, h, w) field with x scaled by W/w and y by H/h (algorithm.md §3).
+    """Resize of a (2, h, w) field (bilinear up, area down) with x scaled by W/w and y by H/h (algorithm.md §3).
 
     Returns:
         (2, height, width) float32, px/frame at the new size.
@@ -36,35 +28,11 @@ def resize_motion(field: np.ndarray, height: int, width: int) -> np.ndarray:
     if (h, w) == (height, width):
         return field.astype(np.float32, copy=True)
     out = np.empty((2, height, width), np.float32)
+    # Area averaging when shrinking so small-scale motion is averaged, not aliased.
+    interpolation = cv2.INTER_AREA if height * width < h * w else cv2.INTER_LINEAR
     for c, factor in ((0, width / w), (1, height / h)):
-        out[c] = cv2.resize(field[c].astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) * factor
+        out[c] = cv2.resize(field[c].astype(np.float32), (width, height), interpolation=interpolation) * factor
     return out
-
-
-def load_motion_file(path: str | Path) -> np.ndarray:
-    """Read a StyleCineGAN-layout motion file: float .npy of shape (1, 2, h, w) or (2, h, w).
-
-    Returns:
-        (2, h, w) float32, px/frame at width w; channel 0 = x (right), 1 = y (down).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"motion file {path} does not exist", hint="check the --motion path")
-    try:
-        field = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(f"motion file {path} is not a plain .npy array ({exc})",
-                         hint="save it with numpy.save(float32 array); pickled files are refused") from None
-    except OSError as exc:
-        raise InputError(f"motion file {path} cannot be read: {exc}") from None
-    if field.ndim == 4 and field.shape[:2] == (1, 2):
-        field = field[0]
-    if field.ndim != 3 or field.shape[0] != 2 or min(field.shape[1:]) < 1:
-        raise InputError(f"motion file {path.name} has shape {tuple(field.shape)}; expected (2, H, W) or (1, 2, H, W)")
-    if not np.issubdtype(field.dtype, np.floating):
-        raise InputError(f"motion file {path.name} has dtype {field.dtype}; expected float32")
-    check_finite_motion(field, f"motion file {path.name}")
-    return field.astype(np.float32)
 
 
 def build_motion(spec: MotionSpec, height: int, width: int) -> np.ndarray:

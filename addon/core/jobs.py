@@ -1,0 +1,151 @@
+"""Follow one backend job from submit to result; ``JobTracker.tick()`` is the whole timer body.
+
+No ``bpy`` module use: the bpy layer passes callbacks that touch Blender data.
+
+Thread and process contract:
+  - Only Blender's main thread touches bpy; this module never imports it.
+  - The Client's DEALER socket is polled only from ``tick()``, ``cancel()`` and ``wait()``, all on
+    the main thread (timer ticks, operators, or a ``blender -b`` script).
+  - The add-on starts no Python threads; the engine runs in the backend process.
+  - ``tick()`` drains with ``client.poll(0)`` and never blocks; job state changes only inside tick().
+  - Without timers (``blender -b``) ``wait()`` loops tick() until the job ends or a deadline passes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .lib import load
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JobRequest", "JobTracker", "TICK_INTERVAL", "TERMINAL_STATES"]
+
+_errors = load("errors")
+
+TICK_INTERVAL = 0.1
+"""Seconds between timer ticks while a job runs."""
+
+TERMINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a job needs, snapshotted at submit time (later UI edits never reach a running job).
+
+    ``image`` is (H, W, C) float32 or uint8, rows top-down; ``mask`` is (H', W') float32 in [0, 1]
+    or None for "animate everything"; ``out_dir`` is where the frames end up.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    motion: Any
+    options: Any
+    out_dir: str
+    label: str = ""
+    share_files: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JobTracker:
+    """One job's state as the panel shows it: progress, stage, result or a one-line error."""
+
+    def __init__(self, client: Any, request: JobRequest, *,
+                 on_update: Callable[["JobTracker"], None] | None = None,
+                 on_finish: Callable[["JobTracker"], None] | None = None,
+                 interval: float = TICK_INTERVAL) -> None:
+        self.client = client
+        self.request = request
+        self.on_update = on_update
+        self.on_finish = on_finish
+        self.interval = interval
+        self.job: Any | None = None
+        self.state = "new"
+        self.stage = ""
+        self.fraction = 0.0
+        self.error: str = ""
+        self.result: dict[str, Any] | None = None
+        self._finished = False
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the job is done, failed or cancelled and ``on_finish`` has run."""
+        return self._finished
+
+    def submit(self) -> None:
+        """Send the job; InputError / BackendUnavailable propagate to the operator that reports them."""
+        req = self.request
+        self.job = self.client.submit(req.image, mask=req.mask, motion=req.motion, options=req.options,
+                                      out_dir=req.out_dir if req.share_files else None)
+        self.state = "queued"
+        log.info("submitted job %s (%s)", self.job.job_id, req.label)
+
+    def tick(self) -> float | None:
+        """Drain the backend's events, update the state; seconds to the next tick, or None when over."""
+        if self._finished:
+            return None
+        if self.job is None:
+            raise RuntimeError("tick() before submit()")
+        try:
+            self.client.poll(timeout=0.0)
+        except _errors.StillflowError as error:
+            self._end("failed", str(error))
+            return None
+        job = self.job
+        self.stage = job.stage or self.stage
+        if job.total:
+            self.fraction = min(1.0, max(0.0, job.done / job.total))
+        if job.state in TERMINAL_STATES:
+            self._end(job.state, str(job.error) if job.error is not None else "")
+            return None
+        self.state = job.state
+        if self.on_update is not None:
+            self.on_update(self)
+        return self.interval
+
+    def cancel(self) -> None:
+        """Ask the backend to stop the job; the next tick() sees ``cancelled``."""
+        if self.job is None or self._finished:
+            return
+        try:
+            self.client.cancel(self.job)
+        except _errors.BackendUnavailable as error:
+            self._end("failed", str(error))
+
+    def wait(self, timeout: float | None = None, *, sleep: float = 0.02) -> dict[str, Any]:
+        """Block until the job ends (for ``blender -b`` where no timer runs); the result dict.
+
+        Raises:
+            JobFailed, Cancelled: the job did not finish; BackendUnavailable: the deadline passed
+            (the job is cancelled) or the backend went away.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.tick() is not None:
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                self._end("failed", f"the backend did not finish '{self.request.label}' within {timeout:g} s")
+                raise _errors.BackendUnavailable(self.error, hint="raise the timeout or use a faster device")
+            time.sleep(sleep)
+        if self.state == "done":
+            return self.result or {}
+        if self.state == "cancelled":
+            raise _errors.Cancelled(self.error or f"job '{self.request.label}' was cancelled")
+        raise _errors.JobFailed(self.error or f"job '{self.request.label}' failed")
+
+    def _end(self, state: str, error: str) -> None:
+        """Record the final state and run ``on_finish`` once."""
+        if self._finished:
+            return
+        self.state = state
+        self.error = error
+        if state == "done" and self.job is not None:
+            self.result = dict(self.job.result or {})
+            self.fraction = 1.0
+        self._finished = True
+        log.info("job %s ended: %s %s", getattr(self.job, "job_id", "?"), state, error)
+        if self.on_finish is not None:
+            self.on_finish(self)

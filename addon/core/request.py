@@ -1,0 +1,71 @@
+"""Translate the panel's plain values into the backend's RenderOptions and MotionSpec.
+
+No ``bpy`` module use. ``stillflow.options`` stays the only place a default lives: the add-on's
+properties read their defaults, limits and help texts through ``option_field`` below.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Literal, Mapping, Sequence
+
+from .lib import load
+
+__all__ = [
+    "SCENE_OPTIONS",
+    "MOTION_SOURCES",
+    "MotionSource",
+    "option_field",
+    "build_options",
+    "build_motion",
+]
+
+_options = load("options")
+_errors = load("errors")
+
+SCENE_OPTIONS = ("frames", "fps", "speed", "loops", "levels", "feather", "refine_mask", "engine", "device")
+"""RenderOptions fields that the scene settings expose under the same names."""
+
+MotionSource = Literal["HINTS", "FILE", "CLIP"]
+MOTION_SOURCES: tuple[MotionSource, ...] = ("HINTS", "FILE", "CLIP")
+
+
+def option_field(name: str) -> tuple[Any, str, str]:
+    """(default, help text, unit) of a RenderOptions field, for building a Blender property."""
+    for item in dataclasses.fields(_options.RenderOptions):
+        if item.name == name:
+            return item.default, item.metadata["help"], item.metadata["unit"]
+    raise KeyError(name)
+
+
+def build_options(values: Mapping[str, Any]) -> Any:
+    """A validated RenderOptions from plain scene values; InputError names a bad one."""
+    return _options.RenderOptions.from_dict({name: values[name] for name in SCENE_OPTIONS if name in values})
+
+
+def build_motion(source: MotionSource, *, hints: Sequence[Sequence[float]] = (),
+                 anchors: Sequence[Sequence[float]] = (), path: str = "", arrows_from: str = "") -> Any:
+    """A validated MotionSpec for the chosen motion source.
+
+    Args:
+        source: HINTS (arrows and anchors read from a Mask), FILE (motion file) or CLIP (reference clip).
+        hints: arrows (x0, y0, x1, y1) in image pixels; anchors: points (x, y) in image pixels.
+        path: absolute path of the motion file or clip.
+        arrows_from: name of the Mask the arrows came from, for the error message.
+    """
+    if source == "HINTS":
+        if not hints:
+            where = f"Mask '{arrows_from}'" if arrows_from else "no Mask chosen for arrows"
+            raise _errors.InputError(f"motion arrows are missing ({where})",
+                                     hint="draw open splines on a Mask layer (first point to last point = one arrow)")
+        return _options.MotionSpec(kind="hints", hints=tuple(tuple(map(float, h)) for h in hints),
+                                   anchors=tuple(tuple(map(float, a)) for a in anchors)).validate()
+    if source in ("FILE", "CLIP"):
+        label = "motion file" if source == "FILE" else "reference clip"
+        if not path:
+            raise _errors.InputError(f"no {label} chosen", hint=f"pick a {label} in the Stillflow panel")
+        if not os.path.isfile(path):
+            raise _errors.InputError(f"{label} {path} does not exist", hint=f"pick an existing {label}")
+        return _options.MotionSpec(kind=source.lower(), path=path,
+                                   anchors=tuple(tuple(map(float, a)) for a in anchors)).validate()
+    raise _errors.InputError(f"unknown motion source {source!r}", hint=f"use one of {', '.join(MOTION_SOURCES)}")

@@ -1,0 +1,161 @@
+"""Read the artist's inputs from Blender data: image pixels, the mask, arrows and anchors. Imports bpy.
+
+The conversions themselves live in ``core.mask_sources`` (no bpy); this module only reads
+Blender datablocks into flat buffers and point lists.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+import numpy.typing as npt
+
+from .core import mask_sources
+from .core.jobs import JobRequest
+from .core.lib import load
+from .core.request import build_motion, build_options
+
+log = logging.getLogger(__name__)
+
+__all__ = ["image_array", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_request"]
+
+_errors = load("errors")
+
+_LINEAR_SPACES = {"Linear Rec.709", "Linear", "Linear CIE-XYZ E", "Linear Rec.2020", "ACEScg", "ACES2065-1"}
+
+
+def _pixels(image: bpy.types.Image) -> npt.NDArray[np.float32]:
+    """Flat float32 copy of an Image's pixels (rows bottom-up)."""
+    width, height = image.size
+    buffer = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(buffer)
+    return buffer
+
+
+def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32]:
+    """The still as (H, W, C) float32 in [0, 1], rows top-down, after checking it can be used.
+
+    Raises:
+        InputError: the image was never saved, has unsaved changes or holds no pixels.
+    """
+    if image.source not in {"FILE", "GENERATED"}:
+        raise _errors.InputError(f"image '{image.name}' is a {image.source.lower()}, not a still",
+                                 hint="choose a single still image")
+    if image.is_dirty or (image.packed_file is None and not os.path.isfile(bpy.path.abspath(image.filepath))):
+        raise _errors.InputError(f"image '{image.name}' is not saved or packed",
+                                 hint="save it (Image > Save) or pack it into the .blend first")
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise _errors.InputError(f"image '{image.name}' has no pixels", hint="check that its file can be read")
+    is_linear = image.is_float and image.colorspace_settings.name in _LINEAR_SPACES
+    return mask_sources.image_from_pixels(_pixels(image), width, height, image.channels, is_linear=is_linear)
+
+
+def _raster_tree(mask: bpy.types.Mask) -> bpy.types.NodeTree:
+    """A compositor node group: Mask node -> Group Output (blender5.md §1.3)."""
+    tree = bpy.data.node_groups.new("stillflow mask raster", "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    node = tree.nodes.new("CompositorNodeMask")
+    node.mask = mask
+    output = tree.nodes.new("NodeGroupOutput")
+    tree.links.new(node.outputs[0], output.inputs[0])
+    return tree
+
+
+def rasterise_mask(mask: bpy.types.Mask, width: int, height: int) -> npt.NDArray[np.float32]:
+    """Render a Mask datablock at width x height through the compositor; (H, W) float32 in [0, 1], rows top-down.
+
+    Layers that hold no closed spline (arrows, anchors) are hidden while rendering, because open
+    splines would otherwise rasterise as thin lines (blender5.md §1.3).
+    """
+    hidden = [layer for layer in mask.layers
+              if not layer.hide_render and not any(s.use_cyclic for s in layer.splines)]
+    scene = bpy.data.scenes.new("stillflow mask raster")
+    tree = _raster_tree(mask)
+    folder = tempfile.mkdtemp(prefix="stillflow_mask_")
+    path = os.path.join(folder, "mask.png")
+    try:
+        for layer in hidden:
+            layer.hide_render = True
+        scene.compositing_node_group = tree
+        render = scene.render
+        render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+        render.use_compositing, render.use_sequencer = True, False
+        render.image_settings.file_format = "PNG"
+        render.image_settings.color_mode = "BW"
+        render.image_settings.color_depth = "16"
+        scene.view_settings.view_transform = "Raw"
+        render.filepath = path
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        loaded = bpy.data.images.load(path, check_existing=False)
+        try:
+            loaded.colorspace_settings.name = "Non-Color"
+            result = mask_sources.mask_from_pixels(_pixels(loaded), *loaded.size, loaded.channels)
+        finally:
+            bpy.data.images.remove(loaded)
+    finally:
+        for layer in hidden:
+            layer.hide_render = False
+        bpy.data.scenes.remove(scene)
+        bpy.data.node_groups.remove(tree)
+        Path(path).unlink(missing_ok=True)
+        os.rmdir(folder)
+    return result
+
+
+def mask_array(settings: bpy.types.PropertyGroup, width: int, height: int) -> npt.NDArray[np.float32] | None:
+    """The chosen mask as (H, W) float32 in [0, 1] (None = everything moves).
+
+    Raises:
+        InputError: no mask chosen, or it marks nothing to animate.
+    """
+    if settings.mask_source == "NONE":
+        return None
+    if settings.mask_source == "MASK":
+        if settings.mask is None:
+            raise _errors.InputError("no Mask datablock chosen", hint="pick one in the Stillflow panel or choose 'Everything'")
+        return mask_sources.check_mask(rasterise_mask(settings.mask, width, height), f"'{settings.mask.name}'")
+    image = settings.mask_image
+    if image is None:
+        raise _errors.InputError("no mask image chosen", hint="pick a painted grayscale image in the Stillflow panel")
+    mw, mh = image.size
+    if mw == 0 or mh == 0:
+        raise _errors.InputError(f"mask image '{image.name}' has no pixels", hint="paint it or load its file")
+    return mask_sources.check_mask(mask_sources.mask_from_pixels(_pixels(image), mw, mh, image.channels),
+                                   f"image '{image.name}'")
+
+
+def mask_splines(mask: bpy.types.Mask) -> list[mask_sources.Spline]:
+    """Every spline of a Mask as plain points (normalised, origin bottom-left)."""
+    return [mask_sources.Spline(points=tuple((p.co[0], p.co[1]) for p in spline.points),
+                                is_cyclic=spline.use_cyclic)
+            for layer in mask.layers for spline in layer.splines]
+
+
+def motion_hints(settings: bpy.types.PropertyGroup, width: int, height: int
+                 ) -> tuple[tuple[tuple[float, float, float, float], ...], tuple[tuple[float, float], ...]]:
+    """Arrows (x0, y0, x1, y1) and anchors (x, y) in pixels of a width x height image, from the arrows Mask."""
+    source = settings.arrows or settings.mask
+    if source is None:
+        return (), ()
+    return mask_sources.hints_from_splines(mask_splines(source), width, height)
+
+
+def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out_dir: str, *,
+                  share_files: bool = True) -> JobRequest:
+    """Snapshot everything a job needs from the scene settings (InputError on anything missing)."""
+    pixels = image_array(image)
+    height, width = pixels.shape[:2]
+    options = build_options(settings.option_values())
+    hints, anchors = motion_hints(settings, width, height)
+    source = settings.arrows or settings.mask
+    motion = build_motion(settings.motion_source, hints=hints, anchors=anchors,
+                          path=bpy.path.abspath(settings.motion_path) if settings.motion_path else "",
+                          arrows_from=source.name if source is not None else "")
+    mask = mask_array(settings, width, height)
+    return JobRequest(image=pixels, mask=mask, motion=motion, options=options, out_dir=out_dir,
+                      label=image.name, share_files=share_files)

@@ -1,0 +1,306 @@
+"""Live loop preview and motion overlay in the Image Editor: gpu draw handlers for shaders/. Imports bpy.
+
+Thread and process contract:
+  - Only Blender's main thread runs this module: one draw handler and one timer, no threads.
+  - The timer (``_tick``) reads the scene settings, re-densifies the motion field when the arrows,
+    the mask or the motion file change, and tags Image Editors for redraw. It never touches the GPU.
+  - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
+    register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
+  - ``unregister()`` removes the handler and the timer and frees every GPU object.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+import gpu
+import numpy as np
+import numpy.typing as npt
+from gpu_extras.batch import batch_for_shader
+
+from . import inputs
+from .core import preview_math
+from .core.lib import ADDON_DIR, load
+
+log = logging.getLogger(__name__)
+
+__all__ = ["register", "unregister", "draw_controls", "create_info", "SAMPLERS", "PUSH_CONSTANTS"]
+
+_errors = load("errors")
+
+# The shader interface, declared once for Blender (tests/shaders/glharness.py declares it for moderngl).
+SAMPLERS: tuple[tuple[int, str, str], ...] = (
+    (0, "FLOAT_2D", "image_tex"),
+    (1, "FLOAT_2D", "motion_tex"),
+    (2, "FLOAT_2D", "mask_tex"),
+)
+VERTEX_CONSTANTS: tuple[tuple[str, str], ...] = (("MAT4", "ModelViewProjectionMatrix"),)
+PUSH_CONSTANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb")),
+    "motion_overlay": (("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
+                       ("FLOAT", "streak_spacing"), ("FLOAT", "streak_period"), ("FLOAT", "streak_trail"),
+                       ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers")),
+}
+
+_IDLE_INTERVAL_S = 0.25
+"""How often the timer looks at the settings while both previews are off, seconds."""
+
+STREAK_SPACING_SCREEN_PX = 28.0
+"""Distance between overlay streaks on screen, region pixels."""
+
+STREAK_PERIOD_FRAMES = 48
+"""Longest time one overlay streak travels before it restarts (shorter loops use their length), frames."""
+
+STREAK_TRAIL_FRAMES = 6.0
+"""Length of a streak's tail in frames of motion, frames."""
+
+OVERLAY_OPACITY = 0.8
+"""Overall opacity of the motion overlay, 0..1."""
+
+
+@dataclass
+class _Field:
+    """The preview's motion and mask inputs as plain arrays (what the timer computes)."""
+
+    key: tuple[Any, ...]
+    motion: npt.NDArray[np.float32]
+    scale: float
+    mask: npt.NDArray[np.float32] | None
+    version: int
+
+
+@dataclass
+class _State:
+    """Everything register() created; reset by unregister()."""
+
+    handle: Any = None
+    started: float = field(default_factory=time.monotonic)
+    current: _Field | None = None
+    problem: str = ""
+    shaders: dict[str, Any] = field(default_factory=dict)
+    textures: dict[str, Any] = field(default_factory=dict)
+    uploaded_version: int = -1
+    versions: int = 0
+
+
+_state = _State()
+
+
+def create_info(program: str) -> gpu.types.GPUShaderCreateInfo:
+    """The GPUShaderCreateInfo of a preview program with its sources from shaders/ (works headless)."""
+    vertex, fragment = preview_math.shader_sources(preview_math.find_shader_dir(ADDON_DIR), program)
+    interface = gpu.types.GPUStageInterfaceInfo(f"stillflow_{program}_iface")
+    interface.smooth("VEC2", "uv")
+    info = gpu.types.GPUShaderCreateInfo()
+    info.vertex_in(0, "VEC2", "pos")
+    info.vertex_in(1, "VEC2", "texco")
+    info.vertex_out(interface)
+    for slot, sampler_type, name in SAMPLERS:
+        info.sampler(slot, sampler_type, name)
+    for constant_type, name in VERTEX_CONSTANTS + PUSH_CONSTANTS[program]:
+        info.push_constant(constant_type, name)
+    info.fragment_out(0, "VEC4", "FragColor")
+    info.vertex_source(vertex)
+    info.fragment_source(fragment)
+    return info
+
+
+def _preview_image(settings: Any) -> bpy.types.Image | None:
+    """The still the preview animates: the panel's choice, else the first Image Editor's image."""
+    if settings.image is not None:
+        return settings.image
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                image = area.spaces.active.image
+                if image is not None and image != settings.result and image.source in {"FILE", "GENERATED"}:
+                    return image
+    return None
+
+
+def _closed_splines(mask: bpy.types.Mask) -> tuple[Any, ...]:
+    """Points of a Mask's closed splines: what its rasterised region depends on."""
+    return tuple(spline.points for spline in inputs.mask_splines(mask) if spline.is_cyclic)
+
+
+def _motion_of(settings: Any, width: int, height: int, field_h: int, field_w: int,
+               scale: float) -> tuple[tuple[Any, ...], Any]:
+    """(key, callable computing the unmasked motion field) for the settings' motion source."""
+    if settings.motion_source == "HINTS":
+        hints, anchors = inputs.motion_hints(settings, width, height)
+        if not hints:
+            raise _errors.InputError("the preview needs motion arrows", hint="draw open splines on the arrows Mask")
+        hints_module = load("stages.hints")
+        return ("HINTS", hints, anchors, field_h, field_w), lambda: hints_module.densify_hints(
+            field_h, field_w, hints, anchors, scale=scale)
+    if settings.motion_source == "FILE":
+        path = bpy.path.abspath(settings.motion_path)
+        return ("FILE", path), lambda: load("stages.motion_file").load_motion_file(path)
+    raise _errors.InputError("the preview cannot show motion from a reference clip",
+                             hint="render the loop, or use arrows or a motion file to preview")
+
+
+def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
+    """Recompute the motion field (and a rasterised Mask) when the inputs they depend on changed."""
+    width, height = image.size
+    field_h, field_w, scale = preview_math.field_shape(width, height)
+    motion_key, compute_motion = _motion_of(settings, width, height, field_h, field_w, scale)
+    mask_key: tuple[Any, ...] = (settings.mask_source,)
+    if settings.mask_source == "MASK" and settings.mask is not None:
+        mask_key += (settings.mask.name, _closed_splines(settings.mask))
+    elif settings.mask_source == "IMAGE" and settings.mask_image is not None:
+        mask_key += (settings.mask_image.name,)
+    key = (width, height, motion_key, mask_key)
+    current = _state.current
+    if current is not None and current.key == key:
+        return
+    motion = compute_motion() if current is None or current.key[:3] != key[:3] else current.motion
+    mask = None
+    if settings.mask_source == "MASK" and settings.mask is not None:
+        if current is not None and current.key[3] == mask_key:
+            mask = current.mask
+        elif not bpy.app.is_job_running("RENDER"):
+            mask = inputs.rasterise_mask(settings.mask, field_w, field_h)
+    _state.versions += 1
+    _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=mask,
+                          version=_state.versions)
+
+
+def _tick() -> float:
+    """Timer: keep the preview's field current and redraw Image Editors while a preview is on."""
+    settings = getattr(bpy.context.scene, "stillflow", None)
+    if settings is None or not (settings.show_motion_overlay or settings.show_loop_preview):
+        return _IDLE_INTERVAL_S
+    image = _preview_image(settings)
+    try:
+        if image is not None:
+            _refresh_field(settings, image)
+        _state.problem = ""
+    except (_errors.InputError, OSError, ValueError) as error:
+        _state.problem = str(error)
+        _state.current = None
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.tag_redraw()
+    return 1.0 / max(1.0, settings.fps)
+
+
+def _float_texture(data: npt.NDArray[np.float32], texture_format: str) -> gpu.types.GPUTexture:
+    """A GPU texture from (h, w[, c]) float32 data already in texture layout (rows bottom-up)."""
+    height, width = data.shape[:2]
+    buffer = gpu.types.Buffer("FLOAT", data.size, np.ascontiguousarray(data).ravel())
+    return gpu.types.GPUTexture((width, height), format=texture_format, data=buffer)
+
+
+def _upload() -> None:
+    """Upload a changed field to the GPU (draw time only)."""
+    current = _state.current
+    if current is None or current.version == _state.uploaded_version:
+        return
+    _state.textures["motion"] = _float_texture(preview_math.motion_texture(current.motion), "RG32F")
+    mask = current.mask if current.mask is not None else np.ones((1, 1), np.float32)
+    _state.textures["mask"] = _float_texture(preview_math.mask_texture(mask), "R32F")
+    _state.uploaded_version = current.version
+
+
+def _shader(program: str) -> gpu.types.GPUShader:
+    """The compiled preview program (compiled on first use)."""
+    if program not in _state.shaders:
+        _state.shaders[program] = gpu.shader.create_from_info(create_info(program))
+    return _state.shaders[program]
+
+
+def _draw() -> None:
+    """Draw handler (Image Editor, POST_PIXEL): the loop preview and/or the motion overlay."""
+    context = bpy.context
+    settings = getattr(context.scene, "stillflow", None)
+    space = context.space_data
+    if settings is None or _state.current is None or space is None or space.image is None:
+        return
+    if not (settings.show_motion_overlay or settings.show_loop_preview):
+        return
+    image = space.image
+    if image != _preview_image(settings) or tuple(image.size) != _state.current.key[:2]:
+        return
+    _upload()
+    mask_texture = _state.textures["mask"]
+    if settings.mask_source == "IMAGE" and settings.mask_image is not None:
+        # The painted image's own GPU texture: strokes show while the artist paints.
+        mask_texture = gpu.texture.from_image(settings.mask_image)
+    view = context.region.view2d
+    x0, y0 = view.view_to_region(0.0, 0.0, clip=False)
+    x1, y1 = view.view_to_region(1.0, 1.0, clip=False)
+    corners = {"pos": ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), "texco": ((0, 0), (1, 0), (0, 1), (1, 1))}
+    matrix = gpu.matrix.get_projection_matrix() @ gpu.matrix.get_model_view_matrix()
+    elapsed = time.monotonic() - _state.started
+    textures = {"image_tex": gpu.texture.from_image(image), "motion_tex": _state.textures["motion"],
+                "mask_tex": mask_texture}
+    gpu.state.blend_set("ALPHA")
+    try:
+        if settings.show_loop_preview:
+            shader = _bind("loop_preview", matrix, textures, settings.speed)
+            shader.uniform_int("frame", preview_math.loop_phase(elapsed, settings.fps, settings.frames))
+            shader.uniform_int("frames", settings.frames)
+            shader.uniform_int("display_srgb", 1)
+            batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
+        if settings.show_motion_overlay:
+            shader = _bind("motion_overlay", matrix, textures, settings.speed)
+            image_px_per_screen_px = image.size[0] / max(1.0, abs(x1 - x0))
+            current = _state.current
+            shader.uniform_float("time_frames", preview_math.playback_frames(elapsed, settings.fps))
+            shader.uniform_float("max_speed", preview_math.overlay_max_speed(current.motion, settings.speed,
+                                                                             current.scale))
+            shader.uniform_float("streak_spacing", STREAK_SPACING_SCREEN_PX * image_px_per_screen_px)
+            shader.uniform_float("streak_period", float(min(settings.frames, STREAK_PERIOD_FRAMES)))
+            shader.uniform_float("streak_trail", STREAK_TRAIL_FRAMES)
+            shader.uniform_float("outline_px", image_px_per_screen_px)
+            shader.uniform_float("opacity", OVERLAY_OPACITY)
+            shader.uniform_int("overlay_layers", sum(preview_math.OVERLAY_LAYERS.values()))
+            batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
+    finally:
+        gpu.state.blend_set("NONE")
+
+
+def _bind(program: str, matrix: Any, textures: dict[str, Any], speed: float) -> gpu.types.GPUShader:
+    """Bind a program with the uniforms both programs share."""
+    shader = _shader(program)
+    shader.bind()
+    shader.uniform_float("ModelViewProjectionMatrix", matrix)
+    shader.uniform_float("speed", speed)
+    for name, texture in textures.items():
+        shader.uniform_sampler(name, texture)
+    return shader
+
+
+def draw_controls(layout: bpy.types.UILayout, settings: Any) -> None:
+    """Panel rows: the two preview toggles and, while one is on, why nothing may be drawn."""
+    column = layout.column(heading="Show")
+    column.prop(settings, "show_motion_overlay")
+    column.prop(settings, "show_loop_preview")
+    if settings.show_motion_overlay or settings.show_loop_preview:
+        if _state.problem:
+            layout.label(text=_state.problem, icon="INFO")
+        else:
+            layout.label(text="Approximate: the final render may differ slightly", icon="INFO")
+
+
+def register() -> None:
+    """Add the draw handler and the timer; no GPU work (safe in background mode)."""
+    if _state.handle is None:
+        _state.handle = bpy.types.SpaceImageEditor.draw_handler_add(_draw, (), "WINDOW", "POST_PIXEL")
+    if not bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.register(_tick, first_interval=_IDLE_INTERVAL_S, persistent=True)
+
+
+def unregister() -> None:
+    """Remove the draw handler and the timer and free the shaders, textures and cached field."""
+    global _state
+    if _state.handle is not None:
+        bpy.types.SpaceImageEditor.draw_handler_remove(_state.handle, "WINDOW")
+    if bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.unregister(_tick)
+    _state = _State()

@@ -1,0 +1,189 @@
+"""Scene settings (``scene.stillflow``) and the extension's preferences. Imports bpy.
+
+Render-option properties take their default, help text and unit from ``stillflow.options``
+through ``core.request.option_field``; no default is retyped here.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
+
+from .core.backend import BackendConfig
+from .core.lib import load
+from .core.request import option_field
+
+log = logging.getLogger(__name__)
+
+_options = load("options")
+
+
+def _describe(name: str) -> str:
+    """Tooltip for a render option: its help text and unit."""
+    _, help_text, unit = option_field(name)
+    return f"{help_text[0].upper()}{help_text[1:]}" + (f" ({unit})" if unit else "")
+
+
+def _default(name: str) -> Any:
+    """Default of a render option, as stillflow.options defines it."""
+    return option_field(name)[0]
+
+
+class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
+    """Stillflow inputs and the state of the running job, stored on the scene."""
+
+    image: PointerProperty(type=bpy.types.Image, name="Image",
+                           description="Still to animate; empty = the image shown in the Image Editor")
+    mask_source: EnumProperty(
+        name="Mask", description="What decides which pixels move",
+        items=(("MASK", "Mask", "Closed filled splines of a Mask datablock (white = moves)"),
+               ("IMAGE", "Image", "A grayscale image the artist painted (white = moves)"),
+               ("NONE", "Everything", "The whole picture moves")),
+        default="MASK")
+    mask: PointerProperty(type=bpy.types.Mask, name="Mask", description="Mask datablock with the moving region")
+    mask_image: PointerProperty(type=bpy.types.Image, name="Mask Image",
+                                description="Grayscale image: white = moves, black = stays still")
+    motion_source: EnumProperty(
+        name="Motion", description="Where the motion comes from",
+        items=(("HINTS", "Arrows", "Open splines on a Mask: first to last point = one arrow; "
+                "single points = anchors that stay still"),
+               ("FILE", "Motion File", "A motion field file (.npy, StyleCineGAN layout)"),
+               ("CLIP", "Reference Clip", "Motion estimated from a video or image sequence")),
+        default="HINTS")
+    arrows: PointerProperty(type=bpy.types.Mask, name="Arrows",
+                            description="Mask whose open splines are the motion arrows; empty = the region Mask")
+    motion_path: StringProperty(name="Motion Path", subtype="FILE_PATH",
+                                description="Motion file or reference clip")
+
+    frames: IntProperty(name="Frames", description=_describe("frames"), default=_default("frames"),
+                        min=1, max=_options.MAX_FRAMES)
+    fps: FloatProperty(name="FPS", description=_describe("fps"), default=_default("fps"), min=0.01, max=240.0)
+    speed: FloatProperty(name="Speed", description=_describe("speed"), default=_default("speed"),
+                         min=0.0, soft_max=3.0)
+    loops: IntProperty(name="Loops", description=_describe("loops"), default=_default("loops"), min=1, max=1000)
+    levels: IntProperty(name="Levels", description=_describe("levels"), default=_default("levels"), min=1, max=8)
+    feather: FloatProperty(name="Feather", description=_describe("feather"), default=_default("feather"),
+                           min=0.0, max=256.0, subtype="PIXEL")
+    refine_mask: BoolProperty(name="Refine Mask", description=_describe("refine_mask"),
+                              default=_default("refine_mask"))
+    engine: EnumProperty(name="Engine", description=_describe("engine"),
+                         items=[(e, e.title(), "") for e in _options.ENGINES], default=_default("engine"))
+    device: StringProperty(name="Device", description=_describe("device"), default=_default("device"))
+
+    use_scene_fps: BoolProperty(name="Set Scene FPS", default=False,
+                                description="Set the scene's frame rate to the loop's when the result is placed")
+    sequencer_loops: IntProperty(name="Strip Loops", default=0, min=0, max=10000,
+                                 description="Loops in a sequencer strip; 0 = enough to cover the scene's frame range")
+
+    show_motion_overlay: BoolProperty(name="Motion Overlay", default=False,
+                                      description="Draw the motion field over the image")
+    show_loop_preview: BoolProperty(name="Loop Preview", default=False,
+                                    description="Play an approximate loop in the Image Editor while editing")
+
+    is_running: BoolProperty(name="Running", default=False, options={"SKIP_SAVE"})
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    status: StringProperty(name="Status", default="")
+    result: PointerProperty(type=bpy.types.Image, name="Result", description="The last generated loop")
+    result_dir: StringProperty(name="Result Folder", subtype="DIR_PATH", default="")
+    result_frames: IntProperty(name="Result Frames", default=0, min=0)
+    result_fps: FloatProperty(name="Result FPS", default=_default("fps"), min=0.01)
+
+    def option_values(self) -> dict[str, Any]:
+        """Plain values of the render options, keyed by their stillflow.options names."""
+        from .core.request import SCENE_OPTIONS
+
+        return {name: getattr(self, name) for name in SCENE_OPTIONS}
+
+
+class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
+    """How to reach the backend and where results go."""
+
+    bl_idname = __package__
+
+    backend_mode: EnumProperty(
+        name="Backend", description="How the add-on reaches the Stillflow backend",
+        items=(("LOCAL", "Start Locally", "Start a backend process on this computer when needed"),
+               ("REMOTE", "Connect", "Connect to a backend that is already running (this or another computer)")),
+        default="LOCAL")
+    python_path: StringProperty(
+        name="Backend Python", subtype="FILE_PATH", default="",
+        description="Python interpreter of the backend's environment; empty = find one that can import stillflow")
+    endpoint: StringProperty(name="Endpoint", default="tcp://127.0.0.1:5555",
+                             description="ZeroMQ endpoint of a running backend, e.g. tcp://gpu-box:5555")
+    server_key: StringProperty(name="Server Key", default="",
+                               description="CURVE public key of a remote backend (Z85 text or its .key file, "
+                               "from `stillflow keys`)")
+    client_key_file: StringProperty(name="Client Key File", default="", subtype="FILE_PATH",
+                                    description="This computer's .key_secret file; its public key must be "
+                                    "allowed by the backend")
+    timeout: FloatProperty(name="Answer Timeout", default=2.5, min=0.05, max=120.0, subtype="TIME_ABSOLUTE",
+                           description="Seconds to wait for each answer of the backend before retrying")
+    output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="",
+                               description="Where generated frames are written; empty = the extension's user folder")
+    backend_status: StringProperty(name="Backend Status", default="", options={"SKIP_SAVE"})
+
+    def draw(self, context: bpy.types.Context) -> None:
+        """Draw the preferences."""
+        layout = self.layout
+        layout.prop(self, "backend_mode", expand=True)
+        if self.backend_mode == "LOCAL":
+            layout.prop(self, "python_path")
+        else:
+            layout.prop(self, "endpoint")
+            col = layout.column(heading="CURVE Keys")
+            col.prop(self, "server_key")
+            col.prop(self, "client_key_file")
+        layout.prop(self, "timeout")
+        layout.prop(self, "output_dir")
+        row = layout.row()
+        row.operator("stillflow.check_backend", icon="PLUGIN")
+        if self.backend_status:
+            for line in self.backend_status.split("; "):
+                layout.label(text=line)
+
+
+def user_folder(name: str) -> Path:
+    """A writable folder of the extension (``extension_path_user``), or a temp folder outside an extension."""
+    try:
+        return Path(bpy.utils.extension_path_user(__package__, path=name, create=True))
+    except ValueError:
+        folder = Path(tempfile.gettempdir()) / "stillflow" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def preferences(context: bpy.types.Context | None = None) -> STILLFLOW_AP_preferences:
+    """The extension's preferences."""
+    return (context or bpy.context).preferences.addons[__package__].preferences
+
+
+def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
+    """Plain copy of the preferences for core.backend."""
+    prefs = preferences(context)
+    return BackendConfig(
+        mode=prefs.backend_mode,
+        python=bpy.path.abspath(prefs.python_path) if prefs.python_path else "",
+        endpoint=prefs.endpoint.strip(),
+        server_key=prefs.server_key.strip(),
+        client_key_file=bpy.path.abspath(prefs.client_key_file) if prefs.client_key_file else "",
+        log_dir=str(user_folder("logs")),
+        timeout=prefs.timeout,
+    )
+
+
+def output_root(context: bpy.types.Context | None = None) -> Path:
+    """Folder under which every job gets its own result folder."""
+    prefs = preferences(context)
+    if prefs.output_dir:
+        root = Path(bpy.path.abspath(prefs.output_dir))
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    return user_folder("results")
+
+
+CLASSES = (STILLFLOW_PG_settings, STILLFLOW_AP_preferences)

@@ -1,0 +1,43 @@
+// Stillflow loop preview: frame t of the N-frame loop, approximated by gathering (backward warp).
+// Needs preview_common.glsl before it. Body only: the consumer's prelude declares the inputs.
+//
+// Inputs:
+//   uv            vec2       texture coordinate of this fragment, 0..1 across the image
+//   image_tex, motion_tex, mask_tex, speed   as in preview_common.glsl
+//   frame         int        loop phase t, 0 <= t < N, frames
+//   frames        int        loop length N (RenderOptions.frames), frames
+//   display_srgb  int        1 = encode the output with the sRGB curve (Blender draws overlays in
+//                            display space), 0 = output the image's own values
+// Output:
+//   FragColor     vec4       preview pixel; static pixels (S = 0) equal the image exactly
+//
+// The engine splats the image forward along F_fwd(t) with weight 1 - t/N and along F_bwd(N - t)
+// with weight t/N (algorithm.md §1.2 steps 3-5). Gathered at output pixel y, the forward splat is
+// approximately the image at the point that reaches y after t steps, found by walking t steps
+// against the motion; the backward one walks N - t steps with it. Frame 0 and frame N are the
+// image itself, so the loop seam is exact.
+
+vec3 sf_srgb_encode(vec3 linear)
+{
+    vec3 x = clamp(linear, 0.0, 1.0);
+    vec3 low = 12.92 * x;
+    vec3 high = 1.055 * pow(x, vec3(1.0 / 2.4)) - 0.055;
+    return mix(high, low, vec3(lessThanEqual(x, vec3(0.0031308))));
+}
+
+void main()
+{
+    vec2 y = sf_pixel_position(uv);
+    float alpha = float(frame) / float(frames);
+    vec2 from_fwd = sf_integrate(y, frame, -1.0);
+    vec2 from_bwd = sf_integrate(y, frames - frame, 1.0);
+    vec4 moving = (1.0 - alpha) * sf_image_bilinear(from_fwd) + alpha * sf_image_bilinear(from_bwd);
+    vec4 still = sf_image_bilinear(y);
+    float weight = sf_mask_bilinear(y);
+    // mix() with weight 0 returns `still` bit for bit: static pixels stay untouched.
+    vec4 colour = mix(still, moving, weight);
+    if (display_srgb != 0) {
+        colour.rgb = sf_srgb_encode(colour.rgb);
+    }
+    FragColor = colour;
+}

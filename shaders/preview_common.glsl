@@ -1,0 +1,118 @@
+// Stillflow preview: texel fetches and Euler integration shared by loop_preview and motion_overlay.
+// Body only: each consumer's prelude declares these inputs (GPUShaderCreateInfo in addon/preview.py,
+// a GLSL prelude in the headless tests). Constants come from Python as uniforms, never retyped here.
+//
+// Inputs:
+//   image_tex   sampler2D  (W, H) RGBA image, values as stored (linear light in Blender)
+//   motion_tex  sampler2D  (w, h) RG motion M, px/frame at the motion texture's own resolution,
+//                          not yet multiplied by the mask or the speed (algorithm.md §1.2 step 1)
+//   mask_tex    sampler2D  (w', h') R = animate weight S in [0, 1] (1 = animate), any resolution
+//   speed       float      multiplies the motion field (RenderOptions.speed), x
+//
+// Convention (texel space): x = column, y = texture row, pixel centres at integer coordinates;
+// rows run bottom-up as Blender's image textures do, so motion channel 1 points up. The Python
+// side (addon/core/preview_math.py) converts top-down backend arrays into this layout.
+
+// Round half to even, as torch.round / numpy.round do in the engine's integrator
+// (algorithm.md §1.2 step 3: one rounding rule everywhere). roundEven() is avoided on purpose:
+// not every Blender backend's GLSL translation provides it.
+float sf_round_even(float v)
+{
+    float r = floor(v + 0.5);
+    if (r - v == 0.5 && mod(r, 2.0) != 0.0) {
+        r -= 1.0;
+    }
+    return r;
+}
+
+// Reflect an index into [0, n) without repeating the edge pixel, periodically: the engine's
+// reflect padding (stages/padding.py) extended to any distance.
+int sf_reflect(int i, int n)
+{
+    if (n <= 1) {
+        return 0;
+    }
+    int period = 2 * (n - 1);
+    int folded = i - period * int(floor(float(i) / float(period)));
+    return folded < n ? folded : period - folded;
+}
+
+ivec2 sf_reflect2(ivec2 texel, ivec2 size)
+{
+    return ivec2(sf_reflect(texel.x, size.x), sf_reflect(texel.y, size.y));
+}
+
+// Image pixel position of texture coordinate uv. Positions within 1/1000 px of a pixel centre are
+// snapped onto it: interpolated uv is not exact, and at 1:1 zoom (and in the headless tests) the
+// snap makes still pixels bit-exact copies and keeps the Euler walk's rounding ties stable.
+vec2 sf_pixel_position(vec2 texcoord)
+{
+    vec2 p = texcoord * vec2(textureSize(image_tex, 0)) - 0.5;
+    vec2 centre = floor(p + 0.5);
+    return mix(p, centre, vec2(lessThan(abs(p - centre), vec2(1e-3))));
+}
+
+// Texel-space position of image pixel p inside a texture of another resolution.
+vec2 sf_rescale(vec2 p, ivec2 from_size, ivec2 to_size)
+{
+    if (from_size == to_size) {
+        return p;
+    }
+    return (p + 0.5) * vec2(to_size) / vec2(from_size) - 0.5;
+}
+
+// Bilinear image value at image pixel p, reflected outside the image.
+vec4 sf_image_bilinear(vec2 p)
+{
+    ivec2 size = textureSize(image_tex, 0);
+    vec2 base = floor(p);
+    vec2 f = p - base;
+    ivec2 i0 = ivec2(base);
+    vec4 c00 = texelFetch(image_tex, sf_reflect2(i0, size), 0);
+    vec4 c10 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(1, 0), size), 0);
+    vec4 c01 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(0, 1), size), 0);
+    vec4 c11 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(1, 1), size), 0);
+    return mix(mix(c00, c10, f.x), mix(c01, c11, f.x), f.y);
+}
+
+// Bilinear mask weight S at image pixel p (the composite mask S-up of algorithm.md §1.2 step 8).
+float sf_mask_bilinear(vec2 p)
+{
+    ivec2 size = textureSize(mask_tex, 0);
+    vec2 q = sf_rescale(p, textureSize(image_tex, 0), size);
+    vec2 base = floor(q);
+    vec2 f = q - base;
+    ivec2 i0 = ivec2(base);
+    float m00 = texelFetch(mask_tex, sf_reflect2(i0, size), 0).r;
+    float m10 = texelFetch(mask_tex, sf_reflect2(i0 + ivec2(1, 0), size), 0).r;
+    float m01 = texelFetch(mask_tex, sf_reflect2(i0 + ivec2(0, 1), size), 0).r;
+    float m11 = texelFetch(mask_tex, sf_reflect2(i0 + ivec2(1, 1), size), 0).r;
+    return clamp(mix(mix(m00, m10, f.x), mix(m01, m11, f.x), f.y), 0.0, 1.0);
+}
+
+// speed * S * M at image pixel p, in image px/frame, by nearest lookup (round half to even):
+// the field the engine integrates (algorithm.md §1.2 steps 1 and 3).
+vec2 sf_motion_at(vec2 p)
+{
+    ivec2 image_size = textureSize(image_tex, 0);
+    ivec2 motion_size = textureSize(motion_tex, 0);
+    ivec2 mask_size = textureSize(mask_tex, 0);
+    vec2 pm = sf_rescale(p, image_size, motion_size);
+    ivec2 qm = ivec2(sf_round_even(pm.x), sf_round_even(pm.y));
+    vec2 motion = texelFetch(motion_tex, sf_reflect2(qm, motion_size), 0).rg;
+    // Vectors are stored in motion-texture pixels; the walk happens in image pixels.
+    motion *= vec2(image_size) / vec2(motion_size);
+    vec2 ps = sf_rescale(p, image_size, mask_size);
+    ivec2 qs = ivec2(sf_round_even(ps.x), sf_round_even(ps.y));
+    float weight = texelFetch(mask_tex, sf_reflect2(qs, mask_size), 0).r;
+    return speed * weight * motion;
+}
+
+// Position reached from p after `steps` Euler steps along sign * speed * S * M.
+vec2 sf_integrate(vec2 p, int steps, float sign)
+{
+    for (int k = 0; k < steps; ++k) {
+        p += sign * sf_motion_at(p);
+    }
+    return p;
+}
