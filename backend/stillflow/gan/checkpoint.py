@@ -53,7 +53,8 @@ def read_weights(path: str | Path) -> Any:
                       "it contains Python objects other than tensors")
         raise InputError(f"refused to load {path}: it needs arbitrary unpickling ({detail})",
                          hint="convert it to .safetensors on a machine you trust (docs/stylegan.md)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+        # a corrupt or foreign file makes the weights-only unpickler fail in many ways
         raise InputError(f"cannot read weights file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                          hint="check that the file is a complete PyTorch or safetensors checkpoint") from None
 

@@ -153,7 +153,8 @@ def animate_square(models: GanModels, crop: np.ndarray, motion_px: np.ndarray, o
 
 def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.ndarray, options: RenderOptions,
                            progress: ProgressFn | None = None, should_cancel: CancelFn | None = None, *,
-                           use_detail: bool = True) -> Iterator[np.ndarray]:
+                           use_detail: bool = True, settings: InversionSettings = InversionSettings()
+                           ) -> Iterator[np.ndarray]:
     """Frames of the loop rendered with the StyleGAN deep-feature engine, at the input resolution.
 
     Args:
@@ -163,6 +164,7 @@ def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.nd
         options: frames, once, hole_threshold, device and models are read.
         use_detail: detail transfer (see the module docstring); False shows the GAN output as
             StyleCineGAN does, and frame 0 is then the reconstruction, not the input.
+        settings: optimisation knobs, used when the models folder has no encoder.
 
     Yields:
         options.frames frames (H, W, C) float32; frame 0 and every pixel with mask 0 (or outside
@@ -194,8 +196,8 @@ def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.nd
     models = load_models(options.models, pick(options.device))
     crop_rgb = np.ascontiguousarray(image[rows, cols, :3], dtype=np.float32)
     weight = crop_mask[:, :, None].astype(np.float32)
-    frames = animate_square(models, crop_rgb, crop_motion, options, use_detail=use_detail, progress=progress,
-                            should_cancel=should_cancel)
+    frames = animate_square(models, crop_rgb, crop_motion, options, settings=settings, use_detail=use_detail,
+                            progress=progress, should_cancel=should_cancel)
     for t, out in enumerate(frames):
         change = out if use_detail else out - crop_rgb
         frame = image.copy()
