@@ -16,15 +16,16 @@ from typing import Sequence, TextIO
 
 from . import __version__
 from .errors import Cancelled, InputError, StillflowError
-from .options import ARROW_PX_PER_SPEED, FRAME_FORMATS, ENGINES, MotionSpec, RenderOptions, option_help
+from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRAME_FORMATS, MotionSpec,
+                      RenderOptions, option_help)
 from .progress import Progress
 
-__all__ = ["main", "build_parser", "add_render_arguments", "options_from_args", "ProgressBar"]
+__all__ = ["main", "build_parser", "add_render_arguments", "default_out_dir", "options_from_args", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 
 _SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands")
-_CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES}
+_CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES, "detail": DETAIL_MODES, "auto_mode": AUTO_MODES}
 
 
 def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
@@ -38,10 +39,19 @@ def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
     return values
 
 
+def default_out_dir(image: str | Path) -> Path:
+    """Where a render of ``image`` goes without --out: IMAGE_loop beside the image."""
+    image = Path(image)
+    return image.with_name(image.stem + "_loop")
+
+
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the inputs and every RenderOptions field (help and units from the dataclass)."""
+    """Add IMAGE, --out, the inputs and every RenderOptions field (help and units from the dataclass)."""
+    parser.add_argument("image", metavar="IMAGE", help="the still: PNG, JPEG or EXR, RGB or RGBA")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
     inputs = parser.add_argument_group("inputs")
-    inputs.add_argument("--mask", metavar="FILE", help="grayscale image, white = animate (any size; resized)")
+    inputs.add_argument("--mask", metavar="FILE",
+                        help="grayscale image, white = animate (any size; resized); 'auto' = predict it (needs --models)")
     inputs.add_argument("--importance", metavar="FILE",
                         help="grayscale importance map for softmax splatting (white wins where particles meet)")
     motion = parser.add_argument_group("motion source (one of)")
@@ -52,7 +62,8 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         type=lambda s: _numbers(s, 2, "--anchor"), help="pin a point to zero motion; repeatable")
     motion.add_argument("--anchor-radius", type=float, metavar="PX", help="radius of an anchor's pin (px)")
     motion.add_argument("--motion", metavar="FILE",
-                        help="StyleCineGAN .npy motion, (1,2,h,w) or (2,h,w) float32 px/frame at width w")
+                        help="StyleCineGAN .npy motion, (1,2,h,w) or (2,h,w) float32 px/frame at width w; "
+                             "'auto' = predict it from the image (needs --models)")
     motion.add_argument("--motion-from-clip", metavar="PATH",
                         help="video file or folder of frames (static camera): averaged DIS optical flow")
     motion.add_argument("--drift", metavar="ANGLE_DEG,SPEED", type=lambda s: _numbers(s, 2, "--drift"),
@@ -89,6 +100,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSp
     if args.hint:
         motion = MotionSpec(kind="hints", hints=tuple(args.hint), anchors=tuple(args.anchor),
                             anchor_radius=args.anchor_radius)
+    elif args.motion == "auto":
+        motion = MotionSpec(kind="auto")
     elif args.motion:
         motion = MotionSpec(kind="file", path=args.motion)
     elif args.motion_from_clip:
@@ -133,7 +146,7 @@ def _run_render(args: argparse.Namespace) -> int:
     from .pipeline import render
 
     options, motion = options_from_args(args)
-    out_dir = Path(args.out) if args.out else Path(args.image).with_suffix("").with_name(Path(args.image).stem + "_loop")
+    out_dir = Path(args.out) if args.out else default_out_dir(args.image)
     result = render(args.image, out_dir, mask=args.mask, motion=motion, options=options, video=args.video,
                     importance=args.importance, progress=ProgressBar())
     for warning in result.manifest["warnings"]:
@@ -154,8 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a still into a looping image sequence",
                                  description="Render IMAGE (PNG, JPEG or EXR) into frame_0000.png ... and "
                                              "manifest.json in --out, written atomically.")
-    render.add_argument("image", metavar="IMAGE", help="the still: PNG, JPEG or EXR, RGB or RGBA")
-    render.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
     add_render_arguments(render)
     render.set_defaults(func=_run_render)
     for name in _SUBCOMMAND_MODULES:

@@ -169,7 +169,8 @@ class Client:
 
         Args:
             image: (H, W, C) uint8/uint16/float array (C = 3 or 4), or an image file path.
-            mask: (h, w) array (white / 1 = animate), a mask file path, or None (animate everything).
+            mask: (h, w) array (white / 1 = animate), a mask file path, "auto" (predicted by the
+                backend's models) or None (animate everything).
             out_dir: set when client and backend share a filesystem: the backend writes the frames
                 there atomically and paths are sent as paths. None: inputs given as paths are sent
                 as file bytes and the frames come back as parts (``deliver`` arrays or files).
@@ -282,7 +283,9 @@ class Client:
     def _add_input(self, name: str, value: Any, body: dict[str, Any], parts: dict[str, np.ndarray],
                    shared: bool, limits: Limits) -> None:
         """Put the image or mask into the message: as an array part, a path, or file bytes."""
-        if isinstance(value, np.ndarray):
+        if name == "mask" and isinstance(value, str) and value == "auto":
+            body["mask_auto"] = True  # predicted on the backend (needs options.models there)
+        elif isinstance(value, np.ndarray):
             array = _wire_array(value, name)
             (check_image if name == "image" else check_mask)(array, limits)
             parts[name] = array
@@ -440,11 +443,14 @@ class LocalBackend:
 
 
 def start_local_backend(python: str, *, endpoint: str | None = None, log_path: str | None = None,
-                        timeout: float = 60.0, extra_args: tuple[str, ...] = ()) -> LocalBackend:
+                        timeout: float = 60.0, extra_args: tuple[str, ...] = (),
+                        server_key: bytes | str | os.PathLike[str] | None = None,
+                        client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None) -> LocalBackend:
     """Start ``python -m stillflow serve`` on this machine and wait until it answers hello.
 
-    ``endpoint`` None picks a free loopback port. Raises BackendUnavailable (with the log's
-    last lines) when the process exits or does not answer within ``timeout`` s.
+    ``endpoint`` None picks a free loopback port; ``extra_args`` go to ``serve`` (with
+    ``--keys``, pass the keys the hello check connects with). Raises BackendUnavailable
+    (with the log's last lines) when the process exits or does not answer within ``timeout`` s.
     """
     state = Path(tempfile.mkdtemp(prefix="stillflow-backend-"))
     log_path = log_path or str(state / "serve.log")
@@ -461,7 +467,7 @@ def start_local_backend(python: str, *, endpoint: str | None = None, log_path: s
             raise BackendUnavailable(f"the backend exited with status {process.returncode}: {_tail(log_path)}",
                                      hint=f"see {log_path}")
         if endpoint_file.is_file() and (bound := endpoint_file.read_text().strip()):
-            client = Client(bound, timeout=1.0, retries=1)
+            client = Client(bound, timeout=1.0, retries=1, server_key=server_key, client_keys=client_keys)
             try:
                 client.hello()
                 return LocalBackend(process=process, endpoint=bound, log_path=log_path)

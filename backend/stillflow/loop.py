@@ -13,15 +13,30 @@ import torch
 import torch.nn.functional as F
 
 from .stages.composite import composite
+from .stages.contrast import restore_contrast
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.padding import loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.splat import softmax_weights, splat_joint
 
-__all__ = ["LoopRenderer"]
+__all__ = ["LoopRenderer", "active_region"]
 
 log = logging.getLogger(__name__)
+
+
+def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Rows and columns that can change: mask or motion support, grown by ``margin`` pixels.
+
+    Content outside it neither moves nor is composited, so rendering only this window gives
+    the same frame (static particles land exactly on themselves).
+    """
+    support = (composite_mask > 0) | np.any(motion_px != 0, axis=0)
+    rows = np.flatnonzero(support.any(axis=1))
+    cols = np.flatnonzero(support.any(axis=0))
+    height, width = composite_mask.shape
+    return (slice(max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)),
+            slice(max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)))
 
 
 class LoopRenderer:
@@ -38,36 +53,46 @@ class LoopRenderer:
         inpaint: Telea-inpaint pixels that were holes at every level.
         importance: optional (H, W) float32 Z for softmax splatting.
         device: torch device for the work.
-        sharp_detail: move the finest band by whole pixels (no bilinear blur) when more than
-            one level is used.
+        detail: how detail bands move (RenderOptions.detail): "sharp" moves the finest band by
+            whole pixels and restores the contrast that blending particles loses, "restore"
+            splats sub-pixel with that restoration, "smooth" is the plain bilinear splat.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
                  levels: int, once: bool, hole_threshold: float, inpaint: bool,
-                 importance: np.ndarray | None, device: torch.device, sharp_detail: bool = True) -> None:
+                 importance: np.ndarray | None, device: torch.device, detail: str = "sharp") -> None:
         self.image = image
         self.frames = frames
         self.once = once
         self.hole_threshold = hole_threshold
         self.inpaint = inpaint
         self.device = device
-        self.sharp_detail = sharp_detail
-        height, width, _ = image.shape
         self.is_static = not bool(np.any(motion_px)) or not bool(np.any(composite_mask))
-        self.levels = pyramid_levels(height, width, levels)
-        self.sharp_detail = sharp_detail and self.levels > 1
-        max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max()) if motion_px.size else 0.0
-        self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
-        self.max_speed = max_speed
         if self.is_static:
             return
-        self._image_t = torch.from_numpy(image).to(device).permute(2, 0, 1).contiguous()
-        self._mask_t = torch.from_numpy(composite_mask).to(device)
-        motion_pad = pad_reflect(torch.from_numpy(motion_px).to(device), self.padding)
+        max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+        self.max_speed = max_speed
+        travel = loop_padding(max_speed, frames)
+        height, width, _ = image.shape
+        self.levels = pyramid_levels(height, width, levels)
+        # The window keeps a margin for the travel plus the blur support of the coarsest band,
+        # so bands inside the moving region are the same as those of the whole image.
+        self.window = active_region(composite_mask, motion_px, travel + 2 ** (self.levels + 1))
+        image_w = image[self.window]
+        height, width, _ = image_w.shape
+        self.levels = pyramid_levels(height, width, levels)
+        self.detail = detail if self.levels > 1 else "smooth"
+        self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
+        self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
+        motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])
+        motion_pad = pad_reflect(torch.from_numpy(motion_w).to(device), self.padding)
         self._trajectories = LoopTrajectories(motion_pad, frames, once=once)
-        z = None if importance is None else pad_reflect(torch.from_numpy(importance).to(device), self.padding)
+        z = None
+        if importance is not None:
+            z = pad_reflect(torch.from_numpy(np.ascontiguousarray(importance[self.window])).to(device), self.padding)
         self._weights = softmax_weights(z, tuple(motion_pad.shape[1:]), device)
-        bands = laplacian_bands(self._image_t, self.levels)
+        self._image_w = np.ascontiguousarray(image_w)
+        bands = laplacian_bands(torch.from_numpy(self._image_w).to(device).permute(2, 0, 1).contiguous(), self.levels)
         self._bands = [pad_reflect(band, self.padding >> level) for level, band in enumerate(bands)]
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
 
@@ -80,30 +105,48 @@ class LoopRenderer:
             return self.image.copy()
         disp_f, valid_f, disp_b, valid_b, alpha = self._trajectories.at(step)
         splatted = []
-        everywhere_hole = None
+        dens = []
         for level, band in enumerate(self._bands):
             factor = 2 ** level
             pad = self.padding >> level
             df, vf = resample_displacement(disp_f, valid_f, factor)
             db, vb = resample_displacement(disp_b, valid_b, factor)
-            if level == 0 and self.sharp_detail:
+            is_detail = level < len(self._bands) - 1
+            if level == 0 and self.detail == "sharp":
                 # Bilinear taps at a fractional offset f scale the finest frequencies by
                 # |1 - 2f|: details would fade and flicker as particles pass half-pixels.
                 # Whole-pixel moves keep the finest band sharp; coarser bands stay sub-pixel.
                 df, db = torch.round(df), torch.round(db)
             weights = self._weights[::factor, ::factor]
-            out, den = splat_joint(band, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights)
+            restore = is_detail and self.detail in ("sharp", "restore")
+            values = torch.cat([band, band * band]) if restore else band
+            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights)
+            if restore:
+                out = restore_contrast(out[: band.shape[0]], out[band.shape[0]:])
             height, width = self._band_sizes[level]
             out = out[:, pad:pad + height, pad:pad + width]
             den = den[pad:pad + height, pad:pad + width]
             splatted.append(fill_holes(out, den, self.hole_threshold))
-            if self.inpaint:
-                hole = (den <= self.hole_threshold).float()[None, None]
-                full = F.interpolate(hole, size=self._band_sizes[0], mode="nearest")[0, 0] > 0
-                everywhere_hole = full if everywhere_hole is None else everywhere_hole & full
+            dens.append(den)
         result = reconstruct(splatted)
-        if everywhere_hole is not None and bool((everywhere_hole & (self._mask_t > 0)).any()):
-            holes = (everywhere_hole & (self._mask_t > 0)).cpu().numpy()
-            filled = inpaint_telea(result.permute(1, 2, 0).cpu().numpy(), holes)
-            result = torch.from_numpy(filled).to(self.device).permute(2, 0, 1)
-        return composite(self.image, composite_mask_t=self._mask_t, result=result)
+        if self.inpaint:
+            result = self._inpaint_deep_holes(result, dens)
+        frame = self.image.copy()
+        frame[self.window] = composite(self._image_w, composite_mask_t=self._mask_t, result=result)
+        return frame
+
+    def _inpaint_deep_holes(self, result: torch.Tensor, dens: list[torch.Tensor]) -> torch.Tensor:
+        """Telea-fill animated pixels that were holes at every level (no band had content there)."""
+        coarse_hole = dens[-1] <= self.hole_threshold
+        if not bool(coarse_hole.any()):
+            return result
+        everywhere = None
+        for den in dens:
+            hole = (den <= self.hole_threshold).float()[None, None]
+            full = F.interpolate(hole, size=self._band_sizes[0], mode="nearest")[0, 0] > 0
+            everywhere = full if everywhere is None else everywhere & full
+        holes = everywhere & (self._mask_t > 0)
+        if not bool(holes.any()):
+            return result
+        filled = inpaint_telea(result.permute(1, 2, 0).cpu().numpy(), holes.cpu().numpy())
+        return torch.from_numpy(filled).to(self.device).permute(2, 0, 1)

@@ -18,8 +18,10 @@ __all__ = [
     "RenderOptions",
     "MotionSpec",
     "MOTION_KINDS",
+    "AUTO_MODES",
     "FRAME_FORMATS",
     "ENGINES",
+    "DETAIL_MODES",
     "MAX_IMAGE_SIDE",
     "MAX_FRAMES",
     "ARROW_PX_PER_SPEED",
@@ -37,7 +39,9 @@ ARROW_PX_PER_SPEED = 50.0
 
 FRAME_FORMATS = ("png", "png16", "exr")
 ENGINES = ("loop", "stylegan")
-MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field")
+DETAIL_MODES = ("sharp", "restore", "smooth")
+MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field", "auto")
+AUTO_MODES = ("sky", "fluid", "sky+fluid")
 
 
 def _opt(default: Any, help_text: str, unit: str = "") -> Any:
@@ -53,8 +57,9 @@ class RenderOptions:
     fps: float = _opt(30.0, "playback rate written to the manifest and video", "frames/s")
     speed: float = _opt(1.0, "multiplies the motion field (0 = still)", "x")
     levels: int = _opt(4, "Laplacian pyramid levels splatted separately; 1 = single-scale", "levels")
-    sharp_detail: bool = _opt(True, "move the finest detail band by whole pixels: no bilinear blur or flicker "
-                                    "(fine detail may step by up to half a pixel)")
+    detail: str = _opt("sharp", "how detail bands move: sharp (finest band by whole pixels, contrast lost to "
+                                "blending restored), restore (sub-pixel, contrast restored) or smooth (plain "
+                                "bilinear splat: softer, best PSNR)")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
     refine_mask: bool = _opt(True, "clean the mask: close gaps, fill small holes, drop small islands")
@@ -69,6 +74,7 @@ class RenderOptions:
     device: str = _opt("auto", "compute device: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
     engine: str = _opt("loop", "engine: loop (no weights needed) or stylegan (needs model files)")
     models: str | None = _opt(None, "folder with model weights for the stylegan engine and auto motion/mask")
+    auto_mode: str = _opt("sky+fluid", "what --motion auto and --mask auto predict: sky, fluid or sky+fluid")
 
     def validate(self) -> "RenderOptions":
         """Raise InputError naming the first option that is out of range; return self."""
@@ -86,8 +92,10 @@ class RenderOptions:
                f"importance_scale must be 0 to 20, got {self.importance_scale!r}")
         _check(self.format in FRAME_FORMATS, f"format must be one of {', '.join(FRAME_FORMATS)}, got {self.format!r}")
         _check(isinstance(self.loops, int) and 1 <= self.loops <= 1000, f"loops must be 1 to 1000, got {self.loops!r}")
+        _check(self.detail in DETAIL_MODES, f"detail must be one of {', '.join(DETAIL_MODES)}, got {self.detail!r}")
         _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _check(isinstance(self.device, str) and bool(self.device), "device must be auto, cpu, cuda, cuda:N or mps")
+        _check(self.auto_mode in AUTO_MODES, f"auto_mode must be one of {', '.join(AUTO_MODES)}, got {self.auto_mode!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,9 +155,11 @@ class MotionSpec:
         speed in px/frame. ``drift`` is (angle in degrees, speed in px/frame) with 0 deg =
         right and 90 deg = up. ``field`` is a (2, h, w) float32 array in px/frame at width
         w, channel 0 = x, 1 = y; it is resized and rescaled to the image like a motion file.
+        ``auto`` predicts the motion from the image with the learned motion generator
+        (needs RenderOptions.models).
     """
 
-    kind: Literal["none", "hints", "file", "clip", "drift", "field"] = "none"
+    kind: Literal["none", "hints", "file", "clip", "drift", "field", "auto"] = "none"
     hints: tuple[tuple[float, float, float, float], ...] = ()
     anchors: tuple[tuple[float, float], ...] = ()
     anchor_radius: float | None = None

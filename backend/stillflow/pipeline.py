@@ -52,11 +52,20 @@ class Prepared:
 
 def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None, motion: MotionSpec,
             options: RenderOptions, importance: str | Path | np.ndarray | None = None) -> Prepared:
-    """Load and check every input and build the final motion M = speed * flow mask * M_source."""
+    """Load and check every input and build the final motion M = speed * flow mask * M_source.
+
+    ``mask="auto"`` and ``MotionSpec(kind="auto")`` predict them with the learned models in
+    ``options.models`` (the StyleCineGAN mask predictor and motion generator).
+    """
     options.validate()
     motion.validate()
     pixels = load_image(image)
     height, width = pixels.shape[:2]
+    if isinstance(mask, str) and mask == "auto":
+        from .gan.mask_net import predict_mask
+
+        mask = predict_mask(pixels, options.models, options.auto_mode, device=pick(options.device),
+                            min_region_frac=options.min_region_frac, min_mask_frac=max(options.min_mask_frac, 0.10))
     if mask is None:
         flow_mask = np.ones((height, width), np.float32)
         composite_mask = flow_mask
@@ -69,7 +78,12 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
                              hint="paint white where the image should animate, or render without a mask")
         flow_mask = drawn
         composite_mask = feather_mask(drawn, options.feather)
-    source = build_motion(motion, height, width)
+    if motion.kind == "auto":
+        from .gan.motion_net import predict_motion
+
+        source = predict_motion(pixels, options.models, options.auto_mode, device=pick(options.device))
+    else:
+        source = build_motion(motion, height, width)
     motion_px = (source * (options.speed * flow_mask)[None]).astype(np.float32)
     z = None
     if importance is not None:
@@ -100,7 +114,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, frames=options.frames,
                             levels=options.levels, once=options.once, hole_threshold=options.hole_threshold,
                             inpaint=options.inpaint, importance=prepared.importance, device=device,
-                            sharp_detail=options.sharp_detail)
+                            detail=options.detail)
     if progress is not None:
         progress(Progress("motion", 1, 1))
     for t in range(options.frames):

@@ -65,7 +65,7 @@ def test_no_backend_is_reported_after_the_retries() -> None:
     started = time.monotonic()
     with pytest.raises(BackendUnavailable, match="after 2 tries of 0.3 s"):
         client.hello()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
     client.close()
 
 
@@ -94,12 +94,12 @@ def test_silent_backend_fails_the_job_on_poll(peer: Callable) -> None:
                             options=RenderOptions(frames=2))
         started = time.monotonic()
         assert client.poll(0.0) == []
-        assert time.monotonic() - started < 0.05, "poll(0) blocked"
+        assert time.monotonic() - started < 0.2, "poll(0) blocked"
         events = []
         while not events and time.monotonic() - started < 5:
             events = client.poll(0.1)
         assert [e.kind for e in events] == ["error"] and job.state == "failed"
-        assert 0.9 < time.monotonic() - started < 2.0
+        assert 0.9 < time.monotonic() - started < 4.0
         with pytest.raises(BackendUnavailable, match="stopped answering"):
             client.wait(job)
 

@@ -12,7 +12,7 @@ from stillflow.errors import InputError
 from stillflow.loop import LoopRenderer
 from stillflow.pipeline import prepare
 
-from ..tolerances import FLOAT32_ATOL, MULTISCALE_TRANSLATION_MAE
+from ..tolerances import FLOAT32_ATOL, MULTISCALE_SHARP_MAE, MULTISCALE_TRANSLATION_MAE
 
 
 def _uniform(height: int, width: int, vx: float, vy: float) -> MotionSpec:
@@ -50,15 +50,17 @@ class TestLoopRender:
                         + (t / n) * _shift(smooth_image, -(n - t) * vx, -(n - t) * vy))
             np.testing.assert_allclose(frames[t][inner], expected[inner], atol=FLOAT32_ATOL, rtol=0)
 
-    def test_integer_translation_multi_scale(self, photo: np.ndarray) -> None:
+    @pytest.mark.parametrize("detail, tolerance", [
+        ("smooth", MULTISCALE_TRANSLATION_MAE), ("sharp", MULTISCALE_SHARP_MAE)])
+    def test_integer_translation_multi_scale(self, photo: np.ndarray, detail: str, tolerance: float) -> None:
         n = 8
         motion = _uniform(96, 128, 1, 0)
         single = list(render_frames(photo, motion=motion, options=RenderOptions(frames=n, levels=1)))
-        multi = list(render_frames(photo, motion=motion, options=RenderOptions(frames=n, levels=4)))
+        multi = list(render_frames(photo, motion=motion, options=RenderOptions(frames=n, levels=4, detail=detail)))
         inner = (slice(16, 80), slice(16, 112))
         for t in range(n):
             error = np.abs(multi[t][inner] - single[t][inner]).mean()
-            assert error <= MULTISCALE_TRANSLATION_MAE, f"frame {t}: mean abs error {error:.4f}"
+            assert error <= tolerance, f"frame {t}: mean abs error {error:.4f}"
 
     def test_once_is_forward_only(self, smooth_image: np.ndarray) -> None:
         frames = list(render_frames(smooth_image, motion=_uniform(64, 80, 2, 0),

@@ -143,8 +143,9 @@ class TestOptionsAndMotion:
         MotionSpec(kind="hints", hints=((1.0, 2.0, 30.0, 4.0),), anchors=((5.0, 6.0),), anchor_radius=8.0),
         MotionSpec(kind="drift", drift=(90.0, 1.5)),
         MotionSpec(kind="file", path="/data/wind.npy"),
+        MotionSpec(kind="auto"),
         MotionSpec(),
-    ], ids=["hints", "drift", "file", "none"])
+    ], ids=["hints", "drift", "file", "auto", "none"])
     def test_motion_round_trip(self, motion: MotionSpec) -> None:
         body, parts = motion_to_wire(motion)
         decoded = decode(encode(Message("x", body={"motion": body}, parts=parts)), ops={"x"})

@@ -37,8 +37,6 @@ def add_parsers(subparsers: Any) -> None:
     submit = subparsers.add_parser("submit", help="render a still through a running backend",
                                    description="Like `stillflow render`, but the running backend at "
                                                "--endpoint does the work.")
-    submit.add_argument("image", metavar="IMAGE", help="the still: PNG, JPEG or EXR, RGB or RGBA")
-    submit.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
     _add_connection_arguments(submit)
     submit.add_argument("--remote", action="store_true",
                         help="send the input files and receive the frames over the wire even on a loopback "
@@ -124,13 +122,13 @@ def _run_ping(args: argparse.Namespace) -> int:
 
 def _run_submit(args: argparse.Namespace) -> int:
     """``stillflow submit``: run one job on the backend with a progress bar; same outputs as render."""
-    from ..cli import ProgressBar, options_from_args
+    from ..cli import ProgressBar, default_out_dir, options_from_args
     from ..progress import Progress
     from .keys import is_local_endpoint
 
     options, motion = options_from_args(args)
     image = Path(args.image)
-    out_dir = Path(args.out) if args.out else image.with_name(image.stem + "_loop")
+    out_dir = Path(args.out) if args.out else default_out_dir(image)
     remote = args.remote or not is_local_endpoint(args.endpoint)
     bar = ProgressBar()
     with _client(args) as client:

@@ -33,7 +33,7 @@ Emit = Callable[[bytes, Message, bool], None]
 """emit(owner identity, message, is_reliable): hand a message to the I/O thread."""
 
 _SUBMIT_KEYS = frozenset({"options", "motion", "preview", "out_dir", "video", "deliver", "image_path", "image_name",
-                          "mask_path", "mask_name", "importance_path", "importance_name"})
+                          "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name"})
 _INPUT_PARTS = frozenset({"image", "image_file", "mask", "mask_file", "importance", "importance_file", "motion",
                           "motion_file"})
 _MAX_PREVIEW = 512
@@ -282,9 +282,14 @@ def _materialize(job: Job, scratch: Path) -> tuple[Any, Any, Any, MotionSpec]:
 
 def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits) -> Any:
     """An image-like input: the array part, (file name, bytes) or a path on this machine; None if absent."""
-    given = [k for k in (name, f"{name}_file") if k in parts] + [k for k in (f"{name}_path",) if k in body]
+    given = [k for k in (name, f"{name}_file") if k in parts] + [k for k in (f"{name}_path", f"{name}_auto")
+                                                                  if k in body]
     if len(given) > 1:
         raise InputError(f"{name} given twice ({' and '.join(given)}); send exactly one")
+    if f"{name}_auto" in body:
+        if name != "mask" or body[f"{name}_auto"] is not True:
+            raise InputError(f"{name}_auto is only valid as mask_auto: true")
+        return "auto"
     if name in parts:
         array = parts[name]
         if name == "image":

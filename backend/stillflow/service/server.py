@@ -25,6 +25,7 @@ import zmq
 
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError
+from ..gan.models_dir import describe_models
 from ..options import ENGINES
 from ..protocol import (PROTOCOL_VERSION, REQUEST_OPS, Limits, Message, check_header, encode, error_message,
                         peek_ids, read_parts, unpack_header)
@@ -250,8 +251,8 @@ class Server:
 
     def _hello(self) -> dict[str, Any]:
         """Version, capabilities and limits."""
-        models = sorted(p for p in os.listdir(self.config.models)) if self.config.models and \
-            os.path.isdir(self.config.models) else []
+        # What the models folder holds and what each engine/motion/mask option needs.
+        models = describe_models(self.config.models) if self.config.models else None
         return {"server": f"stillflow {__version__}", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "engines": list(ENGINES), "devices": self._devices, "workers": self.config.workers,
                 "limits": self.config.limits.to_wire(), "queue_size": self.config.queue_size,

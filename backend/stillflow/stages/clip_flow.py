@@ -9,7 +9,7 @@ import numpy as np
 from .._cv import cv2
 from ..errors import InputError
 
-__all__ = ["dis_flow", "read_clip_frames", "robust_mean_flow", "estimate_clip_motion"]
+__all__ = ["dis_flow", "read_clip_frames", "robust_mean_flow", "clamp_speed_outliers", "estimate_clip_motion"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,27 @@ def robust_mean_flow(flows: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), median).astype(np.float32)
 
 
+def clamp_speed_outliers(field: np.ndarray, z_max: float = 3.0) -> np.ndarray:
+    """Shorten vectors whose speed lies more than ``z_max`` standard deviations above the mean.
+
+    A z-score clean-up (algorithm.md §1.2) that keeps the direction: flow errors at occlusion
+    edges would otherwise set the loop's padding and open holes far from where they occur.
+
+    Args:
+        field: (2, H, W) float32 motion, px/frame.
+
+    Returns:
+        (2, H, W) float32 with every speed <= mean + z_max * std of the nonzero speeds.
+    """
+    speed = np.sqrt((field.astype(np.float64) ** 2).sum(axis=0))
+    moving = speed[speed > 0]
+    if moving.size == 0:
+        return field
+    limit = moving.mean() + z_max * moving.std()
+    scale = np.where(speed > limit, limit / np.maximum(speed, 1e-12), 1.0)
+    return (field * scale[None]).astype(np.float32)
+
+
 def estimate_clip_motion(path: str | Path) -> np.ndarray:
     """Average motion of a static-camera clip, px/frame at the clip's resolution.
 
@@ -94,4 +115,4 @@ def estimate_clip_motion(path: str | Path) -> np.ndarray:
     frames = read_clip_frames(path)
     flows = np.stack([dis_flow(a, b) for a, b in zip(frames[:-1], frames[1:])])
     log.info("clip %s: %d flow pairs at %dx%d", path, len(flows), frames[0].shape[1], frames[0].shape[0])
-    return robust_mean_flow(flows)
+    return clamp_speed_outliers(robust_mean_flow(flows))

@@ -28,8 +28,11 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
         (C, H, W) float32, holes filled; unchanged where den > threshold. If nothing is
         known at all the input is returned as is.
     """
-    known = (den > threshold).to(values.dtype)
-    if bool(known.all()) or not bool(known.any()):
+    holes = den <= threshold
+    if not bool(holes.any()):
+        return values
+    known = (~holes).to(values.dtype)
+    if not bool(known.any()):
         return values
     sums = [values * known]
     weights = [known]

@@ -45,12 +45,15 @@ def _up_axis(values: torch.Tensor, axis: int) -> torch.Tensor:
     length = values.shape[axis]
     padded = torch.cat([values.narrow(axis, 0, 1), values, values.narrow(axis, length - 1, 1)], dim=axis)
     left, centre, right = (padded.narrow(axis, k, length) for k in range(3))
-    even = (left + 6.0 * centre + right) * 0.125
-    odd = (centre + right) * 0.5
-    stacked = torch.stack([even, odd], dim=axis + 1)
     shape = list(values.shape)
     shape[axis] = 2 * length
-    return stacked.reshape(shape)
+    out = values.new_empty(shape)
+    index = [slice(None)] * values.dim()
+    index[axis] = slice(0, None, 2)
+    out[tuple(index)] = (left + 6.0 * centre + right) * 0.125
+    index[axis] = slice(1, None, 2)
+    out[tuple(index)] = (centre + right) * 0.5
+    return out
 
 
 def pyr_up(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
