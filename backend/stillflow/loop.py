@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from .stages.composite import composite
-from .stages.contrast import restore_contrast
+from .stages.contrast import band_energy, restore_contrast
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.padding import loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
-from .stages.splat import softmax_weights, splat_joint
+from .stages.splat import channels_last, softmax_weights, splat_joint
 
 __all__ = ["LoopRenderer", "active_region"]
 
@@ -93,8 +93,23 @@ class LoopRenderer:
         self._weights = softmax_weights(z, tuple(motion_pad.shape[1:]), device)
         self._image_w = np.ascontiguousarray(image_w)
         bands = laplacian_bands(torch.from_numpy(self._image_w).to(device).permute(2, 0, 1).contiguous(), self.levels)
-        self._bands = [pad_reflect(band, self.padding >> level) for level, band in enumerate(bands)]
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
+        self._channels = image.shape[2]
+        self._values = []
+        for level, band in enumerate(bands):
+            padded = pad_reflect(band, self.padding >> level)
+            if self.detail in ("sharp", "restore") and level < self.levels - 1:
+                # The particles' own energy travels with them; see stages/contrast.py.
+                padded = torch.cat([padded, band_energy(padded)])
+            self._values.append(channels_last(padded))
+        # Static particles land on themselves. Away from the composited region (farther than the
+        # coarsest band's upsampling support) nothing reads them: weight 0 skips their splat.
+        source = torch.from_numpy(np.any(motion_w != 0, axis=0)) | (self._mask_t.cpu() > 0)
+        reach = 3 * 2 ** (self.levels - 1) + 1
+        source = F.max_pool2d(source[None, None].float(), 2 * reach + 1, stride=1, padding=reach)[0, 0] > 0
+        self._weights = self._weights * pad_reflect(source.to(device).float(), self.padding)
+        # Holes outside that region are never read either: they are not filled.
+        self._ignore = [~source[::2 ** level, ::2 ** level].to(device) for level in range(self.levels)]
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` as (H, W, C) float32; t = 0 (and t = N in a loop) is the input itself."""
@@ -106,26 +121,24 @@ class LoopRenderer:
         disp_f, valid_f, disp_b, valid_b, alpha = self._trajectories.at(step)
         splatted = []
         dens = []
-        for level, band in enumerate(self._bands):
+        for level, values in enumerate(self._values):
             factor = 2 ** level
             pad = self.padding >> level
             df, vf = resample_displacement(disp_f, valid_f, factor)
             db, vb = resample_displacement(disp_b, valid_b, factor)
-            is_detail = level < len(self._bands) - 1
             if level == 0 and self.detail == "sharp":
                 # Bilinear taps at a fractional offset f scale the finest frequencies by
                 # |1 - 2f|: details would fade and flicker as particles pass half-pixels.
                 # Whole-pixel moves keep the finest band sharp; coarser bands stay sub-pixel.
                 df, db = torch.round(df), torch.round(db)
             weights = self._weights[::factor, ::factor]
-            restore = is_detail and self.detail in ("sharp", "restore")
-            values = torch.cat([band, band * band]) if restore else band
             out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights)
-            if restore:
-                out = restore_contrast(out[: band.shape[0]], out[band.shape[0]:])
+            if out.shape[0] > self._channels:
+                out = restore_contrast(out[: self._channels], out[self._channels:])
             height, width = self._band_sizes[level]
             out = out[:, pad:pad + height, pad:pad + width]
             den = den[pad:pad + height, pad:pad + width]
+            den = den.masked_fill(self._ignore[level], 1.0)
             splatted.append(fill_holes(out, den, self.hole_threshold))
             dens.append(den)
         result = reconstruct(splatted)

@@ -13,31 +13,43 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["restore_contrast", "MAX_GAIN"]
+from .._cv import cv2
+
+__all__ = ["restore_contrast", "band_energy", "MAX_GAIN"]
 
 MAX_GAIN = 1.5
 """Largest amplification; an even blend of two uncorrelated copies needs sqrt(2) ~ 1.41, and a
 higher cap over-sharpened the real-clip benchmark (sharpness ratio 1.2 instead of ~1.0)."""
 
 
-def restore_contrast(mean: torch.Tensor, mean_square: torch.Tensor, window: int = 5) -> torch.Tensor:
+def band_energy(band: torch.Tensor) -> torch.Tensor:
+    """Per-pixel energy of a band, summed over channels: (C, H, W) -> (1, H, W)."""
+    return (band * band).sum(dim=0, keepdim=True)
+
+
+def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
     """Scale a splatted detail band so its local energy matches that of the particles.
 
     Args:
         mean: (C, H, W) float32 splatted band (normalised weighted mean).
-        mean_square: (C, H, W) float32 splatted square of the band (same weights).
+        energy: (1, H, W) float32 splatted ``band_energy`` of the band (same weights).
         window: side of the box over which energies are averaged, px.
 
     Returns:
         (C, H, W) float32 band times a gain in [1, MAX_GAIN] per pixel (shared by channels).
     """
-    energy_particles = mean_square.sum(dim=0, keepdim=True)
-    energy_mean = (mean * mean).sum(dim=0, keepdim=True)
+    energy_particles = energy
+    energy_mean = band_energy(mean)
     gain = torch.sqrt(_box(energy_particles, window) / _box(energy_mean, window).clamp(min=1e-12))
     return mean * gain.clamp_(1.0, MAX_GAIN)
 
 
 def _box(values: torch.Tensor, window: int) -> torch.Tensor:
     """Box average over window x window pixels with replicated borders: (1, H, W) -> (1, H, W)."""
+    if values.device.type == "cpu":
+        # OpenCV's running-sum box filter is ~10x faster than avg_pool2d on one CPU channel.
+        return torch.from_numpy(cv2.blur(values[0].numpy(), (window, window), borderType=cv2.BORDER_REPLICATE))[None]
     pad = window // 2
-    return F.avg_pool2d(F.pad(values[None], (pad, pad, pad, pad), mode="replicate"), window, stride=1)[0]
+    padded = F.pad(values[None], (pad, pad, pad, pad), mode="replicate")
+    rows = F.avg_pool2d(padded, (1, window), stride=1)
+    return F.avg_pool2d(rows, (window, 1), stride=1)[0]

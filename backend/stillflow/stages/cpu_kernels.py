@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["available", "euler_step_cpu", "splat_sources_cpu"]
+__all__ = ["available", "euler_step_cpu", "splat_normalised_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -46,43 +46,76 @@ if numba is not None:
                 if not (px >= 0 and px <= width - 1 and py >= 0 and py <= height - 1):
                     valid[y, x] = False
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _tap(acc: np.ndarray, values: np.ndarray, y: int, x: int, yy: int, xx: int, w: float,
+             channels: int) -> None:
+        for c in range(channels):
+            acc[yy, xx, c] += w * values[y, x, c]
+        acc[yy, xx, channels] += w
+
     @numba.njit(cache=True, nogil=True)
-    def _splat_rows(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, row0: int, row1: int,
-                    acc: np.ndarray) -> None:
+    def _splat_band(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, src0: int, src1: int,
+                    dst0: int, dst1: int, acc: np.ndarray) -> None:
         height, width, channels = values.shape
-        for y in range(row0, row1):
+        for y in range(src0, src1):
             for x in range(width):
                 w0 = weight[y, x]
                 if w0 == 0.0:
                     continue
                 tx = x + disp[0, y, x]
                 ty = y + disp[1, y, x]
-                x0 = math.floor(tx)
-                y0 = math.floor(ty)
-                fx = tx - x0
-                fy = ty - y0
+                fx0 = math.floor(tx)
+                fy0 = math.floor(ty)
+                x0 = int(fx0)
+                y0 = int(fy0)
+                fx = np.float32(tx - fx0)
+                fy = np.float32(ty - fy0)
+                wx0 = np.float32(1.0) - fx
+                wy0 = np.float32(1.0) - fy
+                if x0 >= 0 and x0 + 1 < width and y0 >= dst0 and y0 + 1 < dst1:
+                    # Common case: all four taps inside this band.
+                    _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels)
+                    _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels)
+                    _tap(acc, values, y, x, y0 + 1, x0, w0 * fy * wx0, channels)
+                    _tap(acc, values, y, x, y0 + 1, x0 + 1, w0 * fy * fx, channels)
+                    continue
                 for j in range(2):
-                    yy = int(y0) + j
-                    if yy < 0 or yy >= height:
+                    yy = y0 + j
+                    if yy < dst0 or yy >= dst1:
                         continue
-                    wy = fy if j == 1 else 1.0 - fy
+                    wy = fy if j == 1 else wy0
                     for i in range(2):
-                        xx = int(x0) + i
+                        xx = x0 + i
                         if xx < 0 or xx >= width:
                             continue
-                        w = w0 * wy * (fx if i == 1 else 1.0 - fx)
-                        if w == 0.0:
-                            continue
-                        for c in range(channels):
-                            acc[yy, xx, c] += w * values[y, x, c]
-                        acc[yy, xx, channels] += w
+                        w = w0 * wy * (fx if i == 1 else wx0)
+                        if w != 0.0:
+                            _tap(acc, values, y, x, yy, xx, w, channels)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _splat_jobs(values: np.ndarray, disps: np.ndarray, weights: np.ndarray, jobs: np.ndarray,
-                    accs: np.ndarray) -> None:
-        for k in numba.prange(jobs.shape[0]):
-            source = jobs[k, 0]
-            _splat_rows(values, disps[source], weights[source], jobs[k, 1], jobs[k, 2], accs[k])
+    def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, bounds: np.ndarray, reach: int,
+                     acc: np.ndarray) -> None:
+        # Band k owns the *target* rows [bounds[k], bounds[k+1]) and scans every source row that
+        # can reach them, so bands never write the same pixel: no races and no per-thread copies.
+        height = values.shape[0]
+        for k in numba.prange(bounds.shape[0] - 1):
+            dst0 = bounds[k]
+            dst1 = bounds[k + 1]
+            src0 = max(0, dst0 - reach)
+            src1 = min(height, dst1 + reach)
+            for s in range(len(disps)):
+                _splat_band(values, disps[s], weights[s], src0, src1, dst0, dst1, acc)
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _normalise(acc: np.ndarray, out: np.ndarray, den: np.ndarray) -> None:
+        height, width, stride = acc.shape
+        channels = stride - 1
+        for y in numba.prange(height):
+            for x in range(width):
+                total = acc[y, x, channels]
+                den[y, x] = total
+                for c in range(channels):
+                    out[c, y, x] = acc[y, x, c] / total if total > 0.0 else 0.0
 
 
 def euler_step_cpu(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
@@ -90,27 +123,26 @@ def euler_step_cpu(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray,
     _euler_step(positions, valid, motion, np.float32(sign))
 
 
-def splat_sources_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
-                      threads: int = 2) -> np.ndarray:
-    """Bilinear forward splat of one image moved by several displacement fields, summed.
+def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
+                         threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear forward splat of one image moved by several displacement fields, normalised.
 
     Args:
         values: (H, W, C) float32, channels last.
         disps: per source (2, H, W) float32 displacement in pixels.
         weights: per source (H, W) float32 splat weight (0 = particle skipped).
-        threads: work items run in parallel; each owns an accumulator, summed in order.
+        threads: parallel bands of target rows (each summed in a fixed order: deterministic).
 
     Returns:
-        acc: (H, W, C + 1) float32; channels 0..C-1 = sum of w * value, channel C = sum of w.
+        out: (C, H, W) float32 = sum of w * value / sum of w where that sum > 0, else 0.
+        den: (H, W) float32 sum of w (0 = hole).
     """
     height, width, channels = values.shape
-    sources = len(disps)
-    per_source = max(1, threads // sources)
-    jobs = []
-    for s in range(sources):
-        bounds = np.linspace(0, height, per_source + 1).astype(np.int64)
-        jobs.extend((s, int(bounds[i]), int(bounds[i + 1])) for i in range(per_source))
-    job_array = np.asarray(jobs, np.int64)
-    accs = np.zeros((len(jobs), height, width, channels + 1), np.float32)
-    _splat_jobs(values, np.stack(disps), np.stack(weights), job_array, accs)
-    return accs.sum(axis=0, dtype=np.float32) if len(jobs) > 1 else accs[0]
+    reach = int(math.ceil(max(float(np.abs(d[1]).max()) for d in disps))) + 2
+    bounds = np.linspace(0, height, 2 * max(1, threads) + 1).astype(np.int64)
+    acc = np.zeros((height, width, channels + 1), np.float32)
+    _splat_bands(values, tuple(disps), tuple(weights), bounds, reach, acc)
+    out = np.empty((channels, height, width), np.float32)
+    den = np.empty((height, width), np.float32)
+    _normalise(acc, out, den)
+    return out, den

@@ -10,7 +10,7 @@ import torch
 
 from . import cpu_kernels
 
-__all__ = ["splat_joint", "splat_sum_torch", "softmax_weights"]
+__all__ = ["splat_joint", "splat_sum_torch", "softmax_weights", "channels_last"]
 
 
 def softmax_weights(importance: torch.Tensor | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -85,15 +85,20 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
         zeros = torch.zeros_like(values, dtype=torch.float32)
         return zeros, torch.zeros(values.shape[1:], dtype=torch.float32, device=values.device)
     if values.device.type == "cpu" and cpu_kernels.available():
-        acc_hwc = cpu_kernels.splat_sources_cpu(
+        # A CHW view of channels-last storage (see channels_last) is passed without a copy.
+        out, den = cpu_kernels.splat_normalised_cpu(
             values.permute(1, 2, 0).float().contiguous().numpy(),
             [d.float().contiguous().numpy() for d, _ in sources],
             [w.float().contiguous().numpy() for _, w in sources],
             threads=max(1, torch.get_num_threads()))
-        acc = torch.from_numpy(acc_hwc).permute(2, 0, 1)
-    else:
-        acc = splat_sum_torch(values, [d for d, _ in sources], [w for _, w in sources])
+        return torch.from_numpy(out), torch.from_numpy(den)
+    acc = splat_sum_torch(values, [d for d, _ in sources], [w for _, w in sources])
     den = acc[channels]
     covered = den > 0
     out = torch.where(covered, acc[:channels] / torch.where(covered, den, torch.ones_like(den)), 0.0)
     return out, den.contiguous()
+
+
+def channels_last(values: torch.Tensor) -> torch.Tensor:
+    """The same (C, H, W) values stored channels-last, as the compiled CPU splat reads them."""
+    return values.permute(1, 2, 0).contiguous().permute(2, 0, 1)
