@@ -154,7 +154,7 @@ class Connection:
                 Path(config.log_dir).mkdir(parents=True, exist_ok=True)
                 log_path = str(Path(config.log_dir) / "backend.log")
             log.info("starting a local Stillflow backend with %s", python)
-            self.backend = client_mod.start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
+            self.backend = load("launcher").start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
             endpoint = self.backend.endpoint
             self.client = client_mod.Client(endpoint, timeout=config.timeout)
             return

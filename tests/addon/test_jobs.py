@@ -15,6 +15,7 @@ from addon.core.jobs import JobRequest, JobTracker
 from addon.core.lib import load
 
 _client = load("client")
+_launcher = load("launcher")
 _errors = load("errors")
 _options = load("options")
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 def client(backend_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Client connected to a freshly started local backend."""
     log = tmp_path_factory.mktemp("backend") / "serve.log"
-    backend = _client.start_local_backend(backend_python, log_path=str(log), timeout=120)
+    backend = _launcher.start_local_backend(backend_python, log_path=str(log), timeout=120)
     connection = _client.Client(backend.endpoint)
     yield connection
     connection.close()

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stillflow import render, render_frames
-from stillflow.client import Client, LocalBackend, start_local_backend
+from stillflow.client import Client
+from stillflow.launcher import LocalBackend, start_local_backend
 from stillflow.errors import BackendUnavailable, Cancelled, InputError, ProtocolError
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
@@ -194,6 +195,9 @@ class TestControl:
         while client.status()["running"] and time.monotonic() < deadline:
             time.sleep(0.3)
         assert client.status()["running"] == []
+        # the worker logs the cancellation just after leaving the running list
+        while f"job {job.job_id} cancelled" not in Path(backend.log_path).read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert f"job {job.job_id} cancelled" in Path(backend.log_path).read_text()
         result = client.wait(client.submit(_image(13), motion=MOTION, options=OPTIONS), timeout=60)
         assert result["frames"].shape == (4, 48, 64, 3)
