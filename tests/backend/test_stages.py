@@ -178,3 +178,40 @@ class TestContrast:
         restored = restore_contrast(mean, energy)
         ratio = float(restored.std() / a.std())
         assert 0.9 < ratio <= MAX_GAIN, f"amplitude ratio {ratio:.2f} (plain blend: {float(mean.std() / a.std()):.2f})"
+
+
+@pytest.mark.skipif(not cpu_kernels.available(), reason="numba not installed")
+class TestCompiledMatchesReference:
+    def test_contrast(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.contrast import band_energy, restore_contrast, restore_contrast_torch
+
+        a, b = (torch.from_numpy(rng.normal(0, 0.1, (3, 30, 40)).astype(np.float32)) for _ in range(2))
+        mean, energy = 0.5 * (a + b), 0.5 * (band_energy(a) + band_energy(b))
+        fast = restore_contrast(mean, energy)
+        torch.testing.assert_close(fast, restore_contrast_torch(mean, energy), atol=FLOAT32_ATOL, rtol=1e-5)
+        assert not torch.equal(fast, mean), "the blend must be amplified"
+        assert torch.equal(mean, 0.5 * (a + b)), "the input is not modified"
+
+    def test_composite(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.composite import composite, composite_torch
+
+        image = rng.random((20, 30, 3), dtype=np.float32)
+        mask = torch.from_numpy(np.clip(rng.normal(0.3, 0.5, (20, 30)), 0, 1).astype(np.float32))
+        result = torch.from_numpy(rng.random((3, 20, 30), dtype=np.float32))
+        result[0, 0, 0] = float("nan")
+        mask[0, 0] = 0.0
+        fast = composite(image, composite_mask_t=mask, result=result)
+        np.testing.assert_allclose(fast, composite_torch(image, composite_mask_t=mask, result=result),
+                                   atol=FLOAT32_ATOL)
+        static = mask.numpy() == 0
+        assert static.any() and np.array_equal(fast[static], image[static])
+
+    def test_neighbour_fill_then_push_pull(self, rng: np.random.Generator) -> None:
+        values = torch.full((3, 30, 30), 0.4)
+        den = torch.ones(30, 30)
+        den[5, 5] = 0.0  # a one-pixel crack: filled from its neighbours
+        den[10:20, 10:20] = 0.0  # a wide hole: its inside needs the pyramid
+        values[:, 10:20, 10:20] = 0.0
+        values[:, 5, 5] = 9.0
+        filled = fill_holes(values, den, 0.0)
+        assert torch.allclose(filled, torch.tensor(0.4), atol=FLOAT32_ATOL)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["composite"]
+from . import cpu_kernels
+
+__all__ = ["composite", "composite_torch"]
 
 
 def composite(image: np.ndarray, *, composite_mask_t: torch.Tensor, result: torch.Tensor) -> np.ndarray:
@@ -18,6 +20,13 @@ def composite(image: np.ndarray, *, composite_mask_t: torch.Tensor, result: torc
     Returns:
         (H, W, C) float32 frame.
     """
+    if result.device.type == "cpu" and cpu_kernels.available():
+        return cpu_kernels.composite_cpu(image, composite_mask_t.contiguous().numpy(), result.contiguous().numpy())
+    return composite_torch(image, composite_mask_t=composite_mask_t, result=result)
+
+
+def composite_torch(image: np.ndarray, *, composite_mask_t: torch.Tensor, result: torch.Tensor) -> np.ndarray:
+    """The torch reference of ``composite`` (any device)."""
     mask = composite_mask_t[None]
     image_t = torch.from_numpy(image).to(result.device).permute(2, 0, 1)
     blended = mask * result + (1.0 - mask) * image_t

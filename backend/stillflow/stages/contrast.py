@@ -10,12 +10,14 @@ without moving anything (contrast-preserving blending, cf. Heitz & Neyret 2018).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .._cv import cv2
+from . import cpu_kernels
 
-__all__ = ["restore_contrast", "band_energy", "MAX_GAIN"]
+__all__ = ["restore_contrast", "restore_contrast_torch", "band_energy", "MAX_GAIN"]
 
 MAX_GAIN = 1.5
 """Largest amplification; an even blend of two uncorrelated copies needs sqrt(2) ~ 1.41, and a
@@ -38,6 +40,15 @@ def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) 
     Returns:
         (C, H, W) float32 band times a gain in [1, MAX_GAIN] per pixel (shared by channels).
     """
+    if mean.device.type == "cpu" and cpu_kernels.available():
+        mean = mean.clone(memory_format=torch.contiguous_format)
+        cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu)
+        return mean
+    return restore_contrast_torch(mean, energy, window)
+
+
+def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """The torch reference of ``restore_contrast`` (any device)."""
     energy_particles = energy
     energy_mean = band_energy(mean)
     gain = torch.sqrt(_box(energy_particles, window) / _box(energy_mean, window).clamp(min=1e-12))
@@ -47,9 +58,14 @@ def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) 
 def _box(values: torch.Tensor, window: int) -> torch.Tensor:
     """Box average over window x window pixels with replicated borders: (1, H, W) -> (1, H, W)."""
     if values.device.type == "cpu":
-        # OpenCV's running-sum box filter is ~10x faster than avg_pool2d on one CPU channel.
-        return torch.from_numpy(cv2.blur(values[0].numpy(), (window, window), borderType=cv2.BORDER_REPLICATE))[None]
+        return torch.from_numpy(_box_cpu(values[0].numpy(), window))[None]
     pad = window // 2
     padded = F.pad(values[None], (pad, pad, pad, pad), mode="replicate")
     rows = F.avg_pool2d(padded, (1, window), stride=1)
     return F.avg_pool2d(rows, (window, 1), stride=1)[0]
+
+
+def _box_cpu(values: np.ndarray, window: int) -> np.ndarray:
+    """Box average of an (H, W) float32 array with replicated borders (OpenCV running sums)."""
+    # ~10x faster than avg_pool2d on one CPU channel.
+    return cv2.blur(values, (window, window), borderType=cv2.BORDER_REPLICATE)

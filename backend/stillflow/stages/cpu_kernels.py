@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["available", "euler_step_cpu", "splat_normalised_cpu"]
+__all__ = ["available", "euler_step_cpu", "splat_normalised_cpu", "fill_from_neighbours_cpu", "restore_gain_cpu",
+           "composite_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,92 @@ if numba is not None:
                 den[y, x] = total
                 for c in range(channels):
                     out[c, y, x] = acc[y, x, c] / total if total > 0.0 else 0.0
+
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _fill_from_neighbours(values: np.ndarray, den: np.ndarray, threshold: float, remaining: np.ndarray) -> None:
+        # A hole reads only known neighbours, which nobody writes: rows can run in parallel.
+        channels, height, width = values.shape
+        for y in numba.prange(height):
+            for x in range(width):
+                remaining[y, x] = False
+                if den[y, x] > threshold:
+                    continue
+                total = 0.0
+                for yy in range(max(0, y - 1), min(height, y + 2)):
+                    for xx in range(max(0, x - 1), min(width, x + 2)):
+                        if den[yy, xx] > threshold:
+                            total += den[yy, xx]
+                if total == 0.0:
+                    remaining[y, x] = True
+                    continue
+                for c in range(channels):
+                    acc = 0.0
+                    for yy in range(max(0, y - 1), min(height, y + 2)):
+                        for xx in range(max(0, x - 1), min(width, x + 2)):
+                            if den[yy, xx] > threshold:
+                                acc += den[yy, xx] * values[c, yy, xx]
+                    values[c, y, x] = acc / total
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _energy(values: np.ndarray, out: np.ndarray) -> None:
+        channels, height, width = values.shape
+        for y in numba.prange(height):
+            for x in range(width):
+                total = 0.0
+                for c in range(channels):
+                    total += values[c, y, x] * values[c, y, x]
+                out[y, x] = total
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _apply_gain(values: np.ndarray, particles: np.ndarray, blended: np.ndarray, max_gain: float) -> None:
+        channels, height, width = values.shape
+        for y in numba.prange(height):
+            for x in range(width):
+                gain = math.sqrt(particles[y, x] / max(blended[y, x], 1e-12))
+                gain = min(max(gain, 1.0), max_gain)
+                for c in range(channels):
+                    values[c, y, x] *= gain
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _composite(image: np.ndarray, mask: np.ndarray, result: np.ndarray, out: np.ndarray) -> None:
+        height, width, channels = image.shape
+        for y in numba.prange(height):
+            for x in range(width):
+                m = mask[y, x]
+                for c in range(channels):
+                    # Static pixels are copied, not blended: 0 * Y would leak a non-finite Y.
+                    out[y, x, c] = m * result[c, y, x] + (1 - m) * image[y, x, c] if m > 0 else image[y, x, c]
+
+
+def fill_from_neighbours_cpu(values: np.ndarray, den: np.ndarray, threshold: float) -> np.ndarray:
+    """Fill holes (den <= threshold) in place with the den-weighted mean of known 3x3 neighbours.
+
+    Args:
+        values: (C, H, W) float32, modified in place at hole pixels.
+        den: (H, W) float32 splat weights.
+
+    Returns:
+        (H, W) bool: holes with no known neighbour, still to fill.
+    """
+    remaining = np.empty(den.shape, np.bool_)
+    _fill_from_neighbours(values, den, np.float32(threshold), remaining)
+    return remaining
+
+
+def restore_gain_cpu(values: np.ndarray, particle_energy: np.ndarray, max_gain: float, window: int,
+                     box: Callable[[np.ndarray, int], np.ndarray]) -> None:
+    """Scale (C, H, W) ``values`` in place by clamp(sqrt(box(E_particles) / box(E_values)), 1, max_gain)."""
+    blended = np.empty(particle_energy.shape, np.float32)
+    _energy(values, blended)
+    _apply_gain(values, box(particle_energy, window), box(blended, window), np.float32(max_gain))
+
+
+def composite_cpu(image: np.ndarray, mask: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """(H, W, C) frame: mask * result + (1 - mask) * image where mask > 0, image elsewhere (bit-exact)."""
+    out = np.empty_like(image)
+    _composite(image, mask, result, out)
+    return out
 
 
 def euler_step_cpu(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
