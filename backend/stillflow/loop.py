@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._cv import cv2
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast
 from .stages.holes import fill_holes, inpaint_telea
@@ -104,9 +105,9 @@ class LoopRenderer:
             self._values.append(channels_last(padded))
         # Static particles land on themselves. Away from the composited region (farther than the
         # coarsest band's upsampling support) nothing reads them: weight 0 skips their splat.
-        source = torch.from_numpy(np.any(motion_w != 0, axis=0)) | (self._mask_t.cpu() > 0)
         reach = 3 * 2 ** (self.levels - 1) + 1
-        source = F.max_pool2d(source[None, None].float(), 2 * reach + 1, stride=1, padding=reach)[0, 0] > 0
+        moving = (np.any(motion_w != 0, axis=0) | (composite_mask[self.window] > 0)).astype(np.uint8)
+        source = torch.from_numpy(cv2.dilate(moving, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0)
         self._weights = self._weights * pad_reflect(source.to(device).float(), self.padding)
         # Holes outside that region are never read either: they are not filled.
         self._ignore = [~source[::2 ** level, ::2 ** level].to(device) for level in range(self.levels)]

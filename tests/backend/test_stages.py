@@ -215,3 +215,22 @@ class TestCompiledMatchesReference:
         values[:, 5, 5] = 9.0
         filled = fill_holes(values, den, 0.0)
         assert torch.allclose(filled, torch.tensor(0.4), atol=FLOAT32_ATOL)
+
+
+class TestContrastEdgeCases:
+    def test_zero_energy_with_box_round_off_stays_finite(self) -> None:
+        import cv2
+
+        from stillflow.stages.contrast import restore_contrast, restore_contrast_torch
+
+        # Energies spanning twelve decades next to zeros: OpenCV's running-sum box leaves
+        # tiny negative sums there (seed 3 gives one), whose square root would be NaN.
+        rng = np.random.default_rng(0)
+        for _ in range(4):
+            energy = (rng.random((64, 64)) * rng.choice([1e-6, 1, 1e3, 1e6], (64, 64))).astype(np.float32)
+            energy[:, 32:] = 0
+            energy[rng.random((64, 64)) < 0.3] = 0
+        assert (cv2.blur(energy, (5, 5), borderType=cv2.BORDER_REPLICATE) < 0).any(), "the case must bite"
+        mean = torch.from_numpy(np.sqrt(energy / 3))[None].repeat(3, 1, 1) * 0.5
+        for restore in (restore_contrast, restore_contrast_torch):
+            assert torch.isfinite(restore(mean, torch.from_numpy(energy)[None])).all()

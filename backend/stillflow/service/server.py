@@ -1,7 +1,10 @@
 """The backend service: a ROUTER socket served by one I/O loop, jobs run by worker threads.
 
+The loop reads requests and sends replies here; ``dispatch`` answers them and ``peers`` keeps
+the client bookkeeping (outboxes, reply cache, job owners, heartbeats).
+
 Thread contract:
-  - The ROUTER, the doorbell PULL socket and all client bookkeeping belong to the thread
+  - The ROUTER, the doorbell PULL socket, ``Peers`` and ``Dispatcher`` belong to the thread
     that calls ``serve()`` (the I/O loop); nothing else touches them.
   - Worker threads take jobs from the JobQueue, run the engine, and hand every outgoing
     message to the I/O loop through ``_outbound`` (a queue), ringing their own PUSH doorbell.
@@ -12,57 +15,30 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import queue
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError
-from ..gan.models_dir import describe_models
-from ..options import ENGINES
-from ..protocol import (PROTOCOL_VERSION, REQUEST_OPS, Limits, Message, check_header, encode, error_message,
-                        peek_ids, read_parts, unpack_header)
-from .jobs import Job, JobQueue, build_job, run_job
-from .keys import ServerKeys, check_bind
+from ..protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, encode, error_message, peek_ids,
+                        read_parts, unpack_header)
+from .config import ServerConfig
+from .dispatch import Dispatcher
+from .jobs import Job, JobQueue, run_job
+from .keys import check_bind
+from .peers import Peers
 
 __all__ = ["ServerConfig", "Server"]
 
 log = logging.getLogger(__name__)
 
-_REPLY_CACHE = 1024
 _DRAIN_MAX = 128
 _TICK_S = 0.1
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """How the service binds, which devices it drives and its limits."""
-
-    bind: str = "tcp://127.0.0.1:5555"
-    devices: tuple[str, ...] = ("auto",)
-    workers: int = 1
-    queue_size: int = 16
-    limits: Limits = field(default_factory=Limits)
-    keys: ServerKeys | None = None
-    heartbeat_s: float = 1.0
-    client_timeout_s: float = 60.0
-    log_path: str | None = None
-    models: str | None = None
-
-
-@dataclass
-class _Peer:
-    """What the I/O loop knows about one client identity."""
-
-    last_seen: float
-    outbox: deque[list[Any]] = field(default_factory=deque)
 
 
 class Server:
@@ -81,13 +57,10 @@ class Server:
         self._auth: Any = None
         self._queue = JobQueue(config.queue_size)
         self._outbound: queue.SimpleQueue[tuple[bytes, Message, bool]] = queue.SimpleQueue()
-        self._peers: dict[bytes, _Peer] = {}
-        self._owners: dict[str, bytes] = {}
-        self._replies: OrderedDict[tuple[bytes, str], list[Any]] = OrderedDict()
+        self._peers = Peers(self._queue, self._try_send, config.client_timeout_s)
+        self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final)
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._started = time.monotonic()
-        self._devices: list[str] = []
 
     def bind(self) -> str:
         """Open the sockets, start the workers and return the bound endpoint."""
@@ -119,15 +92,15 @@ class Server:
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._doorbell = self._context.socket(zmq.PULL)
         self._doorbell.bind(self._doorbell_address)
-        self._devices = list(self.config.devices)
+        devices = self.config.devices
         for index in range(self.config.workers):
-            device = self._devices[index % len(self._devices)]
+            device = devices[index % len(devices)]
             worker = threading.Thread(target=self._work, args=(device,), name=f"stillflow-worker-{index}",
                                       daemon=True)
             worker.start()
             self._workers.append(worker)
         log.info("stillflow %s backend on %s (protocol %d, %d worker(s) on %s, CURVE %s)", __version__,
-                 self.endpoint, PROTOCOL_VERSION, self.config.workers, ",".join(self._devices),
+                 self.endpoint, PROTOCOL_VERSION, self.config.workers, ",".join(devices),
                  "on" if self.config.keys else "off")
         return self.endpoint
 
@@ -156,7 +129,7 @@ class Server:
                 self._flush_outbound()
                 now = time.monotonic()
                 if now >= next_beat:
-                    self._beat(now)
+                    self._peers.beat(now)
                     next_beat = now + self.config.heartbeat_s
         finally:
             self._shutdown()
@@ -192,22 +165,21 @@ class Server:
     def _handle(self, frames: list[zmq.Frame]) -> None:
         """Answer one incoming message; every failure becomes an error reply, never a crash."""
         identity = frames[0].bytes
-        peer = self._peers.setdefault(identity, _Peer(last_seen=time.monotonic()))
-        peer.last_seen = time.monotonic()
+        self._peers.seen(identity)
         req = job_id = None
         try:
             if len(frames) < 2:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
             header = unpack_header(frames[1], self.config.limits)
             req, job_id = peek_ids(header)
-            cached = self._replies.get((identity, req)) if req is not None else None
+            cached = self._peers.cached_reply(identity, req)
             if cached is not None:
-                self._send(identity, cached, reliable=True)
+                self._peers.send(identity, cached, reliable=True)
                 return
             check_header(header, REQUEST_OPS)
             message = Message(op=header["op"], body=header.get("body") or {},
                               parts=read_parts(header, frames[2:], self.config.limits), req=req, job=job_id)
-            reply = self._dispatch(identity, message)
+            reply = self._dispatcher.reply(identity, message)
         except StillflowError as exc:
             log.info("request from %s refused: %s", identity.hex()[:12], exc)
             reply = error_message(exc, req=req, job=job_id)
@@ -218,84 +190,7 @@ class Server:
                                   req=req, job=job_id)
         if reply is None:
             return
-        encoded = encode(reply)
-        if req is not None:
-            self._replies[(identity, req)] = encoded
-            while len(self._replies) > _REPLY_CACHE:
-                self._replies.popitem(last=False)
-        self._send(identity, encoded, reliable=True)
-
-    def _dispatch(self, identity: bytes, message: Message) -> Message | None:
-        """The reply to one valid request (None for heartbeats)."""
-        op, req = message.op, message.req
-        if op == "heartbeat":
-            return None
-        if op == "hello":
-            return Message("hello", self._hello(), req=req)
-        if op == "ping":
-            return Message("pong", {"time": time.time()}, req=req)
-        if op == "status":
-            return Message("status", self._status(message.job), req=req, job=message.job)
-        if op == "submit":
-            return self._submit(identity, message)
-        if op == "cancel":
-            return Message("ok", {"state": self._cancel(message.job)}, req=req, job=message.job)
-        if op == "clear":
-            everyone = bool(message.body.get("all", False))
-            dropped = self._queue.remove(lambda job: everyone or job.owner == identity)
-            for job in dropped:
-                self._queue_final(job, Message("cancelled", {"msg": "dropped from the queue by clear"},
-                                               job=job.job_id))
-            return Message("ok", {"dropped": len(dropped)}, req=req)
-        raise ProtocolError(f"operation {op} is not served here")
-
-    def _hello(self) -> dict[str, Any]:
-        """Version, capabilities and limits."""
-        # What the models folder holds and what each engine/motion/mask option needs.
-        models = describe_models(self.config.models) if self.config.models else None
-        return {"server": f"stillflow {__version__}", "version": __version__, "protocol": PROTOCOL_VERSION,
-                "engines": list(ENGINES), "devices": self._devices, "workers": self.config.workers,
-                "limits": self.config.limits.to_wire(), "queue_size": self.config.queue_size,
-                "heartbeat_s": self.config.heartbeat_s, "models": models,
-                "curve": self.config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"]}
-
-    def _status(self, job_id: str | None) -> dict[str, Any]:
-        """Queue state, or one job's state."""
-        queued, running = self._queue.snapshot()
-        if job_id is not None:
-            job = next((j for j in queued + running if j.job_id == job_id), None)
-            if job is None:
-                raise InputError(f"no queued or running job {job_id}", hint="it may have finished already")
-            return job.describe()
-        return {"queued": [j.describe() for j in queued], "running": [j.describe() for j in running],
-                "workers": self.config.workers, "devices": self._devices, "clients": len(self._peers),
-                "uptime_s": time.monotonic() - self._started, "version": __version__}
-
-    def _submit(self, identity: bytes, message: Message) -> Message:
-        """Queue a job (reply accepted) or reply rejected with the reason."""
-        job_id = uuid.uuid4().hex[:16]
-        try:
-            job = build_job(job_id, identity, message, self.config.limits)
-            position = self._queue.put(job)
-        except StillflowError as exc:
-            log.info("submit rejected: %s", exc)
-            return error_message(exc, req=message.req, op="rejected")
-        self._owners[job_id] = identity
-        log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,
-                 "shared fs" if job.out_dir else job.deliver)
-        return Message("accepted", {"position": position}, req=message.req, job=job_id)
-
-    def _cancel(self, job_id: str | None) -> str:
-        """Cancel a queued or running job; returns its state before."""
-        job = self._queue.find(job_id or "")
-        if job is None:
-            raise InputError(f"no queued or running job {job_id}", hint="it may have finished already")
-        state = job.state
-        job.cancel.set()
-        for dropped in self._queue.remove(lambda j: j.job_id == job.job_id):
-            self._queue_final(dropped, Message("cancelled", {"msg": "cancelled while queued"}, job=dropped.job_id))
-        log.info("job %s cancel requested (%s)", job.job_id, state)
-        return state
+        self._peers.reply(identity, req, encode(reply))
 
     def _queue_final(self, job: Job, message: Message) -> None:
         """Send a job's last message from the I/O thread."""
@@ -308,22 +203,8 @@ class Server:
                 owner, message, reliable = self._outbound.get_nowait()
             except queue.Empty:
                 break
-            if message.op in ("result", "cancelled", "error"):
-                self._owners.pop(message.job or "", None)
-            self._send(owner, encode(message), reliable)
-        for identity, peer in self._peers.items():
-            while peer.outbox and self._try_send(identity, peer.outbox[0]):
-                peer.outbox.popleft()
-
-    def _send(self, identity: bytes, frames: list[Any], reliable: bool) -> None:
-        """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest."""
-        peer = self._peers.get(identity)
-        if peer is not None and peer.outbox:
-            if reliable:
-                peer.outbox.append(frames)
-            return
-        if not self._try_send(identity, frames) and reliable and peer is not None:
-            peer.outbox.append(frames)
+            self._peers.deliver(owner, message, reliable)
+        self._peers.retry()
 
     def _try_send(self, identity: bytes, frames: list[Any]) -> bool:
         """One non-blocking send; False when the peer's queue is full or it is not connected."""
@@ -336,38 +217,6 @@ class Server:
             if exc.errno == errno.EHOSTUNREACH:
                 return False
             raise
-
-    def _beat(self, now: float) -> None:
-        """Heartbeat clients with jobs; forget clients silent for longer than client_timeout_s."""
-        queued, running = self._queue.snapshot()
-        by_owner: dict[bytes, dict[str, str]] = {}
-        for job in queued + running:
-            by_owner.setdefault(job.owner, {})[job.job_id] = job.state
-        for job_id, owner in self._owners.items():
-            by_owner.setdefault(owner, {}).setdefault(job_id, "finishing")
-        for identity, peer in list(self._peers.items()):
-            silent = now - peer.last_seen
-            if silent > self.config.client_timeout_s:
-                self._forget(identity, queued, running, silent)
-                continue
-            jobs = by_owner.get(identity)
-            if jobs and not peer.outbox:
-                self._send(identity, encode(Message("heartbeat", {"jobs": jobs})), reliable=False)
-
-    def _forget(self, identity: bytes, queued: list[Job], running: list[Job], silent: float) -> None:
-        """Drop a dead client's queued jobs, cancel its remote-delivery running jobs, and forget it."""
-        dropped = self._queue.remove(lambda job: job.owner == identity)
-        for job in running:
-            # a shared-filesystem job still lands on disk for the user; a remote one has nowhere to go
-            if job.owner == identity and job.out_dir is None:
-                job.cancel.set()
-        if dropped or any(job.owner == identity for job in running):
-            log.warning("client %s silent for %.0f s: dropped %d queued job(s)", identity.hex()[:12], silent,
-                        len(dropped))
-        for job in dropped:
-            self._owners.pop(job.job_id, None)
-        if not any(job.owner == identity for job in running):
-            del self._peers[identity]
 
     def _shutdown(self) -> None:
         """Cancel running jobs, drop queued ones, tell their clients, stop workers and close sockets."""
@@ -401,9 +250,3 @@ class Server:
             self._auth.stop()
             self._auth = None
 
-
-def _size(job: Job) -> tuple[int, int]:
-    """(width, height) of a job's image when it was sent as an array, else (0, 0)."""
-    image = job.inputs.get("image")
-    shape = getattr(image, "shape", None)
-    return (int(shape[1]), int(shape[0])) if shape is not None else (0, 0)

@@ -51,7 +51,8 @@ def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int
     """The torch reference of ``restore_contrast`` (any device)."""
     energy_particles = energy
     energy_mean = band_energy(mean)
-    gain = torch.sqrt(_box(energy_particles, window) / _box(energy_mean, window).clamp(min=1e-12))
+    # Running-sum box filters can leave -1e-9 where the energy is 0: clamp before sqrt.
+    gain = torch.sqrt(_box(energy_particles, window).clamp(min=0) / _box(energy_mean, window).clamp(min=1e-12))
     return mean * gain.clamp_(1.0, MAX_GAIN)
 
 

@@ -160,7 +160,8 @@ if numba is not None:
         channels, height, width = values.shape
         for y in numba.prange(height):
             for x in range(width):
-                gain = math.sqrt(particles[y, x] / max(blended[y, x], 1e-12))
+                # Running-sum box filters can leave -1e-9 where the energy is 0: clamp before sqrt.
+                gain = math.sqrt(max(particles[y, x], 0.0) / max(blended[y, x], 1e-12))
                 gain = min(max(gain, 1.0), max_gain)
                 for c in range(channels):
                     values[c, y, x] *= gain

@@ -1,0 +1,185 @@
+"""Messages on the wire: the operation catalogue, ``Message``, the header codec and error messages.
+
+Part of the wire protocol (see ``protocol.py`` for the convention); no torch, bundled into the
+add-on. Frame 0 of every message is a msgpack map with string keys only,
+``{v, op, req, job, body, parts}``; the binary parts after it are handled by ``protocol_parts``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping, Sequence
+
+import msgpack
+import numpy as np
+
+from .errors import ERRORS_BY_WIRE_CODE, InputError, JobFailed, ProtocolError, StillflowError
+from .protocol_parts import Limits, frame_bytes, pack_parts, read_parts
+
+__all__ = ["PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUEST_OPS", "SERVER_OPS", "EVENT_OPS", "Message", "encode",
+           "decode", "unpack_header", "peek_ids", "check_header", "error_message", "error_from_wire"]
+
+PROTOCOL_VERSION = 1
+"""Bumped on any incompatible change; both sides refuse a message with another version."""
+
+MESSAGE_TYPES: dict[str, str] = {
+    # client -> backend requests (each answered by exactly one reply carrying the same req)
+    "hello": "version and capabilities (engines, devices, limits, models); reply hello",
+    "ping": "liveness check; reply pong with the backend's clock",
+    "status": "queue and worker state, or one job's state with job set; reply status",
+    "submit": "image + mask + motion + render options; reply accepted {job} or rejected {code, msg}",
+    "cancel": "stop job (queued: dropped, running: stopped between frames); reply ok",
+    "clear": "drop this client's queued jobs (all clients' with body.all); reply ok {dropped}",
+    "heartbeat": "either way, while a client has jobs: 'I am alive'; no reply (backend's lists job states)",
+    # backend -> client replies
+    "pong": "reply to ping",
+    "accepted": "reply to submit: the job id and its queue position",
+    "rejected": "reply to submit: the job was not queued, with code and msg",
+    "ok": "reply to cancel and clear",
+    "error": "a request or job failed: code (errors.py wire code) and a one-line msg",
+    # backend -> client job events (carry job, no req)
+    "progress": "stage, done, total and an optional small uint8 preview part",
+    "part": "one piece of a remote result: a frame array or an encoded file's bytes",
+    "result": "the job finished: out_dir and frame paths, or the count of parts sent before",
+    "cancelled": "the job stopped before finishing; nothing was written",
+}
+
+REQUEST_OPS = frozenset({"hello", "ping", "status", "submit", "cancel", "clear", "heartbeat"})
+"""Operations a client may send."""
+
+EVENT_OPS = frozenset({"progress", "part", "result", "cancelled", "heartbeat"})
+"""Backend messages that belong to a job (or to the client's jobs) rather than to a request."""
+
+SERVER_OPS = frozenset({"hello", "pong", "status", "accepted", "rejected", "ok", "error"}) | EVENT_OPS
+"""Operations the backend may send."""
+
+_HEADER_KEYS = frozenset({"v", "op", "req", "job", "body", "parts"})
+_MAX_DEPTH = 16
+_MAX_ID_CHARS = 64
+
+
+@dataclass(slots=True)
+class Message:
+    """One decoded message: operation, plain body and named arrays (read-only views of the frames)."""
+
+    op: str
+    body: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+    req: str | None = None
+    job: str | None = None
+
+
+def encode(message: Message) -> list[Any]:
+    """Frames to send: the msgpack header then one contiguous buffer per part (send with copy=False).
+
+    Raises:
+        InputError: a part has a dtype outside WIRE_DTYPES or a body value msgpack cannot carry.
+    """
+    descriptors, buffers = pack_parts(message.parts)
+    header = {"v": PROTOCOL_VERSION, "op": message.op, "req": message.req, "job": message.job,
+              "body": message.body, "parts": descriptors}
+    try:
+        packed = msgpack.packb(header, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"message {message.op} cannot be encoded: {exc}") from None
+    return [packed, *buffers]
+
+
+def decode(frames: Sequence[Any], *, limits: Limits = Limits(), ops: Collection[str] = SERVER_OPS) -> Message:
+    """Decode a whole message (no identity frame); raises ProtocolError or InputError when invalid."""
+    if not frames:
+        raise ProtocolError("empty message", hint="send a msgpack header frame first")
+    header = unpack_header(frames[0], limits)
+    check_header(header, ops)
+    parts = read_parts(header, frames[1:], limits)
+    return Message(op=header["op"], body=header.get("body") or {}, parts=parts,
+                   req=header.get("req"), job=header.get("job"))
+
+
+def unpack_header(frame: Any, limits: Limits = Limits()) -> dict[str, Any]:
+    """The header map of frame 0, checked to hold only plain msgpack values with string keys."""
+    raw = frame_bytes(frame)
+    if raw.nbytes > limits.max_header_bytes:
+        raise ProtocolError(f"message header is {raw.nbytes} bytes; at most {limits.max_header_bytes} accepted")
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_refuse_ext, timestamp=0)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+            UnicodeDecodeError) as exc:
+        raise ProtocolError(f"message header is not valid msgpack ({type(exc).__name__})",
+                            hint="frame 0 must be a msgpack map with string keys") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(f"message header is a {type(header).__name__}, not a map",
+                            hint="frame 0 must be a msgpack map with string keys")
+    _check_plain(header, 0)
+    return header
+
+
+def peek_ids(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The (req, job) ids of a header when they are well-formed, else None (for error replies)."""
+    return (_valid_id(header.get("req")), _valid_id(header.get("job")))
+
+
+def check_header(header: Mapping[str, Any], ops: Collection[str]) -> None:
+    """Check version first, then operation, ids, body and part descriptors; raise ProtocolError."""
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not supported; this side speaks {PROTOCOL_VERSION}",
+                            hint="install the same Stillflow version for the add-on and the backend")
+    op = header.get("op")
+    if not isinstance(op, str) or op not in ops:
+        raise ProtocolError(f"unknown operation {op!r}", hint=f"expected one of {', '.join(sorted(ops))}")
+    for key in ("req", "job"):
+        value = header.get(key)
+        if value is not None and _valid_id(value) is None:
+            raise ProtocolError(f"{key} must be a string of 1 to {_MAX_ID_CHARS} characters, got {value!r}"[:200])
+    unknown = sorted(set(header) - _HEADER_KEYS)
+    if unknown:
+        raise ProtocolError(f"unknown header key(s): {', '.join(unknown)}"[:200])
+    if not isinstance(header.get("body", {}) or {}, dict):
+        raise ProtocolError("body must be a map")
+    if not isinstance(header.get("parts", []) or [], list):
+        raise ProtocolError("parts must be a list of {name, dtype, shape} maps")
+
+
+def error_message(error: StillflowError, *, req: str | None = None, job: str | None = None,
+                  op: str = "error") -> Message:
+    """An ``error`` (or ``rejected``) message carrying the error's wire code and one-line text."""
+    return Message(op=op, body={"code": error.wire_code, "msg": str(error)}, req=req, job=job)
+
+
+def error_from_wire(body: Mapping[str, Any]) -> StillflowError:
+    """The error an ``error``/``rejected`` body describes; unknown codes become JobFailed."""
+    code = body.get("code")
+    text = str(body.get("msg") or "the backend reported an error without a message")
+    cls = ERRORS_BY_WIRE_CODE.get(code) if isinstance(code, str) else None
+    if cls is None or cls is StillflowError:
+        cls = JobFailed
+    return cls(text)
+
+
+def _check_plain(value: Any, depth: int) -> None:
+    """Raise ProtocolError unless ``value`` is nil/bool/int/float/str/bin/list/str-keyed map, not too deep."""
+    if depth > _MAX_DEPTH:
+        raise ProtocolError(f"message header nests deeper than {_MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_plain(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ProtocolError("message header has a non-string map key")
+            _check_plain(item, depth + 1)
+        return
+    raise ProtocolError(f"message header holds a {type(value).__name__} value", hint="no extension types")
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    """msgpack ext_hook: extension types are not part of the protocol."""
+    raise ValueError(f"msgpack extension type {code} is not allowed")
+
+
+def _valid_id(value: Any) -> str | None:
+    """``value`` when it is a usable request/job id, else None."""
+    return value if isinstance(value, str) and 1 <= len(value) <= _MAX_ID_CHARS else None

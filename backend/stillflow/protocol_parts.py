@@ -1,0 +1,172 @@
+"""Binary parts of a message and the size caps: wire dtypes, Limits, part descriptors, image checks.
+
+Part of the wire protocol (see ``protocol.py``); no torch, bundled into the add-on. Frames 1..
+of a message are raw C-order little-endian buffers, one per ``{name, dtype, shape}`` entry of
+the header's ``parts`` list.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import InputError, ProtocolError
+from .options import MAX_FRAMES, MAX_IMAGE_SIDE
+
+__all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
+           "read_parts", "frame_bytes", "check_image", "check_mask"]
+
+WIRE_DTYPES: dict[str, np.dtype] = {
+    "uint8": np.dtype("|u1"),
+    "float16": np.dtype("<f2"),
+    "float32": np.dtype("<f4"),
+}
+"""The only element types a binary part may have."""
+
+MAX_HEADER_BYTES = 1 << 20
+"""Largest accepted msgpack header (1 MiB); hints and manifests fit with room to spare."""
+
+MAX_PARTS = 16
+"""Most binary parts in one message (a submit needs at most five)."""
+
+DEFAULT_MAX_PART_BYTES = 1 << 30
+"""Default largest binary part (1 GiB, e.g. 8192 x 8192 RGBA float32)."""
+
+_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size caps the backend enforces and advertises in ``hello``."""
+
+    max_image_side: int = MAX_IMAGE_SIDE
+    max_frames: int = MAX_FRAMES
+    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_parts: int = MAX_PARTS
+
+    def to_wire(self) -> dict[str, int]:
+        """Plain values for the hello reply."""
+        return {"max_image_side": self.max_image_side, "max_frames": self.max_frames,
+                "max_part_bytes": self.max_part_bytes, "max_header_bytes": self.max_header_bytes,
+                "max_parts": self.max_parts}
+
+    @classmethod
+    def from_wire(cls, values: Mapping[str, Any]) -> "Limits":
+        """Read the limits from a hello reply (missing keys keep their defaults)."""
+        known = {k: int(v) for k, v in values.items() if k in cls.__dataclass_fields__ and _is_int(v)}
+        return cls(**known)
+
+
+def pack_parts(parts: Mapping[str, np.ndarray]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """The header's part descriptors and one contiguous little-endian buffer per part.
+
+    Raises:
+        InputError: a part has a dtype outside WIRE_DTYPES.
+    """
+    descriptors = []
+    buffers = []
+    for name, array in parts.items():
+        dtype_name = _wire_dtype_name(array.dtype)
+        if dtype_name is None:
+            raise InputError(f"part {name} has dtype {array.dtype}; the wire carries {', '.join(WIRE_DTYPES)}")
+        buffers.append(np.ascontiguousarray(array, dtype=WIRE_DTYPES[dtype_name]))
+        descriptors.append({"name": name, "dtype": dtype_name, "shape": list(array.shape)})
+    return descriptors, buffers
+
+
+def read_parts(header: Mapping[str, Any], frames: Sequence[Any], limits: Limits = Limits()) -> dict[str, np.ndarray]:
+    """Named read-only arrays viewing ``frames``, after checking every descriptor against its frame."""
+    descriptors = header.get("parts") or []
+    if len(descriptors) > limits.max_parts:
+        raise ProtocolError(f"message declares {len(descriptors)} parts; at most {limits.max_parts} accepted")
+    if len(descriptors) != len(frames):
+        raise ProtocolError(f"message declares {len(descriptors)} parts but carries {len(frames)} frames")
+    parts: dict[str, np.ndarray] = {}
+    for descriptor, frame in zip(descriptors, frames):
+        name, dtype, shape = _check_descriptor(descriptor, limits)
+        if name in parts:
+            raise ProtocolError(f"part {name} appears twice")
+        buffer = frame_bytes(frame)
+        expected = math.prod(shape) * dtype.itemsize
+        if buffer.nbytes != expected:
+            raise ProtocolError(f"part {name} declares {expected} bytes ({shape} {dtype.name}) "
+                                f"but its frame holds {buffer.nbytes}")
+        parts[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    return parts
+
+
+def frame_bytes(frame: Any) -> memoryview:
+    """A flat byte view of a zmq.Frame, bytes or buffer without copying."""
+    view = frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def check_image(image: np.ndarray, limits: Limits = Limits(), what: str = "image") -> None:
+    """Raise InputError unless ``image`` is (H, W, 3|4) uint8/float16/float32, finite, within the caps."""
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InputError(f"{what} has shape {tuple(image.shape)}; expected (H, W, 3) RGB or (H, W, 4) RGBA")
+    _check_sides(image.shape[:2], limits, what)
+    _check_finite(image, what)
+
+
+def check_mask(mask: np.ndarray, limits: Limits = Limits()) -> None:
+    """Raise InputError unless ``mask`` is (H, W) uint8/float16/float32, finite, within the caps."""
+    if mask.ndim != 2:
+        raise InputError(f"mask has shape {tuple(mask.shape)}; expected (H, W) grayscale, white = animate")
+    _check_sides(mask.shape, limits, "mask")
+    _check_finite(mask, "mask")
+
+
+def _check_sides(shape: Sequence[int], limits: Limits, what: str) -> None:
+    """Raise InputError when a side is 0 or above the cap."""
+    height, width = shape
+    if min(height, width) < 1 or max(height, width) > limits.max_image_side:
+        raise InputError(f"{what} is {width}x{height} px; sides must be 1 to {limits.max_image_side} px")
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    """Raise InputError when a float array holds NaN or Inf."""
+    if array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise InputError(f"{what} holds {bad} non-finite values")
+
+
+def _check_descriptor(descriptor: Any, limits: Limits) -> tuple[str, np.dtype, tuple[int, ...]]:
+    """(name, dtype, shape) of a part descriptor; ProtocolError when malformed or too large."""
+    if not isinstance(descriptor, dict) or set(descriptor) != {"name", "dtype", "shape"}:
+        raise ProtocolError("a part descriptor must be a map with exactly name, dtype and shape")
+    name = descriptor["name"]
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ProtocolError(f"part name {name!r} is invalid"[:200], hint="use 1-200 of A-Z a-z 0-9 _ . : / -")
+    dtype_name = descriptor["dtype"]
+    if dtype_name not in WIRE_DTYPES:
+        raise ProtocolError(f"part {name} has dtype {dtype_name!r}"[:200],
+                            hint=f"the wire carries {', '.join(WIRE_DTYPES)}")
+    shape = descriptor["shape"]
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
+            or not all(_is_int(d) and d >= 0 for d in shape)):
+        raise ProtocolError(f"part {name} has shape {shape!r}; expected 1 to 4 sizes >= 0"[:200])
+    dtype = WIRE_DTYPES[dtype_name]
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > limits.max_part_bytes:
+        raise ProtocolError(f"part {name} declares {nbytes} bytes; at most {limits.max_part_bytes} accepted",
+                            hint="send a smaller image or raise the backend's --max-part-mb")
+    return name, dtype, tuple(shape)
+
+
+def _wire_dtype_name(dtype: np.dtype) -> str | None:
+    """The WIRE_DTYPES name of ``dtype`` (any byte order), or None when not carried."""
+    for name, wire in WIRE_DTYPES.items():
+        if dtype.kind == wire.kind and dtype.itemsize == wire.itemsize:
+            return name
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    """True for an int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,25 @@
+"""How the backend service is set up: ``ServerConfig`` (bind address, devices, workers, limits, keys)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..protocol import Limits
+from .keys import ServerKeys
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the service binds, which devices it drives and its limits."""
+
+    bind: str = "tcp://127.0.0.1:5555"
+    devices: tuple[str, ...] = ("auto",)
+    workers: int = 1
+    queue_size: int = 16
+    limits: Limits = field(default_factory=Limits)
+    keys: ServerKeys | None = None
+    heartbeat_s: float = 1.0
+    client_timeout_s: float = 60.0
+    log_path: str | None = None
+    models: str | None = None
