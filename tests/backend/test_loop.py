@@ -128,6 +128,11 @@ class TestBadInput:
             list(render_frames(smooth_image, mask=np.zeros((10, 10), np.float32),
                                motion=_uniform(64, 80, 1, 0), options=RenderOptions(frames=3)))
 
+    def test_image_too_large_or_small(self) -> None:
+        for shape in ((8, 8193, 3), (4, 64, 3)):
+            with pytest.raises(InputError, match="sides must be 8 to 8192 px"):
+                list(render_frames(np.zeros(shape, np.float32), motion=MotionSpec(kind="drift", drift=(0.0, 1.0))))
+
     def test_non_finite_motion(self, smooth_image: np.ndarray) -> None:
         field = np.zeros((2, 8, 8), np.float32)
         field[0, 3, 3] = np.nan

@@ -81,7 +81,8 @@ def load_image(image: str | Path | np.ndarray) -> np.ndarray:
         raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected (H, W, 3) RGB or (H, W, 4) RGBA")
     height, width = pixels.shape[:2]
     if min(height, width) < MIN_IMAGE_SIDE or max(height, width) > MAX_IMAGE_SIDE:
-        raise InputError(f"{what} is {width}x{height} px; sides must be {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} px")
+        raise InputError(f"{what} is {width}x{height} px; sides must be {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} px",
+                         hint="downscale the image")
     return np.ascontiguousarray(_to_float(pixels, what))
 
 
