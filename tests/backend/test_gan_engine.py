@@ -187,7 +187,7 @@ class TestRenderFramesStylegan:
             assert np.array_equal(frame[:, :, 3], image[:, :, 3])
         assert max(float(np.abs(f - image)[mask > 0].max()) for f in frames[1:]) > 0.05
         assert [r.done for r in reports if r.stage == "invert"] == list(range(1, QUICK.steps + 1))
-        assert [r.done for r in reports if r.stage == "render"] == list(range(1, 7))
+        assert not [r for r in reports if r.stage == "render"], "per-frame progress is the caller's (no duplicates)"
 
     def test_paper_mode_shows_the_gan_output(self, models_dir: Path) -> None:
         image, mask, motion = self._scene()

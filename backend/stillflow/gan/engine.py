@@ -167,7 +167,8 @@ def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.nd
         settings: optimisation knobs, used when the models folder has no encoder.
 
     Yields:
-        options.frames frames (H, W, C) float32; frame 0 and every pixel with mask 0 (or outside
+        options.frames frames (H, W, C) float32 (per-frame progress is the caller's, as for the
+        default engine); frame 0 and every pixel with mask 0 (or outside
         the square crop) equal the input bit for bit.
 
     Raises:
@@ -178,22 +179,20 @@ def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.nd
     top, left, side = square_crop(mask)
     rows, cols = slice(top, top + side), slice(left, left + side)
     crop_mask = mask[rows, cols]
-    outside = float(mask.sum() - crop_mask.sum())
-    if outside > 0:
-        log.warning("%.0f px of mask lie outside the %d px square the GAN sees; they stay still", outside, side)
     crop_motion = np.ascontiguousarray(motion_px[:, rows, cols])
     if not np.any(crop_motion) or not np.any(crop_mask):
         log.info("no motion inside the animated square: every frame is the input")
         for t in range(options.frames):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("render cancelled")
-            if progress is not None:
-                progress(Progress("render", t + 1, options.frames))
             yield image.copy()
         return
     if progress is not None:
         progress(Progress("prepare", 0, 1))
     models = load_models(options.models, pick(options.device))
+    outside = float(mask.sum() - crop_mask.sum())
+    if outside > 0:
+        log.warning("%.0f px of mask lie outside the %d px square the GAN sees; they stay still", outside, side)
     crop_rgb = np.ascontiguousarray(image[rows, cols, :3], dtype=np.float32)
     weight = crop_mask[:, :, None].astype(np.float32)
     frames = animate_square(models, crop_rgb, crop_motion, options, settings=settings, use_detail=use_detail,
@@ -203,6 +202,4 @@ def render_frames_stylegan(image: np.ndarray, mask: np.ndarray, motion_px: np.nd
         frame = image.copy()
         animated = np.clip(crop_rgb + weight * change, 0.0, 1.0)
         frame[rows, cols, :3] = np.where(weight > 0, animated, crop_rgb)
-        if progress is not None:
-            progress(Progress("render", t + 1, options.frames, frame))
         yield frame
