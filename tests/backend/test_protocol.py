@@ -1,8 +1,10 @@
 """Wire protocol: header codec, part validation, options and motion on the wire (no sockets)."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -15,6 +17,8 @@ from stillflow.options import MotionSpec, RenderOptions
 from stillflow.protocol import (MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, SERVER_OPS, Limits, Message, check_image,
                                 check_mask, decode, encode, error_from_wire, error_message, motion_from_wire,
                                 motion_to_wire, options_from_wire, options_to_wire)
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_extension.py"
 
 
 def _header(**fields: object) -> bytes:
@@ -217,3 +221,17 @@ def test_protocol_and_client_import_without_torch() -> None:
             "bad = [m for m in ('torch', 'cv2', 'bpy', 'stillflow.pipeline') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_protocol_and_client_modules_are_vendored() -> None:
+    """Every stillflow module the protocol and client load is in the add-on's VENDORED list."""
+    code = ("import pathlib, sys, stillflow, stillflow.protocol, stillflow.client; "
+            "root = pathlib.Path(stillflow.__file__).parent; "
+            "print(*(pathlib.Path(m.__file__).relative_to(root).as_posix() for n, m in list(sys.modules.items()) "
+            "if n.startswith('stillflow.') and getattr(m, '__file__', None)))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True)
+    spec = importlib.util.spec_from_file_location("build_extension", BUILD_SCRIPT)
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    missing = set(done.stdout.split()) - set(build.VENDORED)
+    assert not missing, f"add {sorted(missing)} to VENDORED in scripts/build_extension.py"

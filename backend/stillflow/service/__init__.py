@@ -1,4 +1,5 @@
-"""The backend service: ZeroMQ job server (server.py), jobs (jobs.py), CURVE keys (keys.py), CLI (commands.py).
+"""The backend service: ZeroMQ job server (server.py I/O loop, dispatch.py request answers, peers.py client
+bookkeeping, config.py ServerConfig), jobs (jobs.py), CURVE keys (keys.py), CLI (commands.py).
 
 Imports torch only when a job runs or ``stillflow serve`` starts; importing the package is cheap.
 """
