@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 
 from stillflow import __version__, render, render_frames
-from stillflow.client import Client, start_local_backend
+from stillflow.client import Client
+from stillflow.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
 
