@@ -21,6 +21,7 @@ from .core.request import option_field
 log = logging.getLogger(__name__)
 
 _options = load("options")
+_errors = load("errors")
 
 
 def _describe(name: str) -> str:
@@ -177,11 +178,15 @@ def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
 
 
 def output_root(context: bpy.types.Context | None = None) -> Path:
-    """Folder under which every job gets its own result folder."""
+    """Folder under which every job gets its own result folder; InputError when it cannot be created."""
     prefs = preferences(context)
     if prefs.output_dir:
         root = Path(bpy.path.abspath(prefs.output_dir))
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _errors.InputError(f"the Output Folder {root} cannot be created ({error.strerror or error})",
+                                     hint="choose another one in the Stillflow preferences") from None
         return root
     return user_folder("results")
 

@@ -21,11 +21,14 @@ import bpy
 from . import inputs, results
 from .core.backend import Connection
 from .core.jobs import JobTracker
+from .core.lib import load
 from .properties import backend_config, output_root
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CONNECTION", "active_tracker", "start", "cancel", "generate_sync", "place_result", "shutdown"]
+
+_errors = load("errors")
 
 CONNECTION = Connection()
 _active: JobTracker | None = None
@@ -67,6 +70,8 @@ def _timer() -> float | None:
     """Timer body: one tick of the running job (the outermost layer, so it logs anything unexpected)."""
     try:
         return _active.tick() if _active is not None else None
+    except _errors.StillflowError:
+        return None  # the loop could not be placed; _finish already put the reason into the panel's status
     except Exception:
         log.exception("the Stillflow job timer failed")
         _status_bar(None)
@@ -136,33 +141,56 @@ def _show_progress(scene_name: str, tracker: JobTracker) -> None:
 
 
 def _finish(scene_name: str, image_name: str, tracker: JobTracker) -> None:
-    """Load a finished job's frames, or show why it ended."""
+    """Load a finished job's frames, or show why it ended (StillflowError when the loop cannot be placed)."""
     scene = bpy.data.scenes.get(scene_name)
     _status_bar(None)
-    if scene is None:
-        return
+    try:
+        if scene is not None:
+            _show_end(scene, image_name, tracker)
+    finally:
+        tracker.release_frames()
+        _redraw()
+
+
+def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker) -> None:
+    """Place a done job's loop, or put why it ended into the panel's status."""
     settings = scene.stillflow
     settings.is_running = False
     if tracker.state == "done":
-        place_result(scene, image_name, tracker.result or {}, tracker.request.out_dir,
-                     tracker.request.options.frames, tracker.request.options.fps)
+        try:
+            place_result(scene, image_name, tracker.result or {}, tracker.request.out_dir,
+                         tracker.request.options.frames, tracker.request.options.fps)
+        except _errors.StillflowError as error:
+            settings.status = f"Error: {error}"
+            log.error("Stillflow result for %s could not be placed: %s", image_name, error)
+            raise
     elif tracker.state == "cancelled":
         settings.status = "Cancelled"
     else:
         settings.status = f"Error: {tracker.error}"
         log.error("Stillflow job for %s failed: %s", image_name, tracker.error)
-    _redraw()
 
 
 def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir: str, frames: int,
                  fps: float) -> bpy.types.Image:
-    """Load a result as an Image sequence and play it in the Image Editors that showed the still."""
+    """Load a result as an Image sequence and play it in the Image Editors that showed the still.
+
+    Raises:
+        StillflowError: the frames a remote backend sent cannot be written to ``out_dir``, or the
+            frame files cannot be loaded (one line naming the folder).
+    """
     settings = scene.stillflow
-    if result.get("frame_paths"):
-        paths = [str(p) for p in result["frame_paths"]]
-    else:
-        paths = results.write_frames(result["frames"], out_dir)
-    loop = results.load_sequence(paths, f"{Path(image_name).stem} loop")
+    try:
+        if result.get("frame_paths"):
+            paths = [str(p) for p in result["frame_paths"]]
+        else:
+            paths = results.write_frames(result["frames"], out_dir)
+        loop = results.load_sequence(paths, f"{Path(image_name).stem} loop")
+    except (OSError, RuntimeError) as error:
+        reason = (error.strerror if isinstance(error, OSError) and error.strerror else str(error)).strip()
+        raise _errors.StillflowError(f"the loop's frames cannot be written to or loaded from {out_dir}: "
+                                     f"{reason.splitlines()[0] if reason else type(error).__name__}",
+                                     hint="check the Output Folder in the Stillflow preferences") from None
     results.show_in_image_editors(loop, len(paths), scene, replace=bpy.data.images.get(image_name))
     settings.result, settings.result_dir = loop, str(Path(paths[0]).parent)
     settings.result_frames, settings.result_fps = len(paths), fps

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import handshake
 from .lib import load
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 __all__ = ["BackendConfig", "Connection", "find_backend_python", "python_has_stillflow", "describe_hello"]
 
 _errors = load("errors")
+
+RETRIES = 3
+"""Tries per request (Lazy Pirate) before the backend counts as unavailable."""
 
 PYTHON_ENV = "STILLFLOW_PYTHON"
 """Environment variable naming the backend interpreter; the only one the add-on reads."""
@@ -129,8 +133,9 @@ class Connection:
         """A Client for ``config``, starting a local backend first when needed.
 
         Raises:
-            BackendUnavailable: the interpreter is missing, the process would not start or the
-                endpoint does not answer; the message says where the log is.
+            InputError: a CURVE key preference is empty, missing or not a key.
+            BackendUnavailable: the interpreter is missing, the process would not start, the
+                endpoint does not answer or refuses our keys; the message says which or where the log is.
         """
         if self.config != config or not self._is_alive():
             self.close()
@@ -145,7 +150,12 @@ class Connection:
         return self.backend is None or self.backend.process.poll() is None
 
     def _open(self, config: BackendConfig) -> None:
-        """Start the local backend (LOCAL) and connect a Client."""
+        """Start the local backend (LOCAL), or check the endpoint's handshake (REMOTE), and connect a Client.
+
+        Raises:
+            InputError: a CURVE key preference is empty, missing or not a key.
+            BackendUnavailable: the backend does not start, answer or accept our keys.
+        """
         client_mod = load("client")
         if config.is_local:
             python = find_backend_python(config.python)
@@ -156,14 +166,18 @@ class Connection:
             log.info("starting a local Stillflow backend with %s", python)
             self.backend = load("launcher").start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
             endpoint = self.backend.endpoint
-            self.client = client_mod.Client(endpoint, timeout=config.timeout)
+            self.client = client_mod.Client(endpoint, timeout=config.timeout, retries=RETRIES)
             return
         if not config.endpoint:
             raise _errors.BackendUnavailable("no backend endpoint is set",
                                              hint="enter one such as tcp://gpu-box:5555 in the Stillflow preferences")
-        self.client = client_mod.Client(config.endpoint, timeout=config.timeout,
-                                        server_key=config.server_key or None,
-                                        client_keys=config.client_key_file or None)
+        keys = handshake.load_keys(config.server_key, config.client_key_file)
+        # a refused key only shows as silence to the Client; the probe says which preference is wrong
+        handshake.check_handshake(config.endpoint, keys, timeout=config.timeout * RETRIES,
+                                  client_key_file=config.client_key_file)
+        server_key, client_keys = keys
+        self.client = client_mod.Client(config.endpoint, timeout=config.timeout, retries=RETRIES,
+                                        server_key=server_key, client_keys=client_keys)
 
     def hello(self, config: BackendConfig) -> dict[str, Any]:
         """The backend's ``hello`` answer; BackendUnavailable names the endpoint and the log."""

@@ -116,6 +116,12 @@ class JobTracker:
         except _errors.BackendUnavailable as error:
             self._end("failed", str(error))
 
+    def release_frames(self) -> None:
+        """Drop a remote result's frame arrays once they are written (the Client keeps finished job handles)."""
+        for result in (self.result, getattr(self.job, "result", None)):
+            if result:
+                result.pop("frames", None)
+
     def wait(self, timeout: float | None = None, *, sleep: float = 0.02) -> dict[str, Any]:
         """Block until the job ends (for ``blender -b`` where no timer runs); the result dict.
 
