@@ -219,6 +219,8 @@ class Client:
                 if not socket.poll(0):
                     break
         self._check_alive()
+        # The caller holds the handles; finished ones (and their frames) need not stay here.
+        self._jobs = {job_id: handle for job_id, handle in self._jobs.items() if not handle.is_finished}
         events, self._events = self._events, []
         return events
 

@@ -103,6 +103,7 @@ class TestResults:
         np.testing.assert_array_equal(result["frames"], direct)
         assert events.count("progress") >= OPTIONS.frames and events[-1] == "result"
         assert job.preview is not None and job.preview.dtype == np.uint8
+        assert job.job_id not in client._jobs, "a finished job (and its frames) is not kept by the client"
 
     def test_shared_folder_equals_direct_render(self, client: Client, tmp_path: Path) -> None:
         image = _image(2)
