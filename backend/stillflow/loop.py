@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ._cv import cv2
 from .stages.composite import composite
-from .stages.contrast import band_energy, restore_contrast
+from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.padding import loop_padding, pad_reflect
@@ -133,9 +133,10 @@ class LoopRenderer:
                 # Whole-pixel moves keep the finest band sharp; coarser bands stay sub-pixel.
                 df, db = torch.round(df), torch.round(db)
             weights = self._weights[::factor, ::factor]
-            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights)
+            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights,
+                                   whole_pixels=level == 0 and self.detail == "sharp")
             if out.shape[0] > self._channels:
-                out = restore_contrast(out[: self._channels], out[self._channels:])
+                out = restore_contrast_(out[: self._channels], out[self._channels:])
             height, width = self._band_sizes[level]
             out = out[:, pad:pad + height, pad:pad + width]
             den = den[pad:pad + height, pad:pad + width]

@@ -88,6 +88,15 @@ class TestSplat:
         assert torch.equal(out[:, 0:18, 3:30], values[:, 2:20, 0:27])
         assert torch.equal(den[:, :3], torch.zeros(20, 3)), "columns nobody reaches are holes"
 
+    def test_whole_pixel_path_matches_general_path(self, rng: np.random.Generator) -> None:
+        values = torch.from_numpy(rng.random((4, 30, 40), dtype=np.float32))
+        disp_f = torch.from_numpy(np.round(rng.normal(0, 3, (2, 30, 40))).astype(np.float32))
+        disp_b = torch.from_numpy(np.round(rng.normal(0, 3, (2, 30, 40))).astype(np.float32))
+        w_f, w_b = torch.full((30, 40), 0.3), torch.full((30, 40), 0.7)
+        general = splat_joint(values, disp_f, w_f, disp_b, w_b)
+        whole = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=True)
+        assert torch.equal(general[0], whole[0]) and torch.equal(general[1], whole[1])
+
     def test_zero_eps_division(self) -> None:
         values = torch.full((1, 4, 4), 0.7)
         disp = torch.zeros(2, 4, 4)

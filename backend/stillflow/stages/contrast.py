@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .._cv import cv2
 from . import cpu_kernels
 
-__all__ = ["restore_contrast", "restore_contrast_torch", "band_energy", "MAX_GAIN"]
+__all__ = ["restore_contrast", "restore_contrast_", "restore_contrast_torch", "band_energy", "MAX_GAIN"]
 
 MAX_GAIN = 1.5
 """Largest amplification; an even blend of two uncorrelated copies needs sqrt(2) ~ 1.41, and a
@@ -40,11 +40,15 @@ def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) 
     Returns:
         (C, H, W) float32 band times a gain in [1, MAX_GAIN] per pixel (shared by channels).
     """
-    if mean.device.type == "cpu" and cpu_kernels.available():
-        mean = mean.clone(memory_format=torch.contiguous_format)
+    return restore_contrast_(mean.clone(memory_format=torch.contiguous_format), energy, window)
+
+
+def restore_contrast_(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """``restore_contrast`` in place on a contiguous ``mean`` (no copy of a fresh splat result)."""
+    if mean.device.type == "cpu" and cpu_kernels.available() and mean.is_contiguous():
         cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu)
         return mean
-    return restore_contrast_torch(mean, energy, window)
+    return mean.copy_(restore_contrast_torch(mean, energy, window))
 
 
 def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:

@@ -16,6 +16,10 @@ from . import cpu_kernels
 
 __all__ = ["fill_holes", "inpaint_telea"]
 
+_NEIGHBOUR_PASSES = 4
+_FILLED_WEIGHT = 1e-3
+"""Weight of a pixel filled by an earlier pass: small beside real particles when both border a hole."""
+
 
 def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     """Replace pixels whose splat weight is <= threshold by an average of their known surroundings.
@@ -33,14 +37,16 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
     if not bool(holes.any()):
         return values
     if values.device.type == "cpu" and cpu_kernels.available():
-        # Most holes are cracks a pixel wide: a den-weighted 3x3 mean fills them in one
-        # cheap pass; only holes with no known neighbour go on to the push-pull pyramid.
+        # Most holes are cracks a pixel or two wide: den-weighted 3x3 means fill them ring by
+        # ring in a few cheap passes; only wide holes go on to the push-pull pyramid.
         values = values.contiguous().clone()
-        remaining = torch.from_numpy(cpu_kernels.fill_from_neighbours_cpu(
-            values.numpy(), den.contiguous().numpy(), threshold))
-        if not bool(remaining.any()):
-            return values
-        holes = remaining
+        work = den.contiguous().numpy().copy()
+        for _ in range(_NEIGHBOUR_PASSES):
+            remaining = cpu_kernels.fill_from_neighbours_cpu(values.numpy(), work, threshold)
+            if not remaining.any():
+                return values
+            work[(work <= threshold) & ~remaining] = _FILLED_WEIGHT + threshold
+        holes = torch.from_numpy(remaining)
     known = (~holes).to(values.dtype)
     if not bool(known.any()):
         return values

@@ -66,7 +66,8 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
 
 
 def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor,
-                disp_bwd: torch.Tensor, weight_bwd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                disp_bwd: torch.Tensor, weight_bwd: torch.Tensor, *,
+                whole_pixels: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat ``values`` forward and backward at once and normalise by the shared weight sum.
 
     Args:
@@ -90,7 +91,7 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
             values.permute(1, 2, 0).float().contiguous().numpy(),
             [d.float().contiguous().numpy() for d, _ in sources],
             [w.float().contiguous().numpy() for _, w in sources],
-            threads=max(1, torch.get_num_threads()))
+            threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels)
         return torch.from_numpy(out), torch.from_numpy(den)
     acc = splat_sum_torch(values, [d for d, _ in sources], [w for _, w in sources])
     den = acc[channels]
