@@ -21,6 +21,7 @@ import numpy as np
 
 from stillflow import __version__, render, render_frames
 from stillflow.client import Client
+from stillflow.io.images import to_uint8
 from stillflow.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
@@ -72,8 +73,8 @@ def main() -> int:
                                               out_dir=scratch / "service"))
             else:
                 def direct() -> None:
-                    for _ in render_frames(image, mask=mask, motion=motion, options=options):
-                        pass
+                    # The same result the service returns for an 8-bit job: the uint8 frames.
+                    np.stack([to_uint8(f) for f in render_frames(image, mask=mask, motion=motion, options=options)])
 
                 def service() -> None:
                     frames = client.wait(client.submit(image, mask=mask, motion=motion, options=options))["frames"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -18,8 +19,9 @@ from hypothesis import strategies as st
 
 from stillflow import render, render_frames
 from stillflow.client import Client
-from stillflow.launcher import LocalBackend, start_local_backend
 from stillflow.errors import BackendUnavailable, Cancelled, InputError, ProtocolError
+from stillflow.io.images import to_uint8
+from stillflow.launcher import LocalBackend, start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
 
@@ -91,6 +93,13 @@ class TestHello:
 
 
 class TestResults:
+    def test_float_formats_travel_as_float32(self, client: Client) -> None:
+        image = _image(5)
+        options = replace(OPTIONS, format="exr")
+        result = client.wait(client.submit(image, motion=MOTION, options=options), timeout=60)
+        assert result["frames"].dtype == np.float32
+        np.testing.assert_array_equal(result["frames"], np.stack(list(render_frames(image, motion=MOTION, options=options))))
+
     def test_arrays_equal_direct_engine(self, client: Client) -> None:
         image = _image(1)
         job = client.submit(image, motion=MOTION, options=OPTIONS)
@@ -99,8 +108,8 @@ class TestResults:
             events += [e.kind for e in client.poll(0.2)]
         result = client.wait(job)
         direct = np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS)))
-        assert result["frames"].dtype == np.float32
-        np.testing.assert_array_equal(result["frames"], direct)
+        assert result["frames"].dtype == np.uint8, "8-bit jobs travel as the values render() writes"
+        np.testing.assert_array_equal(result["frames"], to_uint8(direct))
         assert events.count("progress") >= OPTIONS.frames and events[-1] == "result"
         assert job.preview is not None and job.preview.dtype == np.uint8
         assert job.job_id not in client._jobs, "a finished job (and its frames) is not kept by the client"
@@ -134,7 +143,7 @@ class TestResults:
         cv2.imwrite(str(tmp_path / "still.png"), image[:, :, ::-1])
         job = client.submit(tmp_path / "still.png", motion=MOTION, options=OPTIONS)
         frames = client.wait(job, timeout=60)["frames"]
-        np.testing.assert_array_equal(frames, np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS))))
+        np.testing.assert_array_equal(frames, to_uint8(np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS)))))
 
     def test_two_clients_get_their_own_results(self, backend: LocalBackend) -> None:
         with Client(backend.endpoint) as first, Client(backend.endpoint) as second:
@@ -144,7 +153,7 @@ class TestResults:
             results = [second.wait(jobs[1], timeout=60), first.wait(jobs[0], timeout=60)][::-1]
         for image, result in zip(images, results):
             np.testing.assert_array_equal(result["frames"],
-                                          np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS))))
+                                          to_uint8(np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS)))))
 
 
 class TestControl:
