@@ -10,6 +10,7 @@ Thread and process contract:
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -21,6 +22,8 @@ from .client import Client
 from .errors import BackendUnavailable
 
 __all__ = ["LocalBackend", "start_local_backend"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,9 +74,10 @@ def start_local_backend(python: str, *, endpoint: str | None = None, log_path: s
             client = Client(bound, timeout=1.0, retries=1, server_key=server_key, client_keys=client_keys)
             try:
                 client.hello()
-                return LocalBackend(process=process, endpoint=bound, log_path=log_path)
             except BackendUnavailable:
-                pass
+                log.debug("backend at %s does not answer yet; polling again", bound)
+            else:
+                return LocalBackend(process=process, endpoint=bound, log_path=log_path)
             finally:
                 client.close()
         time.sleep(0.1)
