@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _DRAIN_MAX = 128
 _TICK_S = 0.1
+_STOP_WAIT_S = 60.0
+"""How long shutdown waits for running jobs to notice their cancellation."""
 
 
 class Server:
@@ -230,11 +232,21 @@ class Server:
                                                      "msg": "the backend shut down before the job started"},
                                            job=job.job_id))
         self._stop.set()
+        # Keep delivering the workers' last messages and heartbeating while they reach their
+        # next cancellation check, so clients hear "cancelled" instead of timing out.
+        deadline = next_beat = time.monotonic()
+        deadline += _STOP_WAIT_S
+        while any(w.is_alive() for w in self._workers) and time.monotonic() < deadline:
+            for worker in self._workers:
+                worker.join(timeout=_TICK_S)
+            self._flush_outbound()
+            if time.monotonic() >= next_beat:
+                self._peers.beat(time.monotonic())
+                next_beat = time.monotonic() + self.config.heartbeat_s
         stuck = False
         for worker in self._workers:
-            worker.join(timeout=60.0)
             if worker.is_alive():
-                log.error("%s did not stop within 60 s", worker.name)
+                log.error("%s did not stop within %g s", worker.name, _STOP_WAIT_S)
                 stuck = True
         self._flush_outbound()
         self._router.close(linger=0)
