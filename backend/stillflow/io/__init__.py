@@ -1,0 +1,1 @@
+"""Reading and writing images, frame folders (atomically) and videos."""

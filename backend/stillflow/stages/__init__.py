@@ -1,0 +1,1 @@
+"""Engine stages, one per module: motion, integration, splatting, pyramid, holes, compositing."""
