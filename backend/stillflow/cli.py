@@ -156,10 +156,24 @@ def _run_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options_epilog() -> str:
+    """Every render option with its unit and default, for ``stillflow --help``."""
+    lines = ["render options (stillflow render IMAGE [options]; `stillflow render --help` has the inputs):"]
+    for spec in dataclasses.fields(RenderOptions):
+        text, unit = option_help(spec.name)
+        flag = "--" + spec.name.replace("_", "-")
+        lines.append(f"  {flag:<20} {text}" + (f" [{unit}]" if unit else "") + f" (default: {spec.default})")
+    lines += ["motion sources: --hint X0,Y0,X1,Y1 (image px; "
+              f"{ARROW_PX_PER_SPEED:g} px of arrow = 1 px/frame), --anchor X,Y, --motion FILE.npy (px/frame at its "
+              "width), --motion-from-clip PATH, --drift ANGLE_DEG,SPEED (deg, px/frame)"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="stillflow",
-                                     description="Turn a still photo into a seamless looping cinemagraph.")
+                                     description="Turn a still photo into a seamless looping cinemagraph.",
+                                     epilog=_options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"stillflow {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")

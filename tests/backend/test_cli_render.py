@@ -61,6 +61,18 @@ class TestRenderCommand:
         assert code == 0, err
         assert video.stat().st_size > 0
 
+    def test_top_level_help_lists_every_render_option(self, capsys: pytest.CaptureFixture) -> None:
+        import dataclasses
+
+        from stillflow import RenderOptions
+
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        text = capsys.readouterr().out
+        for spec in dataclasses.fields(RenderOptions):
+            assert "--" + spec.name.replace("_", "-") in text, spec.name
+        assert "[frames/s]" in text and "px/frame" in text
+
     def test_help_documents_units(self, capsys: pytest.CaptureFixture) -> None:
         with pytest.raises(SystemExit):
             main(["render", "--help"])
