@@ -55,7 +55,7 @@ class LoopRenderer:
         importance: optional (H, W) float32 Z for softmax splatting.
         device: torch device for the work.
         detail: how detail bands move (RenderOptions.detail): "sharp" moves the finest band by
-            whole pixels and restores the contrast that blending particles loses, "restore"
+            whole pixels and, in a loop, restores the contrast that the blend of two copies loses, "restore"
             splats sub-pixel with that restoration, "smooth" is the plain bilinear splat.
     """
 
@@ -83,6 +83,10 @@ class LoopRenderer:
         height, width, _ = image_w.shape
         self.levels = pyramid_levels(height, width, levels)
         self.detail = detail if self.levels > 1 else "smooth"
+        # Contrast restoration undoes the loop's blend of two copies (and, for "restore", sub-pixel
+        # taps). A one-shot drift has one copy and whole-pixel fine detail in "sharp": restoring
+        # there only amplified the coarser bands' detail (lower PSNR and SSIM on the real clips).
+        self._restores = self.detail == "restore" or (self.detail == "sharp" and not once)
         self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
         self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
         motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])
@@ -99,7 +103,7 @@ class LoopRenderer:
         self._values = []
         for level, band in enumerate(bands):
             padded = pad_reflect(band, self.padding >> level)
-            if self.detail in ("sharp", "restore") and level < self.levels - 1:
+            if self._restores and level < self.levels - 1:
                 # The particles' own energy travels with them; see stages/contrast.py.
                 padded = torch.cat([padded, band_energy(padded)])
             self._values.append(channels_last(padded))

@@ -59,7 +59,7 @@ class RenderOptions:
     speed: float = _opt(1.0, "multiplies the motion field (0 = still)", "x")
     levels: int = _opt(4, "Laplacian pyramid levels splatted separately; 1 = single-scale", "levels")
     detail: str = _opt("sharp", "how detail bands move: sharp (finest band by whole pixels, contrast lost to "
-                                "blending restored), restore (sub-pixel, contrast restored) or smooth (plain "
+                                "the loop's blend restored), restore (sub-pixel, contrast restored) or smooth (plain "
                                 "bilinear splat: softer, best PSNR)")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")

@@ -62,6 +62,15 @@ class TestLoopRender:
             error = np.abs(multi[t][inner] - single[t][inner]).mean()
             assert error <= tolerance, f"frame {t}: mean abs error {error:.4f}"
 
+    def test_once_multi_scale_follows_the_translation(self, photo: np.ndarray) -> None:
+        n = 6
+        frames = list(render_frames(photo, motion=_uniform(96, 128, 1, 0),
+                                    options=RenderOptions(frames=n, levels=4, once=True)))
+        for t in range(1, n):
+            inner = (slice(16, 80), slice(16 + t, 112))
+            error = np.abs(frames[t][inner] - _shift(photo, t, 0)[inner]).mean()
+            assert error <= MULTISCALE_TRANSLATION_MAE, f"frame {t}: mean abs error {error:.4f}"
+
     def test_once_is_forward_only(self, smooth_image: np.ndarray) -> None:
         frames = list(render_frames(smooth_image, motion=_uniform(64, 80, 2, 0),
                                     options=RenderOptions(frames=5, levels=1, once=True)))
