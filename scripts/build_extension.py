@@ -37,7 +37,7 @@ PLATFORM_TAGS = {
 """pip --platform tags per Blender platform name."""
 
 VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "protocol.py", "protocol_messages.py",
-            "protocol_parts.py", "protocol_options.py", "client.py", "launcher.py",
+            "protocol_parts.py", "protocol_options.py", "client.py", "client_jobs.py", "handshake.py", "launcher.py",
             "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
 """Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/."""
 

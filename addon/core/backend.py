@@ -177,7 +177,8 @@ class Connection:
                                   client_key_file=config.client_key_file)
         server_key, client_keys = keys
         self.client = client_mod.Client(config.endpoint, timeout=config.timeout, retries=RETRIES,
-                                        server_key=server_key, client_keys=client_keys)
+                                        server_key=server_key, client_keys=client_keys,
+                                        key_names=handshake.PREFERENCE_NAMES)
 
     def hello(self, config: BackendConfig) -> dict[str, Any]:
         """The backend's ``hello`` answer; BackendUnavailable names the endpoint and the log."""

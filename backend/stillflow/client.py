@@ -17,14 +17,15 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import zmq
 
+from .client_jobs import Event, JobHandle
 from .errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
+from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from .options import MotionSpec, RenderOptions
 from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
                        error_from_wire, motion_to_wire, options_to_wire)
@@ -34,69 +35,8 @@ __all__ = ["Client", "JobHandle", "Event", "load_key_pair", "load_public_key"]
 log = logging.getLogger(__name__)
 
 _CLIENT_LIMITS = Limits(max_part_bytes=1 << 40)
-_ACTIVE = ("queued", "running")
 _HEARTBEAT_S = 1.0
 _DRAIN_MAX = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened to a job: kind is progress, result, error or cancelled."""
-
-    kind: Literal["progress", "result", "error", "cancelled"]
-    job_id: str
-    data: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class JobHandle:
-    """Client-side state of one submitted job, updated by poll() and wait().
-
-    ``preview`` is the latest small (h, w, C) uint8 frame; ``result`` holds out_dir and
-    frame_paths (shared filesystem), or ``frames`` (N, H, W, C) float32, or ``files``
-    {name: bytes} (remote), plus the ``manifest``.
-    """
-
-    job_id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled"] = "queued"
-    stage: str = ""
-    done: int = 0
-    total: int = 0
-    preview: np.ndarray | None = None
-    result: dict[str, Any] | None = None
-    error: StillflowError | None = None
-    _frames: list[np.ndarray] = field(default_factory=list, repr=False)
-    _files: dict[str, bytes] = field(default_factory=dict, repr=False)
-
-    @property
-    def is_finished(self) -> bool:
-        """True once the job is done, failed or cancelled."""
-        return self.state not in _ACTIVE
-
-
-def load_public_key(key: bytes | str | os.PathLike[str]) -> bytes:
-    """A Z85 CURVE public key given as the key itself or the path of a ``.key`` file."""
-    if isinstance(key, bytes) and len(key) == 40:
-        return key
-    if isinstance(key, str) and len(key) == 40 and not os.path.exists(key):
-        return key.encode("ascii")
-    import zmq.auth
-
-    public, _ = zmq.auth.load_certificate(os.fspath(key))
-    return public
-
-
-def load_key_pair(keys: tuple[bytes, bytes] | str | os.PathLike[str]) -> tuple[bytes, bytes]:
-    """(public, secret) Z85 keys given as a pair or the path of a ``.key_secret`` file."""
-    if isinstance(keys, tuple):
-        return keys
-    import zmq.auth
-
-    public, secret = zmq.auth.load_certificate(os.fspath(keys))
-    if secret is None:
-        raise InputError(f"{keys} holds no secret key", hint="pass the client's .key_secret file")
-    return public, secret
 
 
 class Client:
@@ -104,7 +44,8 @@ class Client:
 
     def __init__(self, endpoint: str, *, timeout: float = 2.5, retries: int = 3,
                  server_key: bytes | str | os.PathLike[str] | None = None,
-                 client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None) -> None:
+                 client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None,
+                 key_names: KeyNames = API_NAMES) -> None:
         if (server_key is None) != (client_keys is None):
             raise InputError("CURVE needs both the server's public key and this client's key pair")
         self.endpoint = endpoint
@@ -112,6 +53,9 @@ class Client:
         self.retries = max(1, int(retries))
         self._server_key = load_public_key(server_key) if server_key is not None else None
         self._client_keys = load_key_pair(client_keys) if client_keys is not None else None
+        self._key_names = key_names
+        self._key_file = "" if client_keys is None or isinstance(client_keys, tuple) else os.fspath(client_keys)
+        self._heard = False
         self._identity = f"sf-{uuid.uuid4().hex}".encode("ascii")
         self._context = zmq.Context.instance()
         self._socket: zmq.Socket | None = None
@@ -317,6 +261,13 @@ class Client:
                      self.retries)
             self.close()
             self._open()
+        if not self._heard:
+            # Keys that do not fit fail silently in ZeroMQ: a probe says which side is wrong.
+            problem = handshake_problem(self.endpoint, self._server_key, self._client_keys,
+                                        timeout=min(self.timeout, 2.0), names=self._key_names,
+                                        client_key_file=self._key_file)
+            if problem is not None:
+                raise BackendUnavailable(problem)
         raise BackendUnavailable(f"no answer from the backend at {self.endpoint} after {self.retries} tries "
                                  f"of {self.timeout:g} s",
                                  hint="start it with `stillflow serve`, check the endpoint and CURVE keys")
@@ -325,6 +276,7 @@ class Client:
         """Read one message: job events update handles and return None; replies are returned."""
         message = decode(socket.recv_multipart(copy=False), limits=_CLIENT_LIMITS, ops=SERVER_OPS)
         self._last_heard = time.monotonic()
+        self._heard = True
         if message.req is not None:
             return message
         if message.op == "heartbeat":

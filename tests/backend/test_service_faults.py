@@ -121,10 +121,30 @@ def test_curve_admits_known_keys_only(tmp_path: Path) -> None:
         stranger_keys = zmq.curve_keypair()
         with Client(endpoint, timeout=1.0, retries=1, server_key=keys / "server.key",
                     client_keys=stranger_keys) as stranger:
-            with pytest.raises(BackendUnavailable, match="CURVE keys"):
+            # ZeroMQ only times out on keys that do not fit; the client's probe says which.
+            with pytest.raises(BackendUnavailable, match="does not accept this computer's key"):
                 stranger.hello()
         with Client(endpoint, timeout=1.0, retries=1) as plain:
-            with pytest.raises(BackendUnavailable, match="no answer"):
+            with pytest.raises(BackendUnavailable, match="requires CURVE keys; set server_key"):
                 plain.hello()
+        _assert_cli_fails(["ping", "--endpoint", endpoint, "--timeout", "1", "--retries", "1"],
+                          f"the backend at {endpoint} requires CURVE keys; set --server-key (its server.key) and "
+                          f"--client-key (your NAME.key_secret)")
+        made = subprocess.run([sys.executable, "-m", "stillflow", "keys", str(tmp_path / "other"), "--client", "eve"],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        _assert_cli_fails(["ping", "--endpoint", endpoint, "--timeout", "1", "--retries", "1",
+                           "--server-key", str(keys / "server.key"), "--client-key", str(tmp_path / "other" / "eve.key_secret")],
+                          f"({tmp_path / 'other' / 'eve.key_secret'} is not in its allowed keys)")
+        _assert_cli_fails(["ping", "--endpoint", endpoint, "--timeout", "1", "--retries", "1",
+                           "--server-key", str(tmp_path / "other" / "server.key"), "--client-key", str(keys / "alice.key_secret")],
+                          "rejected the encrypted handshake: --server-key is not that backend's server.key")
     finally:
         assert backend.stop() == 0
+
+
+def _assert_cli_fails(args: list[str], message: str) -> None:
+    """``stillflow ARGS`` exits with BackendUnavailable's code and one stderr line holding ``message``."""
+    run = subprocess.run([sys.executable, "-m", "stillflow", *args], capture_output=True, text=True, timeout=60)
+    assert run.returncode == BackendUnavailable.exit_code, run.stderr
+    assert message in run.stderr, run.stderr

@@ -177,11 +177,12 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace) -> Any:
     """A Client from the connection arguments."""
     from ..client import Client
+    from ..handshake import CLI_NAMES
 
     if (args.server_key is None) != (args.client_key is None):
         raise InputError("CURVE needs both --server-key and --client-key")
     return Client(args.endpoint, timeout=args.timeout, retries=args.retries, server_key=args.server_key,
-                  client_keys=args.client_key)
+                  client_keys=args.client_key, key_names=CLI_NAMES)
 
 
 def _save_files(files: dict[str, bytes], out_dir: Path, video: str | None) -> None:
