@@ -15,3 +15,12 @@ half-pixel at coarser levels, where the bilinear splat smooths slightly; mean ab
 MULTISCALE_SHARP_MAE = 0.02
 """The default detail mode restores the contrast that the linear blend of two copies loses, so
 it departs from the single-scale blend by design (mean abs error bound)."""
+
+STRIP_MEAN_ABS = 1e-5
+"""Strips decompose the same pixels on the same pyramid grid as a whole-image render; only hole
+filling (push-pull across a strip, Telea) sees a shorter neighbourhood, at a handful of pixels
+(mean abs difference bound)."""
+
+STRIP_CHANGED_FRACTION = 1e-4
+"""Fraction of pixels allowed to differ by more than one 8-bit level between strips and a
+whole-image render (the hole-filling pixels above)."""

@@ -26,7 +26,8 @@ __all__ = ["LoopRenderer", "active_region"]
 log = logging.getLogger(__name__)
 
 
-def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int) -> tuple[slice, slice]:
+def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int,
+                  align: int = 1) -> tuple[slice, slice]:
     """Rows and columns that can change: mask or motion support, grown by ``margin`` pixels.
 
     Content outside it neither moves nor is composited, so rendering only this window gives
@@ -36,8 +37,11 @@ def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int
     rows = np.flatnonzero(support.any(axis=1))
     cols = np.flatnonzero(support.any(axis=0))
     height, width = composite_mask.shape
-    return (slice(max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)),
-            slice(max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)))
+    # Starting on a multiple of ``align`` keeps every pyramid level on the image's own pixel grid,
+    # so any window (or strip, see tiles.py) decomposes the same pixels the same way.
+    top = max(0, rows[0] - margin) // align * align
+    left = max(0, cols[0] - margin) // align * align
+    return (slice(top, min(height, rows[-1] + 1 + margin)), slice(left, min(width, cols[-1] + 1 + margin)))
 
 
 class LoopRenderer:
@@ -78,7 +82,8 @@ class LoopRenderer:
         self.levels = pyramid_levels(height, width, levels)
         # The window keeps a margin for the travel plus the blur support of the coarsest band,
         # so bands inside the moving region are the same as those of the whole image.
-        self.window = active_region(composite_mask, motion_px, travel + 2 ** (self.levels + 1))
+        self.window = active_region(composite_mask, motion_px, travel + 2 ** (self.levels + 1),
+                                    align=2 ** (self.levels - 1))
         image_w = image[self.window]
         height, width, _ = image_w.shape
         self.levels = pyramid_levels(height, width, levels)

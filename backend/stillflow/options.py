@@ -28,9 +28,10 @@ __all__ = [
     "option_help",
 ]
 
-MAX_IMAGE_SIDE = 8192
-"""Largest accepted image side in pixels (the service advertises and enforces it). An
-8192x6144 loop peaks at about 13 GiB on the CPU engine; twice that side would not fit 24 GiB."""
+MAX_IMAGE_SIDE = 16384
+"""Largest accepted image side in pixels (the service advertises and enforces it). Stills whose
+moving region does not fit the memory budget render in strips (tiles.py); a 16384-px still
+needs about 10 GiB for itself, its mask and its motion before any rendering."""
 
 MAX_FRAMES = 1200
 """Largest accepted loop length N."""

@@ -108,19 +108,42 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
                                           progress, should_cancel)
         return
     from .loop import LoopRenderer
+    from .tiles import StripRenderer, memory_budget
+
+    def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
+             importance: np.ndarray | None) -> LoopRenderer:
+        return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
+                            once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
+                            importance=importance, device=device, detail=options.detail)
 
     if progress is not None:
         progress(Progress("motion", 0, 1))
-    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, frames=options.frames,
-                            levels=options.levels, once=options.once, hole_threshold=options.hole_threshold,
-                            inpaint=options.inpaint, importance=prepared.importance, device=device,
-                            detail=options.detail)
+    renderer: LoopRenderer | StripRenderer
+    budget = memory_budget(device)
+    if _window_bytes(prepared, options) > budget:
+        renderer = StripRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance,
+                                 make=make, frames=options.frames, levels=options.levels, budget=budget)
+    else:
+        renderer = make(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance)
     if progress is not None:
         progress(Progress("motion", 1, 1))
     for t in range(options.frames):
         if should_cancel is not None and should_cancel():
             raise Cancelled("the job was cancelled; nothing was written")
         yield renderer.frame(t)
+
+
+def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
+    """Peak bytes of rendering the region that can change in one piece."""
+    from .loop import active_region
+    from .tiles import renderer_bytes, strip_margin
+
+    if not np.any(prepared.composite_mask) or not np.any(prepared.motion_px):
+        return 0
+    max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+    rows, cols = active_region(prepared.composite_mask, prepared.motion_px,
+                               strip_margin(max_speed, options.frames, options.levels))
+    return renderer_bytes(rows.stop - rows.start, cols.stop - cols.start)
 
 
 def render_frames(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None = None,

@@ -1,0 +1,135 @@
+"""Stills too large for one renderer: horizontal strips, a few frames at a time.
+
+A strip of rows only depends on the rows its content can come from: the loop's travel plus the
+pyramid's reach above and below it. Each strip is rendered by its own LoopRenderer on that
+taller crop and only its own rows are kept, so at most one strip's state and a chunk of whole
+frames are in memory at once. The strips' renderers integrate the motion again for every chunk
+of frames; that is the price of the bounded memory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .stages.padding import loop_padding
+
+__all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "strip_margin", "StripRenderer"]
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_PIXEL = 280
+"""Peak bytes per rendered pixel of one LoopRenderer and its frame (12.7 GiB at 8192x6144 on the CPU)."""
+
+_MIN_STRIP_ROWS = 64
+
+MakeRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], object]
+"""(image, composite_mask, motion_px, importance) crop -> an object with ``frame(t) -> (h, W, C)``."""
+
+
+MEMORY_ENV = "STILLFLOW_MEMORY_GB"
+"""Environment variable that caps the engine's memory, GiB (default: half of the device's)."""
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes the engine may hold: $STILLFLOW_MEMORY_GB, else half the GPU's or the machine's memory.
+
+    Raises:
+        InputError: $STILLFLOW_MEMORY_GB is set but not a positive number.
+    """
+    if os.environ.get(MEMORY_ENV):
+        try:
+            gib = float(os.environ[MEMORY_ENV])
+        except ValueError:
+            gib = float("nan")
+        if not gib > 0 or gib == float("inf"):
+            raise InputError(f"{MEMORY_ENV} must be a positive number of GiB, got {os.environ[MEMORY_ENV]!r}",
+                             hint=f"unset it or set e.g. {MEMORY_ENV}=8")
+        return int(gib * 2**30)
+    if device.type == "cuda":
+        return int(0.5 * torch.cuda.get_device_properties(device).total_memory)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume a 16 GiB machine
+        total = 16 << 30
+    # The other half holds the prepared still, its mask and motion, and the encoder's buffers.
+    return int(0.5 * total)
+
+
+def renderer_bytes(height: int, width: int) -> int:
+    """Peak bytes of rendering an (height, width) window in one piece."""
+    return height * width * BYTES_PER_PIXEL
+
+
+def strip_margin(max_speed: float, frames: int, levels: int) -> int:
+    """Rows above and below a strip that can reach it: the loop's travel plus the pyramid's reach."""
+    return loop_padding(max_speed, frames) + 4 * 2 ** levels
+
+
+class StripRenderer:
+    """Frame t of the loop assembled from horizontal strips (frames asked for in increasing t).
+
+    Args:
+        image: (H, W, C) float32 still.
+        composite_mask: (H, W) float32 composite mask.
+        motion_px: (2, H, W) float32 final motion, px/frame.
+        importance: optional (H, W) float32 Z.
+        make: builds the renderer of one crop (the same settings as a whole-image render).
+        frames: loop length N.
+        levels: pyramid levels (for the margin).
+        budget: bytes the strips' renderer and the chunk of frames may use together.
+
+    Raises:
+        InputError: even a strip of 64 rows with its margin does not fit ``budget``.
+    """
+
+    def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
+                 importance: np.ndarray | None, *, make: MakeRenderer, frames: int, levels: int, budget: int) -> None:
+        self.image, self.composite_mask, self.motion_px, self.importance = image, composite_mask, motion_px, importance
+        self.make = make
+        self.frames = frames
+        height, width, channels = image.shape
+        max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+        # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
+        align = 2 ** levels
+        self.margin = -(-strip_margin(max_speed, frames, levels) // align) * align
+        frame_bytes = height * width * channels * 4
+        self.chunk = int(max(1, min(frames, (budget // 2) // frame_bytes)))
+        rows = (budget - self.chunk * frame_bytes) // (width * BYTES_PER_PIXEL) - 2 * self.margin
+        if rows < _MIN_STRIP_ROWS:
+            need = renderer_bytes(_MIN_STRIP_ROWS + 2 * self.margin, width) + frame_bytes
+            raise InputError(f"a {width}x{height} still needs about {need / 2**30:.1f} GiB even in strips (each "
+                             f"strip reads {self.margin} rows above and below: the loop's travel and the pyramid's "
+                             f"reach); {budget / 2**30:.1f} GiB may be used here",
+                             hint=f"lower --frames or --speed, downscale the image, or raise {MEMORY_ENV}")
+        rows = min(height, rows // align * align)
+        self.strips = [(top, min(height, top + rows)) for top in range(0, height, rows)]
+        self._buffer: list[np.ndarray] = []
+        self._first = 0
+        log.info("rendering %dx%d in %d strips of %d rows (+%d margin), %d frames at a time",
+                 width, height, len(self.strips), rows, self.margin, self.chunk)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` as (H, W, C) float32."""
+        if not self._first <= t < self._first + len(self._buffer):
+            self._render_chunk(t, min(self.frames, t + self.chunk) if t < self.frames else t + 1)
+        return self._buffer[t - self._first]
+
+    def _render_chunk(self, first: int, end: int) -> None:
+        """Frames [first, end) of every strip into whole-frame buffers."""
+        self._buffer = []  # release the previous chunk before allocating the next
+        self._buffer = [np.empty_like(self.image) for _ in range(first, end)]
+        self._first = first
+        height = self.image.shape[0]
+        for top, bottom in self.strips:
+            low, high = max(0, top - self.margin), min(height, bottom + self.margin)
+            crop = slice(low, high)
+            renderer = self.make(self.image[crop], self.composite_mask[crop], self.motion_px[:, crop],
+                                 None if self.importance is None else self.importance[crop])
+            for index, t in enumerate(range(first, end)):
+                self._buffer[index][top:bottom] = renderer.frame(t)[top - low:bottom - low]
+            del renderer

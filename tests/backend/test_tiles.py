@@ -1,0 +1,67 @@
+"""tiles.py: stills rendered in horizontal strips when the moving region exceeds the memory budget."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stillflow import MotionSpec, RenderOptions, render, render_frames
+from stillflow.errors import InputError
+from stillflow.io.images import load_image
+from stillflow.tiles import MEMORY_ENV
+
+from ..tolerances import STRIP_CHANGED_FRACTION, STRIP_MEAN_ABS
+
+
+@pytest.fixture
+def case(shared_data: Path) -> dict:
+    """A 512x512 real photo with its mask and StyleCineGAN motion."""
+    import cv2
+
+    stills = shared_data / "stills"
+    pixels = cv2.imread(str(stills / "scg-IMG_6036.png"), cv2.IMREAD_COLOR)
+    pixels = cv2.resize(pixels, (512, 512), interpolation=cv2.INTER_AREA)
+    image = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return {"image": image, "mask": stills / "scg-IMG_6036_mask.png",
+            "motion": MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy"))}
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["loop", "once"])
+def test_strips_match_the_whole_image(case: dict, once: bool, monkeypatch: pytest.MonkeyPatch,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    options = RenderOptions(frames=8, once=once)
+    monkeypatch.delenv(MEMORY_ENV, raising=False)
+    whole = list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=options))
+    monkeypatch.setenv(MEMORY_ENV, "0.056")  # 512x512 needs ~0.07 GiB in one piece
+    with caplog.at_level(logging.INFO, logger="stillflow.tiles"):
+        strips = list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=options))
+    assert any("strips" in record.getMessage() for record in caplog.records), "the strip renderer was not used"
+    np.testing.assert_array_equal(strips[0], case["image"])
+    for t, (a, b) in enumerate(zip(whole, strips)):
+        difference = np.abs(a - b)
+        assert difference.mean() <= STRIP_MEAN_ABS, f"frame {t}: mean abs difference {difference.mean():.2e}"
+        assert (difference > 1 / 255).mean() <= STRIP_CHANGED_FRACTION, f"frame {t}"
+
+
+def test_render_in_strips_writes_every_frame(case: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MEMORY_ENV, "0.056")
+    result = render(case["image"], tmp_path / "out", mask=case["mask"], motion=case["motion"],
+                    options=RenderOptions(frames=5))
+    assert [p.name for p in result.frame_paths] == [f"frame_{i:04d}.png" for i in range(5)]
+    frames = [load_image(p) for p in result.frame_paths]
+    assert not np.array_equal(frames[1], frames[0]) and all(f.shape == (512, 512, 3) for f in frames)
+
+
+def test_a_budget_too_small_even_for_strips_is_a_clear_error(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MEMORY_ENV, "0.01")
+    with pytest.raises(InputError, match="even in strips"):
+        list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=RenderOptions(frames=8)))
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-2", "inf"])
+def test_a_bad_memory_setting_is_a_clear_error(case: dict, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(MEMORY_ENV, value)
+    with pytest.raises(InputError, match=f"{MEMORY_ENV} must be a positive number of GiB"):
+        list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=RenderOptions(frames=4)))
