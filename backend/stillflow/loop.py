@@ -136,19 +136,19 @@ class LoopRenderer:
             pad = self.padding >> level
             df, vf = resample_displacement(disp_f, valid_f, factor)
             db, vb = resample_displacement(disp_b, valid_b, factor)
-            if level == 0 and self.detail == "sharp":
-                # Bilinear taps at a fractional offset f scale the finest frequencies by
-                # |1 - 2f|: details would fade and flicker as particles pass half-pixels.
-                # Whole-pixel moves keep the finest band sharp; coarser bands stay sub-pixel.
-                df, db = torch.round(df), torch.round(db)
+            # Bilinear taps at a fractional offset f scale the finest frequencies by |1 - 2f|:
+            # details would fade and flicker as particles pass half-pixels. In "sharp" the finest
+            # band moves by whole pixels (rounded in the splat); coarser bands stay sub-pixel.
             weights = self._weights[::factor, ::factor]
-            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights, db, alpha * vb * weights,
-                                   whole_pixels=level == 0 and self.detail == "sharp")
+            height, width = self._band_sizes[level]
+            # Only the unpadded band is read afterwards: accumulate just that. No particle moves
+            # farther than the padding (N * max|M| < P), which bounds the rows the splat scans.
+            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights,
+                                   db, alpha * vb * weights if alpha > 0 else None,
+                                   whole_pixels=level == 0 and self.detail == "sharp", reach=pad,
+                                   crop=(pad, pad, height, width))
             if out.shape[0] > self._channels:
                 out = restore_contrast_(out[: self._channels], out[self._channels:])
-            height, width = self._band_sizes[level]
-            out = out[:, pad:pad + height, pad:pad + width]
-            den = den[pad:pad + height, pad:pad + width]
             den = den.masked_fill(self._ignore[level], 1.0)
             splatted.append(fill_holes(out, den, self.hole_threshold))
             dens.append(den)

@@ -117,6 +117,26 @@ class TestSplat:
         torch.testing.assert_close(out[:, covered], (acc[:4] / acc[4].clamp(min=1e-30))[:, covered],
                                    atol=SPLAT_ORDER_ATOL, rtol=0)
 
+    @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+    @pytest.mark.parametrize("whole", [False, True], ids=["bilinear", "whole-pixel"])
+    def test_crop_keeps_exactly_the_window(self, rng: np.random.Generator, whole: bool, compiled: bool,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        if not compiled:
+            monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        values = torch.from_numpy(rng.random((4, 40, 50), dtype=np.float32))
+        disp_f = torch.from_numpy(rng.normal(0, 3, (2, 40, 50)).astype(np.float32).clip(-6, 6))
+        disp_b = torch.from_numpy(rng.normal(0, 3, (2, 40, 50)).astype(np.float32).clip(-6, 6))
+        if whole:
+            disp_f, disp_b = torch.round(disp_f), torch.round(disp_b)
+        w_f = torch.from_numpy(rng.random((40, 50), dtype=np.float32))
+        w_b = torch.from_numpy(rng.random((40, 50), dtype=np.float32))
+        full = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=whole)
+        crop = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=whole, reach=6, crop=(7, 9, 25, 30))
+        assert torch.equal(crop[0], full[0][:, 7:32, 9:39]) and torch.equal(crop[1], full[1][7:32, 9:39])
+        skipped = splat_joint(values, disp_f, w_f, disp_b, None, whole_pixels=whole)
+        alone = splat_joint(values, disp_f, w_f, disp_b, torch.zeros(40, 50), whole_pixels=whole)
+        assert torch.equal(skipped[0], alone[0]) and torch.equal(skipped[1], alone[1]), "None skips a source"
+
     def test_constant_image_stays_constant(self, rng: np.random.Generator) -> None:
         values = torch.full((3, 25, 25), 0.3)
         disp = torch.from_numpy(rng.normal(0, 2, (2, 25, 25)).astype(np.float32))

@@ -58,15 +58,18 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True)
     def _splat_band(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, src0: int, src1: int,
-                    dst0: int, dst1: int, acc: np.ndarray) -> None:
-        height, width, channels = values.shape
+                    dst0: int, dst1: int, top: int, left: int, acc: np.ndarray) -> None:
+        # Source pixel (y, x) lands at (y + dy - top, x + dx - left) of the accumulator.
+        width = values.shape[1]
+        channels = values.shape[2]
+        out_width = acc.shape[1]
         for y in range(src0, src1):
             for x in range(width):
                 w0 = weight[y, x]
                 if w0 == 0.0:
                     continue
-                tx = x + disp[0, y, x]
-                ty = y + disp[1, y, x]
+                tx = x + disp[0, y, x] - left
+                ty = y + disp[1, y, x] - top
                 fx0 = math.floor(tx)
                 fy0 = math.floor(ty)
                 x0 = int(fx0)
@@ -75,7 +78,7 @@ if numba is not None:
                 fy = np.float32(ty - fy0)
                 wx0 = np.float32(1.0) - fx
                 wy0 = np.float32(1.0) - fy
-                if x0 >= 0 and x0 + 1 < width and y0 >= dst0 and y0 + 1 < dst1:
+                if x0 >= 0 and x0 + 1 < out_width and y0 >= dst0 and y0 + 1 < dst1:
                     # Common case: all four taps inside this band.
                     _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels)
                     _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels)
@@ -89,7 +92,7 @@ if numba is not None:
                     wy = fy if j == 1 else wy0
                     for i in range(2):
                         xx = x0 + i
-                        if xx < 0 or xx >= width:
+                        if xx < 0 or xx >= out_width:
                             continue
                         w = w0 * wy * (fx if i == 1 else wx0)
                         if w != 0.0:
@@ -97,36 +100,39 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True)
     def _splat_band_whole(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, src0: int, src1: int,
-                          dst0: int, dst1: int, acc: np.ndarray) -> None:
-        # Whole-pixel displacements: one tap per particle (5x faster than the bilinear loop).
-        height, width, channels = values.shape
+                          dst0: int, dst1: int, top: int, left: int, acc: np.ndarray) -> None:
+        # Displacements rounded to whole pixels: one tap per particle (5x faster than bilinear).
+        width = values.shape[1]
+        channels = values.shape[2]
+        out_width = acc.shape[1]
         for y in range(src0, src1):
             for x in range(width):
                 w0 = weight[y, x]
                 if w0 == 0.0:
                     continue
-                xx = x + int(disp[0, y, x])
-                yy = y + int(disp[1, y, x])
-                if yy < dst0 or yy >= dst1 or xx < 0 or xx >= width:
+                # np.round is round-half-even, like torch.round on every device.
+                xx = x + int(np.round(disp[0, y, x])) - left
+                yy = y + int(np.round(disp[1, y, x])) - top
+                if yy < dst0 or yy >= dst1 or xx < 0 or xx >= out_width:
                     continue
                 _tap(acc, values, y, x, yy, xx, w0, channels)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, bounds: np.ndarray, reach: int,
-                     whole: bool, acc: np.ndarray) -> None:
+                     whole: bool, top: int, left: int, acc: np.ndarray) -> None:
         # Band k owns the *target* rows [bounds[k], bounds[k+1]) and scans every source row that
         # can reach them, so bands never write the same pixel: no races and no per-thread copies.
         height = values.shape[0]
         for k in numba.prange(bounds.shape[0] - 1):
             dst0 = bounds[k]
             dst1 = bounds[k + 1]
-            src0 = max(0, dst0 - reach)
-            src1 = min(height, dst1 + reach)
+            src0 = max(0, dst0 + top - reach)
+            src1 = min(height, dst1 + top + reach)
             for s in range(len(disps)):
                 if whole:
-                    _splat_band_whole(values, disps[s], weights[s], src0, src1, dst0, dst1, acc)
+                    _splat_band_whole(values, disps[s], weights[s], src0, src1, dst0, dst1, top, left, acc)
                 else:
-                    _splat_band(values, disps[s], weights[s], src0, src1, dst0, dst1, acc)
+                    _splat_band(values, disps[s], weights[s], src0, src1, dst0, dst1, top, left, acc)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _normalise(acc: np.ndarray, out: np.ndarray, den: np.ndarray) -> None:
@@ -136,8 +142,11 @@ if numba is not None:
             for x in range(width):
                 total = acc[y, x, channels]
                 den[y, x] = total
+                acc[y, x, channels] = 0.0
                 for c in range(channels):
                     out[c, y, x] = acc[y, x, c] / total if total > 0.0 else 0.0
+                    # Leave the reused accumulator zeroed for the next splat (saves a pass).
+                    acc[y, x, c] = 0.0
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
@@ -233,9 +242,9 @@ _local = threading.local()
 def _scratch(shape: tuple[int, ...]) -> np.ndarray:
     """A zeroed float32 accumulator of ``shape``, reused per thread between calls.
 
-    Allocating ~30 MB afresh for every splat costs page faults on first touch; refilling a
-    buffer that stays mapped is several times cheaper. One per thread: service workers
-    may splat at the same time.
+    Allocating ~30 MB afresh for every splat costs page faults on first touch; a buffer that
+    stays mapped is several times cheaper. ``_normalise`` zeroes it again as it reads it. One
+    per thread: service workers may splat at the same time.
     """
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
@@ -244,8 +253,7 @@ def _scratch(shape: tuple[int, ...]) -> np.ndarray:
     if buffer is None:
         if len(buffers) >= 8:
             buffers.clear()
-        buffer = buffers[shape] = np.empty(shape, np.float32)
-    buffer.fill(0.0)
+        buffer = buffers[shape] = np.zeros(shape, np.float32)
     return buffer
 
 
@@ -255,7 +263,8 @@ def euler_step_cpu(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray,
 
 
 def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
-                         threads: int = 2, whole_pixels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                         threads: int = 2, whole_pixels: bool = False, reach: int | None = None,
+                         crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear forward splat of one image moved by several displacement fields, normalised.
 
     Args:
@@ -263,18 +272,22 @@ def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: l
         disps: per source (2, H, W) float32 displacement in pixels.
         weights: per source (H, W) float32 splat weight (0 = particle skipped).
         threads: parallel bands of target rows (each summed in a fixed order: deterministic).
-        whole_pixels: every displacement is an integer (one tap per particle).
+        whole_pixels: round every displacement to whole pixels (one tap per particle).
+        reach: an upper bound of |vertical displacement| in pixels (measured when None).
+        crop: (top, left, height, width) of the only target pixels wanted (default: all).
 
     Returns:
-        out: (C, H, W) float32 = sum of w * value / sum of w where that sum > 0, else 0.
-        den: (H, W) float32 sum of w (0 = hole).
+        out: (C, h, w) float32 = sum of w * value / sum of w where that sum > 0, else 0.
+        den: (h, w) float32 sum of w (0 = hole); (h, w) = the crop's size.
     """
     height, width, channels = values.shape
-    reach = int(math.ceil(max(float(np.abs(d[1]).max()) for d in disps))) + 2
-    bounds = np.linspace(0, height, 2 * max(1, threads) + 1).astype(np.int64)
-    acc = _scratch((height, width, channels + 1))
-    _splat_bands(values, tuple(disps), tuple(weights), bounds, reach, whole_pixels, acc)
-    out = np.empty((channels, height, width), np.float32)
-    den = np.empty((height, width), np.float32)
+    top, left, out_height, out_width = crop if crop is not None else (0, 0, height, width)
+    if reach is None:
+        reach = int(math.ceil(max(float(np.abs(d[1]).max()) for d in disps)))
+    bounds = np.linspace(0, out_height, 2 * max(1, threads) + 1).astype(np.int64)
+    acc = _scratch((out_height, out_width, channels + 1))
+    _splat_bands(values, tuple(disps), tuple(weights), bounds, int(reach) + 2, whole_pixels, top, left, acc)
+    out = np.empty((channels, out_height, out_width), np.float32)
+    den = np.empty((out_height, out_width), np.float32)
     _normalise(acc, out, den)
     return out, den

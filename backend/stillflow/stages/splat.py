@@ -65,35 +65,44 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
     return acc.t().reshape(channels + 1, height, width)
 
 
-def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor,
-                disp_bwd: torch.Tensor, weight_bwd: torch.Tensor, *,
-                whole_pixels: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor | None,
+                disp_bwd: torch.Tensor, weight_bwd: torch.Tensor | None, *,
+                whole_pixels: bool = False, reach: int | None = None,
+                crop: tuple[int, int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat ``values`` forward and backward at once and normalise by the shared weight sum.
 
     Args:
         values: (C, H, W) float tensor (bands or features; accumulation is float32).
         disp_fwd, disp_bwd: (2, H, W) float32 displacement in pixels, x then y.
         weight_fwd, weight_bwd: (H, W) float32 weights, already (1 - alpha) / alpha x validity
-            x softmax weight; a source whose weights are all zero is skipped.
+            x softmax weight; None skips that source (zero-weight particles are skipped too).
+        whole_pixels: round every displacement to whole pixels (half to even; one tap per
+            particle on the CPU).
+        reach: an upper bound of any |displacement| in pixels (measured when None).
+        crop: (top, left, h, w) of the only target pixels wanted (default: all of H x W).
 
     Returns:
-        out: (C, H, W) float32, num / den where den > 0, else 0.
-        den: (H, W) float32 summed weights (0 = hole).
+        out: (C, h, w) float32, num / den where den > 0, else 0.
+        den: (h, w) float32 summed weights (0 = hole).
     """
-    sources = [(d, w) for d, w in ((disp_fwd, weight_fwd), (disp_bwd, weight_bwd)) if bool(w.any())]
+    sources = [(d, w) for d, w in ((disp_fwd, weight_fwd), (disp_bwd, weight_bwd)) if w is not None]
     channels = values.shape[0]
+    top, left, height, width = crop if crop is not None else (0, 0, *values.shape[1:])
     if not sources:
-        zeros = torch.zeros_like(values, dtype=torch.float32)
-        return zeros, torch.zeros(values.shape[1:], dtype=torch.float32, device=values.device)
+        return (torch.zeros((channels, height, width), dtype=torch.float32, device=values.device),
+                torch.zeros((height, width), dtype=torch.float32, device=values.device))
     if values.device.type == "cpu" and cpu_kernels.available():
         # A CHW view of channels-last storage (see channels_last) is passed without a copy.
         out, den = cpu_kernels.splat_normalised_cpu(
             values.permute(1, 2, 0).float().contiguous().numpy(),
             [d.float().contiguous().numpy() for d, _ in sources],
             [w.float().contiguous().numpy() for _, w in sources],
-            threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels)
+            threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels, reach=reach,
+            crop=(top, left, height, width))
         return torch.from_numpy(out), torch.from_numpy(den)
-    acc = splat_sum_torch(values, [d for d, _ in sources], [w for _, w in sources])
+    disps = [torch.round(d) if whole_pixels else d for d, _ in sources]
+    acc = splat_sum_torch(values, disps, [w for _, w in sources])
+    acc = acc[:, top:top + height, left:left + width]
     den = acc[channels]
     covered = den > 0
     out = torch.where(covered, acc[:channels] / torch.where(covered, den, torch.ones_like(den)), 0.0)
