@@ -58,10 +58,11 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
             for dx, wx in ((0, 1.0 - fx), (1, fx)):
                 xi = x0 + dx
                 yi = y0 + dy
-                w = w0 * wy * wx
-                keep = (w != 0) & (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
-                target = (yi[keep] * width + xi[keep]).long()
-                acc.index_add_(0, target, rows[keep] * w[keep, None])
+                inside = (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
+                # Zero weight instead of boolean selection: no host sync, no ragged copies on a GPU.
+                w = torch.where(inside, w0 * wy * wx, 0.0)
+                target = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).long()
+                acc.index_add_(0, target, rows * w[:, None])
     return acc.t().reshape(channels + 1, height, width)
 
 
