@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .stages.padding import loop_padding
 
 __all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "strip_margin", "StripRenderer"]
@@ -82,16 +82,20 @@ class StripRenderer:
         frames: loop length N.
         levels: pyramid levels (for the margin).
         budget: bytes the strips' renderer and the chunk of frames may use together.
+        should_cancel: checked before each strip (a chunk of a huge still takes minutes).
 
     Raises:
         InputError: even a strip of 64 rows with its margin does not fit ``budget``.
+        Cancelled: from ``frame`` when ``should_cancel()`` returned True.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
-                 importance: np.ndarray | None, *, make: MakeRenderer, frames: int, levels: int, budget: int) -> None:
+                 importance: np.ndarray | None, *, make: MakeRenderer, frames: int, levels: int, budget: int,
+                 should_cancel: Callable[[], bool] | None = None) -> None:
         self.image, self.composite_mask, self.motion_px, self.importance = image, composite_mask, motion_px, importance
         self.make = make
         self.frames = frames
+        self.should_cancel = should_cancel
         height, width, channels = image.shape
         max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
@@ -126,6 +130,8 @@ class StripRenderer:
         self._first = first
         height = self.image.shape[0]
         for top, bottom in self.strips:
+            if self.should_cancel is not None and self.should_cancel():
+                raise Cancelled("the job was cancelled; nothing was written")
             low, high = max(0, top - self.margin), min(height, bottom + self.margin)
             crop = slice(low, high)
             renderer = self.make(self.image[crop], self.composite_mask[crop], self.motion_px[:, crop],

@@ -65,3 +65,20 @@ def test_a_bad_memory_setting_is_a_clear_error(case: dict, monkeypatch: pytest.M
     monkeypatch.setenv(MEMORY_ENV, value)
     with pytest.raises(InputError, match=f"{MEMORY_ENV} must be a positive number of GiB"):
         list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=RenderOptions(frames=4)))
+
+
+def test_cancel_is_heard_between_strips(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stillflow.errors import Cancelled
+
+    monkeypatch.setenv(MEMORY_ENV, "0.056")
+    asked = []
+
+    def should_cancel() -> bool:
+        asked.append(True)
+        return len(asked) > 3  # the check before frame 0, then one per strip of the first chunk
+
+    frames = render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=RenderOptions(frames=8),
+                           should_cancel=should_cancel)
+    with pytest.raises(Cancelled):
+        next(iter(frames))  # frame 0 needs the whole first chunk: cancelled within it
+    assert len(asked) == 4
