@@ -123,7 +123,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     if _window_bytes(prepared, options) > budget:
         renderer = StripRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance,
                                  make=make, frames=options.frames, levels=options.levels, budget=budget,
-                                 should_cancel=should_cancel)
+                                 should_cancel=should_cancel, progress=progress)
     else:
         renderer = make(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance)
     if progress is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import Cancelled, InputError
+from .progress import CancelFn, Progress, ProgressFn
 from .stages.padding import loop_padding
 
 __all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "strip_margin", "StripRenderer"]
@@ -83,6 +84,7 @@ class StripRenderer:
         levels: pyramid levels (for the margin).
         budget: bytes the strips' renderer and the chunk of frames may use together.
         should_cancel: checked before each strip (a chunk of a huge still takes minutes).
+        progress: told Progress("strips", k, strips) after each strip of a chunk.
 
     Raises:
         InputError: even a strip of 64 rows with its margin does not fit ``budget``.
@@ -91,11 +93,12 @@ class StripRenderer:
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
                  importance: np.ndarray | None, *, make: MakeRenderer, frames: int, levels: int, budget: int,
-                 should_cancel: Callable[[], bool] | None = None) -> None:
+                 should_cancel: CancelFn | None = None, progress: ProgressFn | None = None) -> None:
         self.image, self.composite_mask, self.motion_px, self.importance = image, composite_mask, motion_px, importance
         self.make = make
         self.frames = frames
         self.should_cancel = should_cancel
+        self.progress = progress
         height, width, channels = image.shape
         max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
@@ -129,7 +132,7 @@ class StripRenderer:
         self._buffer = [np.empty_like(self.image) for _ in range(first, end)]
         self._first = first
         height = self.image.shape[0]
-        for top, bottom in self.strips:
+        for done, (top, bottom) in enumerate(self.strips):
             if self.should_cancel is not None and self.should_cancel():
                 raise Cancelled("the job was cancelled; nothing was written")
             low, high = max(0, top - self.margin), min(height, bottom + self.margin)
@@ -139,3 +142,5 @@ class StripRenderer:
             for index, t in enumerate(range(first, end)):
                 self._buffer[index][top:bottom] = renderer.frame(t)[top - low:bottom - low]
             del renderer
+            if self.progress is not None:
+                self.progress(Progress("strips", done + 1, len(self.strips)))

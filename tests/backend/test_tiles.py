@@ -47,8 +47,11 @@ def test_strips_match_the_whole_image(case: dict, once: bool, monkeypatch: pytes
 
 def test_render_in_strips_writes_every_frame(case: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MEMORY_ENV, "0.056")
+    reports = []
     result = render(case["image"], tmp_path / "out", mask=case["mask"], motion=case["motion"],
-                    options=RenderOptions(frames=5))
+                    options=RenderOptions(frames=5), progress=reports.append)
+    strips = [(r.done, r.total) for r in reports if r.stage == "strips"]
+    assert strips and strips[-1][0] == strips[-1][1] > 1, "no per-strip progress"
     assert [p.name for p in result.frame_paths] == [f"frame_{i:04d}.png" for i in range(5)]
     frames = [load_image(p) for p in result.frame_paths]
     assert not np.array_equal(frames[1], frames[0]) and all(f.shape == (512, 512, 3) for f in frames)
