@@ -28,7 +28,7 @@ from .errors import BackendUnavailable, Cancelled, InputError, ProtocolError, St
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from .options import MotionSpec, RenderOptions
 from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
-                       error_from_wire, motion_to_wire, options_to_wire)
+                       error_from_wire, motion_to_wire, options_to_wire, to_wire_dtype)
 
 __all__ = ["Client", "JobHandle", "Event", "load_key_pair", "load_public_key"]
 
@@ -206,6 +206,8 @@ class Client:
         socket.setsockopt(zmq.ROUTING_ID, self._identity)
         socket.setsockopt(zmq.SNDHWM, 16)
         socket.setsockopt(zmq.RCVHWM, 64)
+        # A DEALER blocks in send while it has no live peer (a refused CURVE handshake): bound it.
+        socket.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout * 1000)))
         if self._server_key is not None and self._client_keys is not None:
             socket.curve_serverkey = self._server_key
             socket.curve_publickey, socket.curve_secretkey = self._client_keys
@@ -230,7 +232,7 @@ class Client:
         if name == "mask" and isinstance(value, str) and value == "auto":
             body["mask_auto"] = True  # predicted on the backend (needs options.models there)
         elif isinstance(value, np.ndarray):
-            array = _wire_array(value, name)
+            array = to_wire_dtype(value, name)
             (check_image if name == "image" else check_mask)(array, limits)
             parts[name] = array
         elif shared:
@@ -246,9 +248,13 @@ class Client:
         frames = encode(Message(op=op, body=body or {}, parts=parts or {}, req=req, job=job))
         for attempt in range(self.retries):
             socket = self._ensure_socket()
-            socket.send_multipart(frames, copy=False)
+            try:
+                socket.send_multipart(frames, copy=False)
+                wait = self.timeout + extra_wait
+            except zmq.Again:  # no connected peer took it within SNDTIMEO: reconnect like a lost reply
+                wait = 0.0
             self._last_sent = time.monotonic()
-            deadline = time.monotonic() + self.timeout + extra_wait
+            deadline = time.monotonic() + wait
             while (remaining := deadline - time.monotonic()) > 0:
                 if not socket.poll(int(remaining * 1000) + 1):
                     break
@@ -377,19 +383,6 @@ class Client:
 def _job_id(job: JobHandle | str) -> str:
     """The id of a handle or id."""
     return job.job_id if isinstance(job, JobHandle) else str(job)
-
-
-def _wire_array(array: np.ndarray, what: str) -> np.ndarray:
-    """``array`` in a wire dtype: uint16 scaled to float32 [0, 1], bool to 0/255, float64 to float32."""
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
-    if array.dtype.kind == "f" and array.dtype.itemsize == 8:
-        return array.astype(np.float32)
-    if array.dtype not in (np.uint8, np.float16, np.float32):
-        raise InputError(f"{what} has dtype {array.dtype}; expected uint8, uint16 or float")
-    return array
 
 
 def _file_bytes(path: Path, what: str) -> np.ndarray:

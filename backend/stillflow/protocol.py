@@ -25,7 +25,7 @@ from .protocol_messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQU
                                 unpack_header)
 from .protocol_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
 from .protocol_parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_PARTS, WIRE_DTYPES, Limits, check_image,
-                             check_mask, read_parts)
+                             check_mask, read_parts, to_wire_dtype)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -53,4 +53,5 @@ __all__ = [
     "motion_from_wire",
     "check_image",
     "check_mask",
+    "to_wire_dtype",
 ]

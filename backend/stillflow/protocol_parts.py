@@ -17,7 +17,7 @@ from .errors import InputError, ProtocolError
 from .options import MAX_FRAMES, MAX_IMAGE_SIDE
 
 __all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
-           "read_parts", "frame_bytes", "check_image", "check_mask"]
+           "read_parts", "frame_bytes", "check_image", "check_mask", "to_wire_dtype"]
 
 WIRE_DTYPES: dict[str, np.dtype] = {
     "uint8": np.dtype("|u1"),
@@ -119,6 +119,19 @@ def check_mask(mask: np.ndarray, limits: Limits = Limits()) -> None:
         raise InputError(f"mask has shape {tuple(mask.shape)}; expected (H, W) grayscale, white = animate")
     _check_sides(mask.shape, limits, "mask")
     _check_finite(mask, "mask")
+
+
+def to_wire_dtype(array: np.ndarray, what: str) -> np.ndarray:
+    """``array`` in a wire dtype: uint16 scaled to float32 [0, 1], bool to 0/255, float64 to float32."""
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype.kind == "f" and array.dtype.itemsize == 8:
+        return array.astype(np.float32)
+    if array.dtype not in (np.uint8, np.float16, np.float32):
+        raise InputError(f"{what} has dtype {array.dtype}; expected uint8, uint16 or float")
+    return array
 
 
 def _check_sides(shape: Sequence[int], limits: Limits, what: str) -> None:

@@ -69,6 +69,48 @@ def test_no_backend_is_reported_after_the_retries() -> None:
     client.close()
 
 
+class _NoPeerClient(Client):
+    """A client whose socket has no peer to queue to until one connects, like after a refused handshake."""
+
+    def _open(self) -> None:
+        context = self._context
+        self._context = _ImmediateContext(context)
+        try:
+            super()._open()
+        finally:
+            self._context = context
+
+
+class _ImmediateContext:
+    """Makes sockets that queue only to completed connections (ZMQ_IMMEDIATE, set before connect)."""
+
+    def __init__(self, context: zmq.Context) -> None:
+        self._context = context
+
+    def socket(self, kind: int) -> zmq.Socket:
+        socket = self._context.socket(kind)
+        socket.setsockopt(zmq.IMMEDIATE, 1)
+        return socket
+
+
+def test_a_send_with_no_peer_fails_over_instead_of_blocking() -> None:
+    client = _NoPeerClient(f"tcp://127.0.0.1:{_free_port()}", timeout=0.3, retries=2)
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(client.hello())
+        except Exception as exc:  # noqa: BLE001 - the assertion below says what was expected
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(10.0)
+    assert not thread.is_alive(), "hello() blocked in send with no connected peer"
+    assert isinstance(outcome[0], BackendUnavailable) and "after 2 tries" in str(outcome[0]), outcome
+    client.close()
+
+
 def test_other_protocol_version_is_a_clear_error(peer: Callable) -> None:
     def answer(router: zmq.Socket, frames: list[bytes]) -> None:
         request = decode(frames[1:], ops=REQUEST_OPS)
