@@ -14,6 +14,7 @@ import bpy
 import numpy as np
 
 from .core import loop_math
+from .core.lib import load
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,21 @@ def load_sequence(frame_paths: Iterable[str], name: str) -> bpy.types.Image:
 def write_frames(frames: np.ndarray, out_dir: str) -> list[str]:
     """Write (N, H, W, C) frames that a remote backend sent back as frame_0000.png ... in out_dir.
 
-    ``frames`` is uint8 or float32 in [0, 1], rows top-down, C = 3 or 4.
+    ``frames`` is uint8 or float32 in [0, 1], rows top-down, C = 3 or 4. The folder appears
+    whole or not at all (a full disk leaves no half loop behind), like the backend's own results.
     """
+    # Making the folder first reports an unusable Output Folder as the OSError it is.
     os.makedirs(out_dir, exist_ok=True)
+    with load("io.frames").atomic_dir(out_dir) as staging:
+        names = _save_pngs(frames, str(staging))
+    return [os.path.join(out_dir, name) for name in names]
+
+
+def _save_pngs(frames: np.ndarray, folder: str) -> list[str]:
+    """Save (N, H, W, C) frames as frame_0000.png ... in ``folder`` through Blender; the file names."""
     count, height, width, channels = frames.shape
     scratch = bpy.data.images.new("stillflow frame", width, height, alpha=True)
-    paths: list[str] = []
+    names: list[str] = []
     try:
         rgba = np.ones((height, width, 4), np.float32)
         for index in range(count):
@@ -68,14 +78,13 @@ def write_frames(frames: np.ndarray, out_dir: str) -> list[str]:
                 frame /= 255.0
             rgba[..., :channels] = frame[..., :4]
             scratch.pixels.foreach_set(rgba[::-1].ravel())
-            path = os.path.join(out_dir, f"frame_{FIRST_FILE_NUMBER + index:04d}.png")
-            scratch.filepath_raw = path
+            names.append(f"frame_{FIRST_FILE_NUMBER + index:04d}.png")
+            scratch.filepath_raw = os.path.join(folder, names[-1])
             scratch.file_format = "PNG"
             scratch.save()
-            paths.append(path)
     finally:
         bpy.data.images.remove(scratch)
-    return paths
+    return names
 
 
 def configure_image_user(user: bpy.types.bpy_struct, frames: int, scene: bpy.types.Scene) -> None:

@@ -38,7 +38,7 @@ PLATFORM_TAGS = {
 
 VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "protocol.py", "protocol_messages.py",
             "protocol_parts.py", "protocol_options.py", "client.py", "client_jobs.py", "handshake.py", "launcher.py",
-            "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
+            "io/__init__.py", "io/frames.py", "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
 """Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/."""
 
 BLENDER_EXT = Path("bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py")

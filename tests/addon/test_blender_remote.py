@@ -148,6 +148,7 @@ class TestRemoteFrames:
         written = sorted(Path(settings.result_dir).glob("frame_*.png"))
         assert [p.name for p in written] == [f"frame_{i:04d}.png" for i in range(FRAMES)]
         assert Path(settings.result_dir).parent == Path(prefs.output_dir)
+        assert not list(Path(prefs.output_dir).glob(".*tmp-*")), "no staging folder left behind"
         assert settings.status == f"Done: {FRAMES} frames in {settings.result_dir}"
 
         direct = _reference(backend_python, tracker.request, tmp_path)
@@ -242,3 +243,11 @@ class TestOutputFolder:
                                         "Not a directory; check the Output Folder"):
             sf.runner.place_result(scene, "still.png", {"frames": frames, "count": 2}, out_dir, 2, 24.0)
         assert scene.stillflow.result is None
+
+    def test_remote_frames_replace_a_folder_whole(self, sf: ModuleType, tmp_path: Path) -> None:
+        out_dir = tmp_path / "job"
+        sf.results.write_frames(np.zeros((3, 4, 5, 3), np.uint8), str(out_dir))
+        paths = sf.results.write_frames(np.full((2, 4, 5, 3), 0.5, np.float32), str(out_dir))
+        assert paths == [str(out_dir / "frame_0000.png"), str(out_dir / "frame_0001.png")]
+        assert sorted(p.name for p in out_dir.iterdir()) == ["frame_0000.png", "frame_0001.png"]  # no stale third
+        assert [p.name for p in tmp_path.iterdir()] == ["job"]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from stillflow.cli import main
-from stillflow.io.frames import atomic_dir
+from stillflow.io.frames import atomic_dir, atomic_file
 from stillflow.io.images import load_image, save_frame
 
 
@@ -140,3 +142,26 @@ class TestAtomicOutput:
         with atomic_dir(target) as staging:
             (staging / "frame_0000.png").write_text("new")
         assert sorted(p.name for p in target.iterdir()) == ["frame_0000.png"]
+
+    @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+    def test_results_get_ordinary_permissions(self, tmp_path: Path) -> None:
+        """A new result follows the umask (not tempfile's 0700/0600); a replaced one keeps its mode."""
+        previous = os.umask(0o022)
+        try:
+            with atomic_dir(tmp_path / "loop") as staging:
+                (staging / "frame_0000.png").write_text("new")
+            with atomic_file(tmp_path / "loop.mp4") as staging_file:
+                staging_file.write_text("video")
+            assert stat.S_IMODE((tmp_path / "loop").stat().st_mode) == 0o755
+            assert stat.S_IMODE((tmp_path / "loop.mp4").stat().st_mode) == 0o644
+            (tmp_path / "loop").chmod(0o750)
+            (tmp_path / "loop.mp4").chmod(0o640)
+            with atomic_dir(tmp_path / "loop") as staging:
+                (staging / "frame_0000.png").write_text("newer")
+            with atomic_file(tmp_path / "loop.mp4") as staging_file:
+                staging_file.write_text("newer video")
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE((tmp_path / "loop").stat().st_mode) == 0o750
+        assert stat.S_IMODE((tmp_path / "loop.mp4").stat().st_mode) == 0o640
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["loop", "loop.mp4"]

@@ -217,15 +217,15 @@ class TestErrors:
 
 
 def test_protocol_and_client_import_without_torch() -> None:
-    code = ("import sys; import stillflow.protocol, stillflow.client; "
+    code = ("import sys; import stillflow.protocol, stillflow.client, stillflow.io.frames; "
             "bad = [m for m in ('torch', 'cv2', 'bpy', 'stillflow.pipeline') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_protocol_and_client_modules_are_vendored() -> None:
-    """Every stillflow module the protocol and client load is in the add-on's VENDORED list."""
-    code = ("import pathlib, sys, stillflow, stillflow.protocol, stillflow.client; "
+    """Every stillflow module the protocol, client and frame writer load is in the add-on's VENDORED list."""
+    code = ("import pathlib, sys, stillflow, stillflow.protocol, stillflow.client, stillflow.io.frames; "
             "root = pathlib.Path(stillflow.__file__).parent; "
             "print(*(pathlib.Path(m.__file__).relative_to(root).as_posix() for n, m in list(sys.modules.items()) "
             "if n.startswith('stillflow.') and getattr(m, '__file__', None)))")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import InputError
 
@@ -39,7 +39,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target).resolve()
     check_writable_parent(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = _new_sibling(target, lambda path: os.mkdir(path, 0o777))
     try:
         yield staging
     except BaseException:
@@ -65,12 +65,29 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` (same suffix); on success it replaces ``target``."""
     target = Path(target).resolve()
     check_writable_parent(target)
-    handle, name = tempfile.mkstemp(prefix=f".{target.stem}.tmp-", suffix=target.suffix, dir=target.parent)
-    os.close(handle)
-    staging = Path(name)
+    staging = _new_sibling(target, lambda path: os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
     try:
         yield staging
         os.replace(staging, target)
     finally:
         if staging.exists():
             staging.unlink()
+
+
+def _new_sibling(target: Path, create: Callable[[Path], None]) -> Path:
+    """A new hidden path beside ``target``, made by ``create``, with the permissions ``target`` will have.
+
+    ``create`` must fail on an existing path. tempfile's 0700/0600 would be moved into place with the
+    result (a render folder others on a farm or a web server cannot read): plain creation applies
+    the umask instead, and a result that replaces an earlier one keeps the earlier one's mode.
+    """
+    for _ in range(100):
+        path = target.parent / f".{target.stem}.tmp-{secrets.token_hex(4)}{target.suffix}"
+        try:
+            create(path)
+        except FileExistsError:
+            continue
+        if target.exists():
+            shutil.copymode(target, path)
+        return path
+    raise FileExistsError(f"no free temporary name beside {target}")
