@@ -1,10 +1,10 @@
 """Speed benchmark: ms per frame and peak memory of the default engine at 512², 1024², 2048².
 
 Each configuration runs in its own process (so the peak resident memory is its own): the loop
-engine with N = 60 in multi-scale (levels 4) and single-scale (levels 1) mode, and a
-straightforward reference measured in the same run: a plain torch joint splat of the whole
-RGB image (index_add_ over 4 bilinear taps per direction, no compiled loops), which is what a
-direct transcription of the method costs. Integration (done once per loop) is reported apart
+engine with N = 60 in multi-scale (levels 4; default detail and ``--detail precise``) and
+single-scale (levels 1) mode, and a straightforward reference measured in the same run: a plain
+torch joint splat of the whole RGB image (index_add_ over 4 bilinear taps per direction, no
+compiled loops), which is what a direct transcription of the method costs. Integration (done once per loop) is reported apart
 and amortised over N. Targets (issue 6): <= 100 ms/frame at 1024² on a 2-core CPU, >= 200 fps
 at 1024² on a GPU.
 
@@ -85,10 +85,11 @@ def run_one(mode: str, size: int, frames: int, timed: int, device_name: str) -> 
             sync(device)
             times.append(time.perf_counter() - start)
     else:
-        levels = 4 if mode == "multi-scale" else 1
+        levels = 1 if mode == "single-scale" else 4
         start = time.perf_counter()
         renderer = LoopRenderer(image, mask, motion_px, frames=frames, levels=levels, once=False,
-                                hole_threshold=1e-3, inpaint=True, importance=None, device=device)
+                                hole_threshold=1e-3, inpaint=True, importance=None, device=device,
+                                detail="precise" if mode == "precise" else "sharp")
         sync(device)
         init = time.perf_counter() - start
         for t in range(1, timed + 2):
@@ -125,7 +126,7 @@ def main() -> int:
           f"{torch.get_num_threads()} threads, device {args.device}")
     rows = []
     for size in args.sizes:
-        for mode in ("multi-scale", "single-scale", "reference"):
+        for mode in ("multi-scale", "precise", "single-scale", "reference"):
             done = subprocess.run([sys.executable, __file__, "--one", mode, str(size), "--frames", str(args.frames),
                                    "--timed", str(args.timed), "--device", args.device],
                                   capture_output=True, text=True)

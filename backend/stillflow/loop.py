@@ -25,6 +25,9 @@ __all__ = ["LoopRenderer", "active_region"]
 
 log = logging.getLogger(__name__)
 
+WHOLE_PIXEL_MODES = ("sharp", "precise")
+"""Detail modes whose finest band lands on whole pixels (no bilinear blur)."""
+
 
 def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int,
                   align: int = 1) -> tuple[slice, slice]:
@@ -59,8 +62,10 @@ class LoopRenderer:
         importance: optional (H, W) float32 Z for softmax splatting.
         device: torch device for the work.
         detail: how detail bands move (RenderOptions.detail): "sharp" moves the finest band by
-            whole pixels and, in a loop, restores the contrast that the blend of two copies loses, "restore"
-            splats sub-pixel with that restoration, "smooth" is the plain bilinear splat.
+            whole pixels and, in a loop, restores the contrast that the blend of two copies loses;
+            "precise" does the same with each particle carrying its detail resampled at its
+            sub-pixel remainder; "restore" splats sub-pixel with that restoration; "smooth" is the
+            plain bilinear splat.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
@@ -91,7 +96,7 @@ class LoopRenderer:
         # Contrast restoration undoes the loop's blend of two copies (and, for "restore", sub-pixel
         # taps). A one-shot drift has one copy and whole-pixel fine detail in "sharp": restoring
         # there only amplified the coarser bands' detail (lower PSNR and SSIM on the real clips).
-        self._restores = self.detail == "restore" or (self.detail == "sharp" and not once)
+        self._restores = self.detail == "restore" or (self.detail in WHOLE_PIXEL_MODES and not once)
         self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
         self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
         motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])
@@ -138,14 +143,16 @@ class LoopRenderer:
             db, vb = resample_displacement(disp_b, valid_b, factor)
             # Bilinear taps at a fractional offset f scale the finest frequencies by |1 - 2f|:
             # details would fade and flicker as particles pass half-pixels. In "sharp" the finest
-            # band moves by whole pixels (rounded in the splat); coarser bands stay sub-pixel.
+            # band moves by whole pixels (rounded in the splat); "precise" also carries the
+            # remainder (bicubic) so the detail stays sub-pixel accurate. Coarser bands stay bilinear.
             weights = self._weights[::factor, ::factor]
             height, width = self._band_sizes[level]
             # Only the unpadded band is read afterwards: accumulate just that. No particle moves
             # farther than the padding (N * max|M| < P), which bounds the rows the splat scans.
             out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights,
                                    db, alpha * vb * weights if alpha > 0 else None,
-                                   whole_pixels=level == 0 and self.detail == "sharp", reach=pad,
+                                   whole_pixels=level == 0 and self.detail in WHOLE_PIXEL_MODES,
+                                   carry_remainder=self.detail == "precise", reach=pad,
                                    crop=(pad, pad, height, width))
             if out.shape[0] > self._channels:
                 out = restore_contrast_(out[: self._channels], out[self._channels:])

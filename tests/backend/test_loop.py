@@ -51,7 +51,7 @@ class TestLoopRender:
             np.testing.assert_allclose(frames[t][inner], expected[inner], atol=FLOAT32_ATOL, rtol=0)
 
     @pytest.mark.parametrize("detail, tolerance", [
-        ("smooth", MULTISCALE_TRANSLATION_MAE), ("sharp", MULTISCALE_SHARP_MAE)])
+        ("smooth", MULTISCALE_TRANSLATION_MAE), ("sharp", MULTISCALE_SHARP_MAE), ("precise", MULTISCALE_SHARP_MAE)])
     def test_integer_translation_multi_scale(self, photo: np.ndarray, detail: str, tolerance: float) -> None:
         n = 8
         motion = _uniform(96, 128, 1, 0)
@@ -70,6 +70,19 @@ class TestLoopRender:
             inner = (slice(16, 80), slice(16 + t, 112))
             error = np.abs(frames[t][inner] - _shift(photo, t, 0)[inner]).mean()
             assert error <= MULTISCALE_TRANSLATION_MAE, f"frame {t}: mean abs error {error:.4f}"
+
+    def test_precise_follows_a_sub_pixel_translation_closer_than_sharp(self, photo: np.ndarray) -> None:
+        n, speed = 6, 0.3  # never a whole pixel for t < 10
+        # The exact sub-pixel shift of the sampled photo: a Fourier phase ramp (wraps; interior only).
+        spectrum = np.fft.fft2(photo, axes=(0, 1))
+        ramp = np.exp(-2j * np.pi * np.fft.fftfreq(photo.shape[1]))[None, :, None]
+        errors = {}
+        for detail in ("sharp", "precise"):
+            frames = list(render_frames(photo, motion=_uniform(96, 128, speed, 0), options=RenderOptions(
+                frames=n, levels=4, once=True, detail=detail)))
+            errors[detail] = [float(np.abs(frames[t] - np.fft.ifft2(spectrum * ramp ** (t * speed), axes=(0, 1)).real)
+                                    [16:80, 16:112].mean()) for t in range(1, n)]
+        assert all(p < s for p, s in zip(errors["precise"], errors["sharp"])), errors
 
     def test_once_is_forward_only(self, smooth_image: np.ndarray) -> None:
         frames = list(render_frames(smooth_image, motion=_uniform(64, 80, 2, 0),
@@ -158,7 +171,8 @@ class TestBadInput:
 
 
 class TestTorchPath:
-    def test_torch_only_path_matches_compiled_path(self, photo: np.ndarray, shared_data: Path,
+    @pytest.mark.parametrize("detail", ["sharp", "precise"])
+    def test_torch_only_path_matches_compiled_path(self, photo: np.ndarray, shared_data: Path, detail: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
         """The path CUDA and MPS take (torch ops only) renders the same loop as the CPU kernels."""
         from stillflow.stages import cpu_kernels
@@ -168,7 +182,7 @@ class TestTorchPath:
         stills = shared_data / "stills"
         kwargs = dict(mask=stills / "scg-IMG_6036_mask.png",
                       motion=MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy")),
-                      options=RenderOptions(frames=8, speed=2.0))
+                      options=RenderOptions(frames=8, speed=2.0, detail=detail))
         compiled = list(render_frames(photo, **kwargs))
         monkeypatch.setattr(cpu_kernels, "available", lambda: False)
         reference = list(render_frames(photo, **kwargs))

@@ -12,7 +12,7 @@ from stillflow.stages.padding import loop_padding, pad_reflect, reflect_indices
 from stillflow.stages.pyramid import laplacian_bands, pyr_up, pyramid_levels, reconstruct
 from stillflow.stages.splat import softmax_weights, splat_joint, splat_sum_torch
 
-from ..tolerances import FLOAT32_ATOL, SPLAT_ORDER_ATOL
+from ..tolerances import CARRIED_SUBPIXEL_MAX_ERROR, FLOAT32_ATOL, SPLAT_ORDER_ATOL
 
 CPU = torch.device("cpu")
 
@@ -96,6 +96,42 @@ class TestSplat:
         general = splat_joint(values, disp_f, w_f, disp_b, w_b)
         whole = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=True)
         assert torch.equal(general[0], whole[0]) and torch.equal(general[1], whole[1])
+        carried = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=True, carry_remainder=True)
+        assert torch.equal(carried[0], whole[0]), "no remainder to carry: the same taps"
+
+    @pytest.mark.parametrize("channels", [3, 5])
+    def test_carried_remainder_compiled_matches_torch(self, rng: np.random.Generator, channels: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        values = torch.from_numpy(rng.random((channels, 33, 41), dtype=np.float32))
+        disp_f = torch.from_numpy(rng.normal(0, 3, (2, 33, 41)).astype(np.float32))
+        disp_b = torch.from_numpy(rng.normal(0, 3, (2, 33, 41)).astype(np.float32))
+        w_f = torch.from_numpy(rng.random((33, 41), dtype=np.float32))
+        w_b = torch.from_numpy(rng.random((33, 41), dtype=np.float32))
+        compiled = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=True, carry_remainder=True)
+        monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        reference = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=True, carry_remainder=True)
+        torch.testing.assert_close(compiled[1], reference[1], atol=SPLAT_ORDER_ATOL, rtol=0)
+        torch.testing.assert_close(compiled[0], reference[0], atol=SPLAT_ORDER_ATOL, rtol=0)
+
+    @pytest.mark.parametrize("shift", [0.25, 0.4, -0.45, 1.3])
+    def test_carried_remainder_moves_fine_detail_sub_pixel(self, shift: float) -> None:
+        """A 3 px period pattern shifted by a fraction of a pixel: carried, it lands where it belongs.
+
+        Whole pixels misplace it by the remainder; bilinear taps average it away."""
+        xs = torch.arange(64, dtype=torch.float32)
+        pattern = lambda x: 0.5 + 0.5 * torch.cos(2 * np.pi * x / 3)  # noqa: E731
+        values = pattern(xs).expand(1, 16, 64).contiguous()
+        disp = torch.zeros(2, 16, 64)
+        disp[0] = shift
+        ones = torch.ones(16, 64)
+        expected = pattern(xs - shift)[8:56]
+        error = {}
+        for name, options in (("carried", {"whole_pixels": True, "carry_remainder": True}),
+                              ("whole", {"whole_pixels": True}), ("bilinear", {})):
+            out, _ = splat_joint(values, disp, ones, disp, None, **options)
+            error[name] = float((out[0, 8, 8:56] - expected).abs().max())
+        assert error["carried"] < CARRIED_SUBPIXEL_MAX_ERROR, error
+        assert error["carried"] < 0.35 * min(error["whole"], error["bilinear"]), error
 
     def test_zero_eps_division(self) -> None:
         values = torch.full((1, 4, 4), 0.7)
@@ -118,23 +154,25 @@ class TestSplat:
                                    atol=SPLAT_ORDER_ATOL, rtol=0)
 
     @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
-    @pytest.mark.parametrize("whole", [False, True], ids=["bilinear", "whole-pixel"])
-    def test_crop_keeps_exactly_the_window(self, rng: np.random.Generator, whole: bool, compiled: bool,
+    @pytest.mark.parametrize("whole, carry", [(False, False), (True, False), (True, True)],
+                             ids=["bilinear", "whole-pixel", "carried-remainder"])
+    def test_crop_keeps_exactly_the_window(self, rng: np.random.Generator, whole: bool, carry: bool, compiled: bool,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
         if not compiled:
             monkeypatch.setattr(cpu_kernels, "available", lambda: False)
         values = torch.from_numpy(rng.random((4, 40, 50), dtype=np.float32))
         disp_f = torch.from_numpy(rng.normal(0, 3, (2, 40, 50)).astype(np.float32).clip(-6, 6))
         disp_b = torch.from_numpy(rng.normal(0, 3, (2, 40, 50)).astype(np.float32).clip(-6, 6))
-        if whole:
+        if whole and not carry:
             disp_f, disp_b = torch.round(disp_f), torch.round(disp_b)
         w_f = torch.from_numpy(rng.random((40, 50), dtype=np.float32))
         w_b = torch.from_numpy(rng.random((40, 50), dtype=np.float32))
-        full = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=whole)
-        crop = splat_joint(values, disp_f, w_f, disp_b, w_b, whole_pixels=whole, reach=6, crop=(7, 9, 25, 30))
+        mode = {"whole_pixels": whole, "carry_remainder": carry}
+        full = splat_joint(values, disp_f, w_f, disp_b, w_b, **mode)
+        crop = splat_joint(values, disp_f, w_f, disp_b, w_b, reach=6, crop=(7, 9, 25, 30), **mode)
         assert torch.equal(crop[0], full[0][:, 7:32, 9:39]) and torch.equal(crop[1], full[1][7:32, 9:39])
-        skipped = splat_joint(values, disp_f, w_f, disp_b, None, whole_pixels=whole)
-        alone = splat_joint(values, disp_f, w_f, disp_b, torch.zeros(40, 50), whole_pixels=whole)
+        skipped = splat_joint(values, disp_f, w_f, disp_b, None, **mode)
+        alone = splat_joint(values, disp_f, w_f, disp_b, torch.zeros(40, 50), **mode)
         assert torch.equal(skipped[0], alone[0]) and torch.equal(skipped[1], alone[1]), "None skips a source"
 
     def test_constant_image_stays_constant(self, rng: np.random.Generator) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from . import cpu_kernels
 
-__all__ = ["splat_joint", "splat_sum_torch", "softmax_weights", "channels_last"]
+__all__ = ["splat_joint", "splat_sum_torch", "softmax_weights", "resample_remainder", "channels_last"]
 
 
 def softmax_weights(importance: torch.Tensor | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -68,7 +68,7 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
 
 def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor | None,
                 disp_bwd: torch.Tensor, weight_bwd: torch.Tensor | None, *,
-                whole_pixels: bool = False, reach: int | None = None,
+                whole_pixels: bool = False, carry_remainder: bool = False, reach: int | None = None,
                 crop: tuple[int, int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat ``values`` forward and backward at once and normalise by the shared weight sum.
 
@@ -79,6 +79,9 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
             x softmax weight; None skips that source (zero-weight particles are skipped too).
         whole_pixels: round every displacement to whole pixels (half to even; one tap per
             particle on the CPU).
+        carry_remainder: with ``whole_pixels``, each particle carries its values resampled
+            (Keys' bicubic, border-clamped taps) at its sub-pixel remainder d - round(d):
+            content lands sub-pixel accurate without the blur of bilinear taps.
         reach: an upper bound of any |displacement| in pixels (measured when None).
         crop: (top, left, h, w) of the only target pixels wanted (default: all of H x W).
 
@@ -98,16 +101,57 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
             values.permute(1, 2, 0).float().contiguous().numpy(),
             [d.float().contiguous().numpy() for d, _ in sources],
             [w.float().contiguous().numpy() for _, w in sources],
-            threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels, reach=reach,
-            crop=(top, left, height, width))
+            threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels,
+            carry_remainder=carry_remainder, reach=reach, crop=(top, left, height, width))
         return torch.from_numpy(out), torch.from_numpy(den)
-    disps = [torch.round(d) if whole_pixels else d for d, _ in sources]
-    acc = splat_sum_torch(values, disps, [w for _, w in sources])
+    if whole_pixels and carry_remainder:
+        acc = sum(splat_sum_torch(resample_remainder(values, d), [torch.round(d)], [w]) for d, w in sources)
+    else:
+        disps = [torch.round(d) if whole_pixels else d for d, _ in sources]
+        acc = splat_sum_torch(values, disps, [w for _, w in sources])
     acc = acc[:, top:top + height, left:left + width]
     den = acc[channels]
     covered = den > 0
     out = torch.where(covered, acc[:channels] / torch.where(covered, den, torch.ones_like(den)), 0.0)
     return out, den.contiguous()
+
+
+def resample_remainder(values: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """``values`` sampled bicubically at x - (d - round(d)): what each particle carries to round(d).
+
+    Keys' cubic with A = ``cpu_kernels.CUBIC_A``, taps clamped to the border (as the CPU kernel).
+
+    Args:
+        values: (C, H, W) float tensor.
+        disp: (2, H, W) displacement in pixels, x then y.
+
+    Returns:
+        (C, H, W) float32.
+    """
+    channels, height, width = values.shape
+    device = values.device
+    remainder = disp.float() - torch.round(disp.float())
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    sx, sy = xs - remainder[0], ys - remainder[1]
+    ix, iy = torch.floor(sx), torch.floor(sy)
+    wx, wy = _keys_weights(sx - ix), _keys_weights(sy - iy)
+    flat = values.float().reshape(channels, -1)
+    out = torch.zeros((channels, height * width), dtype=torch.float32, device=device)
+    for j in range(4):
+        row = (iy + (j - 1)).clamp(0, height - 1).long() * width
+        for i in range(4):
+            col = (ix + (i - 1)).clamp(0, width - 1).long()
+            out += (wy[j] * wx[i]).reshape(1, -1) * flat[:, (row + col).reshape(-1)]
+    return out.reshape(channels, height, width)
+
+
+def _keys_weights(t: torch.Tensor) -> list[torch.Tensor]:
+    """Keys' cubic weights of the taps at -1, 0, 1, 2 for fractional offsets ``t`` in [0, 1)."""
+    a = cpu_kernels.CUBIC_A
+    near = lambda x: ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0  # noqa: E731  |x| <= 1
+    far = lambda x: ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a  # noqa: E731  1 < |x| < 2
+    return [far(1.0 + t), near(t), near(1.0 - t), far(2.0 - t)]
 
 
 def channels_last(values: torch.Tensor) -> torch.Tensor:
