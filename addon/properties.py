@@ -68,6 +68,8 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
                          min=0.0, soft_max=3.0)
     loops: IntProperty(name="Loops", description=_describe("loops"), default=_default("loops"), min=1, max=1000)
     levels: IntProperty(name="Levels", description=_describe("levels"), default=_default("levels"), min=1, max=8)
+    detail: EnumProperty(name="Detail", description=_describe("detail"),
+                         items=[(d, d.title(), "") for d in _options.DETAIL_MODES], default=_default("detail"))
     feather: FloatProperty(name="Feather", description=_describe("feather"), default=_default("feather"),
                            min=0.0, max=256.0, subtype="PIXEL")
     refine_mask: BoolProperty(name="Refine Mask", description=_describe("refine_mask"),

@@ -23,7 +23,7 @@ __all__ = [
 _options = load("options")
 _errors = load("errors")
 
-SCENE_OPTIONS = ("frames", "fps", "speed", "loops", "levels", "feather", "refine_mask", "engine", "device")
+SCENE_OPTIONS = ("frames", "fps", "speed", "loops", "levels", "detail", "feather", "refine_mask", "engine", "device")
 """RenderOptions fields that the scene settings expose under the same names."""
 
 MotionSource = Literal["HINTS", "FILE", "CLIP"]

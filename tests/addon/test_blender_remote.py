@@ -133,6 +133,7 @@ def scene_with_still(scene: Any, tmp_path: Path) -> Any:
     settings = scene.stillflow
     settings.image, settings.mask = _still(tmp_path), _mask()
     settings.frames, settings.levels, settings.device = FRAMES, 2, "cpu"
+    settings.detail = "precise"  # a non-default option travels from the panel to the backend
     return scene
 
 
@@ -143,6 +144,7 @@ class TestRemoteFrames:
         settings = scene_with_still.stillflow
         tracker = sf.runner._active
         assert tracker.state == "done" and not tracker.request.share_files
+        assert tracker.request.options.detail == "precise"
         assert "frame_paths" not in tracker.result and tracker.result["count"] == FRAMES  # arrays came over ZeroMQ
         assert "frames" not in tracker.result and "frames" not in tracker.job.result  # released once written
         written = sorted(Path(settings.result_dir).glob("frame_*.png"))

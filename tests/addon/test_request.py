@@ -33,6 +33,11 @@ class TestBuildOptions:
         with pytest.raises(InputError, match="frames must be an integer"):
             request.build_options({"frames": 0})
 
+    def test_detail_passes_through(self) -> None:
+        assert request.build_options({"detail": "precise"}).detail == "precise"
+        with pytest.raises(InputError, match="detail must be one of sharp, precise, restore, smooth"):
+            request.build_options({"detail": "crisp"})
+
 
 class TestBuildMotion:
     def test_feature_hints(self) -> None:
