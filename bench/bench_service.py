@@ -20,9 +20,9 @@ from typing import Callable
 import numpy as np
 
 from stillflow import __version__, render, render_frames
-from stillflow.client import Client
+from stillflow.link.client import Client
 from stillflow.io.images import to_uint8
-from stillflow.launcher import start_local_backend
+from stillflow.link.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
 

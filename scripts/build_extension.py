@@ -36,10 +36,11 @@ PLATFORM_TAGS = {
 }
 """pip --platform tags per Blender platform name."""
 
-VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "protocol.py", "protocol_messages.py",
-            "protocol_parts.py", "protocol_options.py", "client.py", "client_jobs.py", "handshake.py", "launcher.py",
-            "io/__init__.py", "io/frames.py", "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
-"""Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/."""
+VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "link/", "io/__init__.py", "io/frames.py",
+            "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
+"""Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/.
+A name ending in "/" is a whole subpackage: ``link/`` (wire protocol and client) travels entire."""
+
 
 BLENDER_EXT = Path("bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py")
 
@@ -89,9 +90,12 @@ def stage(stage_dir: Path, wheels: dict[str, list[Path]]) -> None:
     shutil.copytree(REPO / "addon", stage_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor"))
     for name in VENDORED:
         source = REPO / "backend" / "stillflow" / name
+        target = stage_dir / "_vendor" / "stillflow" / name
+        if name.endswith("/") and (source / "__init__.py").is_file():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            continue
         if not source.is_file():
             raise BuildError(f"backend module {source} is missing; the add-on needs it")
-        target = stage_dir / "_vendor" / "stillflow" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
     shaders = REPO / "shaders"

@@ -156,7 +156,7 @@ class Connection:
             InputError: a CURVE key preference is empty, missing or not a key.
             BackendUnavailable: the backend does not start, answer or accept our keys.
         """
-        client_mod = load("client")
+        client_mod = load("link.client")
         if config.is_local:
             python = find_backend_python(config.python)
             log_path = None
@@ -164,7 +164,7 @@ class Connection:
                 Path(config.log_dir).mkdir(parents=True, exist_ok=True)
                 log_path = str(Path(config.log_dir) / "backend.log")
             log.info("starting a local Stillflow backend with %s", python)
-            self.backend = load("launcher").start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
+            self.backend = load("link.launcher").start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
             endpoint = self.backend.endpoint
             self.client = client_mod.Client(endpoint, timeout=config.timeout, retries=RETRIES)
             return

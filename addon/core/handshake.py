@@ -18,7 +18,7 @@ from .lib import load
 __all__ = ["CurveKeys", "load_keys", "check_handshake"]
 
 _errors = load("errors")
-_handshake = load("handshake")
+_handshake = load("link.handshake")
 
 CurveKeys = tuple[bytes | None, tuple[bytes, bytes] | None]
 """(server public key, (client public, client secret)), both None for a backend without keys."""

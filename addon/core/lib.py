@@ -62,6 +62,6 @@ def stillflow() -> ModuleType:
 
 
 def load(name: str) -> ModuleType:
-    """A submodule of the private stillflow package, e.g. ``load("client")`` or ``load("stages.hints")``."""
+    """A submodule of the private stillflow package, e.g. ``load("link.client")`` or ``load("stages.hints")``."""
     stillflow()
     return importlib.import_module(f"{_PRIVATE_NAME}.{name}")

@@ -1,7 +1,7 @@
 """The artist's inputs as plain arrays: image pixels, mask pixels, arrows and anchors.
 
 No ``bpy`` module use. The bpy layer (``addon/masks.py``) reads Blender data into flat float
-buffers and point lists; this module turns them into what ``stillflow.client`` sends.
+buffers and point lists; this module turns them into what ``stillflow.link.client`` sends.
 
 Convention:
     Blender pixel buffers are flat RGBA/... float32, rows bottom-up. Mask datablock points are

@@ -1,7 +1,7 @@
 """Stillflow: one still photo + mask + motion -> a seamless looping cinemagraph.
 
 Importing this package is cheap: torch and the engine load only when ``render`` or
-``render_frames`` is first used, so ``stillflow.protocol`` and ``stillflow.client`` stay
+``render_frames`` is first used, so ``stillflow.link`` (protocol and client) stay
 usable where no torch exists (inside Blender). Never imports bpy.
 """
 from __future__ import annotations

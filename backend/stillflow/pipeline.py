@@ -62,7 +62,7 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
     pixels = load_image(image)
     height, width = pixels.shape[:2]
     if isinstance(mask, str) and mask == "auto":
-        from .gan.mask_net import predict_mask
+        from .predictors.mask_net import predict_mask
 
         mask = predict_mask(pixels, options.models, options.auto_mode, device=pick(options.device),
                             min_region_frac=options.min_region_frac, min_mask_frac=max(options.min_mask_frac, 0.10))
@@ -79,7 +79,7 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
         flow_mask = drawn
         composite_mask = feather_mask(drawn, options.feather)
     if motion.kind == "auto":
-        from .gan.motion_net import predict_motion
+        from .predictors.motion_net import predict_motion
 
         source = predict_motion(pixels, options.models, options.auto_mode, device=pick(options.device))
     else:

@@ -60,8 +60,8 @@ class TestInstall:
         import zipfile
 
         names = zipfile.ZipFile(extension_zips["linux_x64"]).namelist()
-        for needed in ("blender_manifest.toml", "__init__.py", "_vendor/stillflow/client.py",
-                       "_vendor/stillflow/protocol.py", "_vendor/stillflow/stages/hints.py"):
+        for needed in ("blender_manifest.toml", "__init__.py", "_vendor/stillflow/link/client.py",
+                       "_vendor/stillflow/link/protocol.py", "_vendor/stillflow/link/launcher.py", "_vendor/stillflow/stages/hints.py"):
             assert needed in names
         wheels = [n for n in names if n.startswith("wheels/")]
         assert any("pyzmq" in w and "manylinux" in w for w in wheels)

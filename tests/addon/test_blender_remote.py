@@ -60,7 +60,7 @@ def backend(sf: ModuleType, backend_python: str, keys: dict[str, Path],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """`stillflow serve --keys DIR` on a free loopback port (started with the add-on's bundled launcher)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    started = sf.core.lib.load("launcher").start_local_backend(
+    started = sf.core.lib.load("link.launcher").start_local_backend(
         backend_python, log_path=str(log), timeout=120, extra_args=("--keys", str(keys["dir"])),
         server_key=str(keys["server"]), client_keys=str(keys["client"]))
     yield started

@@ -17,7 +17,7 @@ from addon.core import backend, handshake
 from addon.core.lib import load
 
 _errors = load("errors")
-_launcher = load("launcher")
+_launcher = load("link.launcher")
 
 pytestmark = pytest.mark.slow
 

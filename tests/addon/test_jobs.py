@@ -14,8 +14,8 @@ import pytest
 from addon.core.jobs import JobRequest, JobTracker
 from addon.core.lib import load
 
-_client = load("client")
-_launcher = load("launcher")
+_client = load("link.client")
+_launcher = load("link.launcher")
 _errors = load("errors")
 _options = load("options")
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import zmq
 
-from stillflow.client import Client
+from stillflow.link.client import Client
 from stillflow.errors import BackendUnavailable, InputError, ProtocolError
 from stillflow.options import MotionSpec, RenderOptions
-from stillflow.protocol import PROTOCOL_VERSION, REQUEST_OPS, Limits, Message, decode, encode
+from stillflow.link.protocol import PROTOCOL_VERSION, REQUEST_OPS, Limits, Message, decode, encode
 
 
 def _free_port() -> int:

@@ -14,9 +14,9 @@ from stillflow.gan.checkpoint import load_encoder, load_generator, load_mean_lat
 from stillflow.gan.encoder import EncoderConfig, FeatureStyleEncoder
 from stillflow.gan.engine import load_models, render_frames_stylegan, square_crop
 from stillflow.gan.invert import InversionSettings, invert_by_optimisation, invert_with_encoder
-from stillflow.gan.mask_net import PixelClassifier, feature_stack, predict_mask
+from stillflow.predictors.mask_net import PixelClassifier, feature_stack, predict_mask
 from stillflow.gan.model import Generator, GeneratorConfig
-from stillflow.gan.motion_net import MotionGenerator, normalise_flow, predict_motion
+from stillflow.predictors.motion_net import MotionGenerator, normalise_flow, predict_motion
 from stillflow.gan.msdfw import LoopWarper
 from stillflow.options import RenderOptions
 from stillflow.progress import Progress

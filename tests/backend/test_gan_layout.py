@@ -15,7 +15,7 @@ from stillflow.gan.commands import add_parsers
 from stillflow.gan.encoder import FeatureStyleEncoder
 from stillflow.gan.model import Generator
 from stillflow.gan.models_dir import describe_models, require_model
-from stillflow.gan.motion_net import MotionGenerator, _architecture
+from stillflow.predictors.motion_net import MotionGenerator, _architecture
 
 
 def _shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stillflow import render, render_frames
-from stillflow.client import Client
+from stillflow.link.client import Client
 from stillflow.errors import BackendUnavailable, Cancelled, InputError, ProtocolError
 from stillflow.io.images import to_uint8
-from stillflow.launcher import LocalBackend, start_local_backend
+from stillflow.link.launcher import LocalBackend, start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
-from stillflow.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
+from stillflow.link.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
 
 pytestmark = pytest.mark.slow
 

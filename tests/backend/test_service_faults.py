@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import zmq
 
-from stillflow.client import Client
-from stillflow.launcher import start_local_backend
+from stillflow.link.client import Client
+from stillflow.link.launcher import start_local_backend
 from stillflow.errors import BackendUnavailable, Cancelled, InputError
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.service.keys import check_bind, generate_keys, is_local_endpoint

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
-from ..protocol import DEFAULT_MAX_PART_BYTES, PROTOCOL_VERSION, Limits
+from ..link.protocol import DEFAULT_MAX_PART_BYTES, PROTOCOL_VERSION, Limits
 
 __all__ = ["add_parsers"]
 
@@ -176,8 +176,8 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _client(args: argparse.Namespace) -> Any:
     """A Client from the connection arguments."""
-    from ..client import Client
-    from ..handshake import CLI_NAMES
+    from ..link.client import Client
+    from ..link.handshake import CLI_NAMES
 
     if (args.server_key is None) != (args.client_key is None):
         raise InputError("CURVE needs both --server-key and --client-key")

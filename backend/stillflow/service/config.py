@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..protocol import Limits
+from ..link.protocol import Limits
 from .keys import ServerKeys
 
 __all__ = ["ServerConfig"]

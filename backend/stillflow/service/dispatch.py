@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import InputError, ProtocolError, StillflowError
 from ..gan.models_dir import describe_models
 from ..options import ENGINES
-from ..protocol import PROTOCOL_VERSION, Message, error_message
+from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
 from .jobs import Job, JobQueue, build_job
 from .peers import Peers

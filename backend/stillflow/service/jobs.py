@@ -24,7 +24,7 @@ from ..errors import BackendUnavailable, Cancelled, InputError, StillflowError
 from ..io.images import to_uint8
 from ..options import MotionSpec, RenderOptions
 from ..progress import Progress
-from ..protocol import Limits, Message, check_image, check_mask, error_message, motion_from_wire, options_from_wire
+from ..link.protocol import Limits, Message, check_image, check_mask, error_message, motion_from_wire, options_from_wire
 
 __all__ = ["Job", "JobQueue", "build_job", "run_job", "Emit"]
 

@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..protocol import Message, encode
+from ..link.protocol import Message, encode
 from .jobs import Job, JobQueue
 
 __all__ = ["Peers", "TrySend"]

@@ -25,7 +25,7 @@ import zmq
 
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError
-from ..protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, encode, error_message, peek_ids,
+from ..link.protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, encode, error_message, peek_ids,
                         read_parts, unpack_header)
 from .config import ServerConfig
 from .dispatch import Dispatcher

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import StillflowError
+from ..errors import StillflowError
 
 __all__ = ["Event", "JobHandle"]
 

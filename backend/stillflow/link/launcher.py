@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import Client
-from .errors import BackendUnavailable
+from ..errors import BackendUnavailable
 
 __all__ = ["LocalBackend", "start_local_backend"]
 

@@ -10,9 +10,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import InputError
-from .options import MotionSpec, RenderOptions
-from .protocol_parts import Limits
+from ..errors import InputError
+from ..options import MotionSpec, RenderOptions
+from .parts import Limits
 
 __all__ = ["options_to_wire", "options_from_wire", "motion_to_wire", "motion_from_wire"]
 

@@ -2,7 +2,7 @@
 
 Part of the wire protocol (see ``protocol.py`` for the convention); no torch, bundled into the
 add-on. Frame 0 of every message is a msgpack map with string keys only,
-``{v, op, req, job, body, parts}``; the binary parts after it are handled by ``protocol_parts``.
+``{v, op, req, job, body, parts}``; the binary parts after it are handled by ``parts``.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any, Collection, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from .errors import ERRORS_BY_WIRE_CODE, InputError, JobFailed, ProtocolError, StillflowError
-from .protocol_parts import Limits, frame_bytes, pack_parts, read_parts
+from ..errors import ERRORS_BY_WIRE_CODE, InputError, JobFailed, ProtocolError, StillflowError
+from .parts import Limits, frame_bytes, pack_parts, read_parts
 
 __all__ = ["PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUEST_OPS", "SERVER_OPS", "EVENT_OPS", "Message", "encode",
            "decode", "unpack_header", "peek_ids", "check_header", "error_message", "error_from_wire"]

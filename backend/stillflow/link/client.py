@@ -24,9 +24,9 @@ import numpy as np
 import zmq
 
 from .client_jobs import Event, JobHandle
-from .errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
+from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
-from .options import MotionSpec, RenderOptions
+from ..options import MotionSpec, RenderOptions
 from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
                        error_from_wire, motion_to_wire, options_to_wire, to_wire_dtype)
 

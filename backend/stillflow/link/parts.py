@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, ProtocolError
-from .options import MAX_FRAMES, MAX_IMAGE_SIDE
+from ..errors import InputError, ProtocolError
+from ..options import MAX_FRAMES, MAX_IMAGE_SIDE
 
 __all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
            "read_parts", "frame_bytes", "check_image", "check_mask", "to_wire_dtype"]

@@ -24,11 +24,11 @@ from torch import nn
 from ..errors import InputError
 from ..progress import CancelFn, ProgressFn
 from ..stages.mask import refine_mask
-from .checkpoint import load_into, read_weights, strip_prefix
-from .engine import load_inversion, load_models
-from .invert import InversionSettings
-from .model import Generator
-from .models_dir import MASK_ENSEMBLE, require_model
+from ..gan.checkpoint import load_into, read_weights, strip_prefix
+from ..gan.engine import load_inversion, load_models
+from ..gan.invert import InversionSettings
+from ..gan.model import Generator
+from ..gan.models_dir import MASK_ENSEMBLE, require_model
 
 __all__ = ["PixelClassifier", "load_classifier", "feature_stack", "vote_labels", "predict_mask", "MASK_MODES"]
 

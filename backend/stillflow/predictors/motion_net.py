@@ -20,8 +20,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..stages.motion import resize_motion
-from .checkpoint import load_into, read_weights, strip_prefix
-from .models_dir import require_model
+from ..gan.checkpoint import load_into, read_weights, strip_prefix
+from ..gan.models_dir import require_model
 
 __all__ = ["MotionGenerator", "load_motion_generator", "predict_motion", "normalise_flow", "zscore_filter",
            "MOTION_MODES", "FLOW_SIDE"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from .errors import BackendUnavailable, InputError
+from ..errors import BackendUnavailable, InputError
 
 __all__ = ["KeyNames", "API_NAMES", "CLI_NAMES", "load_public_key", "load_key_pair", "handshake_problem",
            "check_handshake"]

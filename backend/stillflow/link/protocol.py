@@ -1,12 +1,12 @@
 """The one definition of the Stillflow wire protocol between clients and the backend service.
 
-No torch, no bpy, no cv2: this module and the ``protocol_*`` modules it gathers import only the
+No torch, no bpy, no cv2: this module and the modules it gathers import only the
 standard library, numpy, msgpack and ``stillflow.errors`` / ``stillflow.options``, because the
 add-on bundles them. Import every protocol name from here:
 
-- ``protocol_messages``: the operation catalogue, ``Message``, the header codec, error messages.
-- ``protocol_parts``: wire dtypes, ``Limits``, binary parts and the image/mask checks.
-- ``protocol_options``: ``RenderOptions`` and ``MotionSpec`` to and from plain wire maps.
+- ``messages``: the operation catalogue, ``Message``, the header codec, error messages.
+- ``parts``: wire dtypes, ``Limits``, binary parts and the image/mask checks.
+- ``wire_options``: ``RenderOptions`` and ``MotionSpec`` to and from plain wire maps.
 
 Convention:
     Transport is DEALER (client) <-> ROUTER (backend). Every message is multipart:
@@ -20,11 +20,11 @@ Convention:
 """
 from __future__ import annotations
 
-from .protocol_messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, SERVER_OPS, Message,
+from .messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, SERVER_OPS, Message,
                                 check_header, decode, encode, error_from_wire, error_message, peek_ids,
                                 unpack_header)
-from .protocol_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
-from .protocol_parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_PARTS, WIRE_DTYPES, Limits, check_image,
+from .wire_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
+from .parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_PARTS, WIRE_DTYPES, Limits, check_image,
                              check_mask, read_parts, to_wire_dtype)
 
 __all__ = [
