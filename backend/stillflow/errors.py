@@ -13,7 +13,12 @@ __all__ = [
     "BackendUnavailable",
     "Cancelled",
     "JobFailed",
+    "shown",
+    "MAX_SHOWN_CHARS",
 ]
+
+MAX_SHOWN_CHARS = 200
+"""Longest echo of a client's value in an error message or log line."""
 
 
 class StillflowError(Exception):
@@ -73,3 +78,14 @@ ERRORS_BY_WIRE_CODE: dict[str, type[StillflowError]] = {
     cls.wire_code: cls
     for cls in (StillflowError, InputError, ModelMissing, ProtocolError, BackendUnavailable, JobFailed, Cancelled)
 }
+
+
+def shown(value: object, limit: int = 60, *, quote: bool = True) -> str:
+    """``repr(value)`` (or ``str`` without ``quote``) cut to ``limit`` characters, for echoing input safely."""
+    if isinstance(value, (str, bytes)) and len(value) > 4 * limit:
+        value = value[:4 * limit]  # repr of a huge string costs memory before it is cut
+    try:
+        text = repr(value) if quote else str(value)
+    except Exception:  # a value whose repr fails (or is refused, like ints beyond 4300 digits)
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."

@@ -7,6 +7,7 @@ filled, the bands are collapsed and the result is composited over the input.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import numpy as np
 import torch
@@ -66,11 +67,13 @@ class LoopRenderer:
             "precise" does the same with each particle carrying its detail resampled at its
             sub-pixel remainder; "restore" splats sub-pixel with that restoration; "smooth" is the
             plain bilinear splat.
+        should_cancel: checked at every integration step and before every band of a frame.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
                  levels: int, once: bool, hole_threshold: float, inpaint: bool,
-                 importance: np.ndarray | None, device: torch.device, detail: str = "sharp") -> None:
+                 importance: np.ndarray | None, device: torch.device, detail: str = "sharp",
+                 should_cancel: Callable[[], bool] | None = None) -> None:
         self.image = image
         self.frames = frames
         self.once = once
@@ -101,7 +104,7 @@ class LoopRenderer:
         self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
         motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])
         motion_pad = pad_reflect(torch.from_numpy(motion_w).to(device), self.padding)
-        self._trajectories = LoopTrajectories(motion_pad, frames, once=once)
+        self._trajectories = LoopTrajectories(motion_pad, frames, once=once, should_cancel=should_cancel)
         z = None
         if importance is not None:
             z = pad_reflect(torch.from_numpy(np.ascontiguousarray(importance[self.window])).to(device), self.padding)
@@ -137,6 +140,7 @@ class LoopRenderer:
         splatted = []
         dens = []
         for level, values in enumerate(self._values):
+            self._trajectories.check_cancel()  # a frame of a big window takes seconds per band
             factor = 2 ** level
             pad = self.padding >> level
             df, vf = resample_displacement(disp_f, valid_f, factor)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, shown
 
 __all__ = [
     "RenderOptions",
@@ -24,6 +24,8 @@ __all__ = [
     "DETAIL_MODES",
     "MAX_IMAGE_SIDE",
     "MAX_FRAMES",
+    "MAX_SEED",
+    "MAX_PATH_CHARS",
     "ARROW_PX_PER_SPEED",
     "option_help",
 ]
@@ -35,6 +37,12 @@ needs about 10 GiB for itself, its mask and its motion before any rendering."""
 
 MAX_FRAMES = 1200
 """Largest accepted loop length N."""
+
+MAX_SEED = 2**63 - 1
+"""Largest accepted seed (int64)."""
+
+MAX_PATH_CHARS = 4096
+"""Longest accepted path string (models folder, motion file)."""
 
 ARROW_PX_PER_SPEED = 50.0
 """An arrow this many pixels long moves content 1 px/frame (algorithm.md §2.2)."""
@@ -82,23 +90,32 @@ class RenderOptions:
     def validate(self) -> "RenderOptions":
         """Raise InputError naming the first option that is out of range; return self."""
         _check(isinstance(self.frames, int) and 1 <= self.frames <= MAX_FRAMES,
-               f"frames must be an integer from 1 to {MAX_FRAMES}, got {self.frames!r}")
-        _check(_finite(self.fps) and 0 < self.fps <= 240, f"fps must be in (0, 240], got {self.fps!r}")
-        _check(_finite(self.speed) and self.speed >= 0, f"speed must be a finite number >= 0, got {self.speed!r}")
-        _check(isinstance(self.levels, int) and 1 <= self.levels <= 8, f"levels must be 1 to 8, got {self.levels!r}")
-        _check(0 <= self.min_region_frac < 1, f"min_region_frac must be in [0, 1), got {self.min_region_frac!r}")
-        _check(0 <= self.min_mask_frac < 1, f"min_mask_frac must be in [0, 1), got {self.min_mask_frac!r}")
-        _check(_finite(self.feather) and 0 <= self.feather <= 256, f"feather must be 0 to 256 px, got {self.feather!r}")
+               f"frames must be an integer from 1 to {MAX_FRAMES}, got {shown(self.frames)}")
+        _check(_finite(self.fps) and 0 < self.fps <= 240, f"fps must be in (0, 240], got {shown(self.fps)}")
+        _check(_finite(self.speed) and self.speed >= 0, f"speed must be a finite number >= 0, got {shown(self.speed)}")
+        _check(isinstance(self.levels, int) and 1 <= self.levels <= 8, f"levels must be 1 to 8, got {shown(self.levels)}")
+        _check(_finite(self.min_region_frac) and 0 <= self.min_region_frac < 1,
+               f"min_region_frac must be in [0, 1), got {shown(self.min_region_frac)}")
+        _check(_finite(self.min_mask_frac) and 0 <= self.min_mask_frac < 1,
+               f"min_mask_frac must be in [0, 1), got {shown(self.min_mask_frac)}")
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
+               f"seed must be an integer from 0 to 2^63-1, got {shown(self.seed)}")
+        _check(isinstance(self.once, bool) and isinstance(self.refine_mask, bool) and isinstance(self.inpaint, bool),
+               "once, refine_mask and inpaint must be true or false")
+        _check(_finite(self.feather) and 0 <= self.feather <= 256, f"feather must be 0 to 256 px, got {shown(self.feather)}")
         _check(_finite(self.hole_threshold) and 0 <= self.hole_threshold < 1,
-               f"hole_threshold must be in [0, 1), got {self.hole_threshold!r}")
+               f"hole_threshold must be in [0, 1), got {shown(self.hole_threshold)}")
         _check(_finite(self.importance_scale) and 0 <= self.importance_scale <= 20,
-               f"importance_scale must be 0 to 20, got {self.importance_scale!r}")
-        _check(self.format in FRAME_FORMATS, f"format must be one of {', '.join(FRAME_FORMATS)}, got {self.format!r}")
-        _check(isinstance(self.loops, int) and 1 <= self.loops <= 1000, f"loops must be 1 to 1000, got {self.loops!r}")
-        _check(self.detail in DETAIL_MODES, f"detail must be one of {', '.join(DETAIL_MODES)}, got {self.detail!r}")
-        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        _check(isinstance(self.device, str) and bool(self.device), "device must be auto, cpu, cuda, cuda:N or mps")
-        _check(self.auto_mode in AUTO_MODES, f"auto_mode must be one of {', '.join(AUTO_MODES)}, got {self.auto_mode!r}")
+               f"importance_scale must be 0 to 20, got {shown(self.importance_scale)}")
+        _check(self.format in FRAME_FORMATS, f"format must be one of {', '.join(FRAME_FORMATS)}, got {shown(self.format)}")
+        _check(isinstance(self.loops, int) and 1 <= self.loops <= 1000, f"loops must be 1 to 1000, got {shown(self.loops)}")
+        _check(self.detail in DETAIL_MODES, f"detail must be one of {', '.join(DETAIL_MODES)}, got {shown(self.detail)}")
+        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {shown(self.engine)}")
+        _check(isinstance(self.device, str) and 0 < len(self.device) <= 32,
+               "device must be auto, cpu, cuda, cuda:N or mps")
+        _check(self.models is None or (isinstance(self.models, str) and 0 < len(self.models) <= MAX_PATH_CHARS),
+               f"models must be a folder path of 1 to {MAX_PATH_CHARS} characters")
+        _check(self.auto_mode in AUTO_MODES, f"auto_mode must be one of {', '.join(AUTO_MODES)}, got {shown(self.auto_mode)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,32 +128,9 @@ class RenderOptions:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise InputError(f"unknown render option(s): {', '.join(unknown)}",
+            raise InputError(f"unknown render option(s): {shown(', '.join(unknown), 120, quote=False)}",
                              hint=f"known options: {', '.join(sorted(names))}")
-        typed: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            kind = type(f.default) if f.default is not None else str
-            try:
-                if kind is bool:
-                    if not isinstance(value, bool):
-                        raise TypeError
-                elif kind is int:
-                    if isinstance(value, bool) or int(value) != value:
-                        raise TypeError
-                    value = int(value)
-                elif kind is float:
-                    if isinstance(value, bool):
-                        raise TypeError
-                    value = float(value)
-                elif value is not None and not isinstance(value, str):
-                    raise TypeError
-            except (TypeError, ValueError):
-                raise InputError(f"option {f.name} has the wrong type ({type(value).__name__})",
-                                 hint=f"expected {kind.__name__}") from None
-            typed[f.name] = value
+        typed = {f.name: _typed(f.name, f.default, values[f.name]) for f in fields(cls) if f.name in values}
         return cls(**typed).validate()
 
 
@@ -205,6 +199,27 @@ class MotionSpec:
             "drift": list(self.drift) if self.drift is not None else None,
             "field_shape": list(self.field.shape) if self.field is not None else None,
         }
+
+
+def _typed(name: str, default: Any, value: Any) -> Any:
+    """``value`` checked to have the option's exact type (bool is not int; floats accept ints)."""
+    kind = type(default) if default is not None else str
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise InputError(f"option {name} must be a finite number, got {shown(value)}")
+        if ok:
+            value = float(value)
+    else:
+        ok = isinstance(value, str) or (default is None and value is None)
+    if not ok:
+        raise InputError(f"option {name} has the wrong type ({type(value).__name__})",
+                         hint=f"expected {'a string' if kind is str else kind.__name__}")
+    return value
 
 
 def _finite(value: Any) -> bool:

@@ -114,7 +114,8 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
              importance: np.ndarray | None) -> LoopRenderer:
         return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
                             once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
-                            importance=importance, device=device, detail=options.detail)
+                            importance=importance, device=device, detail=options.detail,
+                            should_cancel=should_cancel)
 
     if progress is not None:
         progress(Progress("motion", 0, 1))
@@ -137,6 +138,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
 def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
     """Peak bytes of rendering the region that can change in one piece."""
     from .loop import active_region
+    from .stages.padding import loop_padding
     from .tiles import renderer_bytes, strip_margin
 
     if not np.any(prepared.composite_mask) or not np.any(prepared.motion_px):
@@ -144,7 +146,8 @@ def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
     max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
     rows, cols = active_region(prepared.composite_mask, prepared.motion_px,
                                strip_margin(max_speed, options.frames, options.levels))
-    return renderer_bytes(rows.stop - rows.start, cols.stop - cols.start)
+    # the renderer pads its window by the loop's travel: a fast motion on a small still is the big case
+    return renderer_bytes(rows.stop - rows.start, cols.stop - cols.start, loop_padding(max_speed, options.frames))
 
 
 def render_frames(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None = None,
@@ -197,6 +200,8 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
             save_frame(staging / name, frame, options.format)
             if progress is not None:
                 progress(Progress("render", index + 1, options.frames, frame))
+        if should_cancel is not None and should_cancel():  # the last chance before the result moves in
+            raise Cancelled("the job was cancelled; nothing was written")
         written_at = time.perf_counter()
         manifest = {
             "stillflow_version": __version__,
@@ -229,7 +234,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
 
         result.video = encode_video(video_path, options.frames,
                                     lambda i: to_uint8(load_image(frame_paths[i])), fps=options.fps,
-                                    loops=options.loops, progress=video_progress)
+                                    loops=options.loops, progress=video_progress, should_cancel=should_cancel)
     log.info("rendered %d frames of %dx%d into %s in %.1f s", options.frames, width, height, out_dir,
              time.perf_counter() - started)
     return result

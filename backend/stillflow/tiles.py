@@ -61,9 +61,9 @@ def memory_budget(device: torch.device) -> int:
     return int(0.5 * total)
 
 
-def renderer_bytes(height: int, width: int) -> int:
-    """Peak bytes of rendering an (height, width) window in one piece."""
-    return height * width * BYTES_PER_PIXEL
+def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
+    """Peak bytes of rendering an (height, width) window in one piece, padded by ``pad`` px on every side."""
+    return (height + 2 * pad) * (width + 2 * pad) * BYTES_PER_PIXEL
 
 
 def strip_margin(max_speed: float, frames: int, levels: int) -> int:
@@ -104,11 +104,13 @@ class StripRenderer:
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
         align = 2 ** levels
         self.margin = -(-strip_margin(max_speed, frames, levels) // align) * align
+        # each strip's renderer pads its crop's width by the loop's travel as well
+        row_bytes = (width + 2 * loop_padding(max_speed, frames)) * BYTES_PER_PIXEL
         frame_bytes = height * width * channels * 4
         self.chunk = int(max(1, min(frames, (budget // 2) // frame_bytes)))
-        rows = (budget - self.chunk * frame_bytes) // (width * BYTES_PER_PIXEL) - 2 * self.margin
+        rows = (budget - self.chunk * frame_bytes) // row_bytes - 2 * self.margin
         if rows < _MIN_STRIP_ROWS:
-            need = renderer_bytes(_MIN_STRIP_ROWS + 2 * self.margin, width) + frame_bytes
+            need = (_MIN_STRIP_ROWS + 2 * self.margin) * row_bytes + frame_bytes
             raise InputError(f"a {width}x{height} still needs about {need / 2**30:.1f} GiB even in strips (each "
                              f"strip reads {self.margin} rows above and below: the loop's travel and the pyramid's "
                              f"reach); {budget / 2**30:.1f} GiB may be used here",

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import InputError, StillflowError
+from ..errors import Cancelled, InputError, StillflowError
 from .frames import atomic_file
 
 __all__ = ["VIDEO_SUFFIXES", "check_video_path", "encode_video"]
@@ -37,7 +37,8 @@ def check_video_path(path: str | Path) -> Path:
 
 
 def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int], np.ndarray], *, fps: float,
-                 loops: int = 1, progress: Callable[[int, int], None] | None = None) -> Path:
+                 loops: int = 1, progress: Callable[[int, int], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> Path:
     """Encode ``frame_count`` frames, repeated ``loops`` times, into ``path`` (written atomically).
 
     Args:
@@ -47,6 +48,8 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
         fps: frames per second.
         loops: how many times the loop repeats.
         progress: called with (frames encoded, total).
+        should_cancel: checked before every frame; when true ffmpeg is stopped, nothing is written
+            and Cancelled is raised.
     """
     import imageio_ffmpeg
 
@@ -63,6 +66,8 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for index in range(total):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled("the job was cancelled while encoding the video; nothing was written")
                 frame = first if index == 0 else read_frame(index % frame_count)
                 process.stdin.write(np.ascontiguousarray(frame[:, :, :3]).tobytes())
                 if progress is not None:

@@ -147,6 +147,7 @@ class Client:
             if array.nbytes > limits.max_part_bytes:
                 raise InputError(f"{name} is {array.nbytes / 2**20:.1f} MiB; the backend accepts parts up to "
                                  f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
+        _check_message_size(parts, limits)
         extra = sum(a.nbytes for a in parts.values()) / 50e6  # allow 50 MB/s for the upload itself
         reply = self._request("submit", body=body, parts=parts, extra_wait=extra)
         handle = JobHandle(job_id=str(reply.job))
@@ -190,7 +191,7 @@ class Client:
         return str(self._request("cancel", job=_job_id(job)).body.get("state", ""))
 
     def clear(self, *, everyone: bool = False) -> int:
-        """Drop this client's queued jobs (every client's with ``everyone``); returns how many."""
+        """Drop this client's queued jobs; returns how many (``everyone`` never reaches others' jobs)."""
         return int(self._request("clear", body={"all": bool(everyone)}).body.get("dropped", 0))
 
     def close(self) -> None:
@@ -358,7 +359,8 @@ class Client:
             return
         now = time.monotonic()
         if now - self._last_sent >= self._heartbeat_s:
-            frames = encode(Message(op="heartbeat"))
+            # dead_after lets the backend cancel what this client gave up while the backend was stopped
+            frames = encode(Message(op="heartbeat", body={"dead_after": self.dead_after}))
             try:
                 self._ensure_socket().send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
@@ -378,6 +380,14 @@ class Client:
         handle._frames, handle._files = [], {}
         data = dict(body) or {"code": error.wire_code, "msg": str(error)}
         self._events.append(Event("error", handle.job_id, data))
+
+
+def _check_message_size(parts: dict[str, np.ndarray], limits: Limits) -> None:
+    """InputError when the parts together exceed the backend's ``max_message_bytes``."""
+    total = sum(array.nbytes for array in parts.values())
+    if total > limits.max_message_bytes:
+        raise InputError(f"the inputs are {total / 2**20:.1f} MiB together; the backend accepts up to "
+                         f"{limits.max_message_bytes / 2**20:.1f} MiB per job", hint="send a smaller image")
 
 
 def _job_id(job: JobHandle | str) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Collection, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from ..errors import ERRORS_BY_WIRE_CODE, InputError, JobFailed, ProtocolError, StillflowError
+from ..errors import ERRORS_BY_WIRE_CODE, MAX_SHOWN_CHARS, InputError, JobFailed, ProtocolError, StillflowError, shown
 from .parts import Limits, frame_bytes, pack_parts, read_parts
 
 __all__ = ["PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUEST_OPS", "SERVER_OPS", "EVENT_OPS", "Message", "encode",
@@ -121,19 +121,19 @@ def peek_ids(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
 def check_header(header: Mapping[str, Any], ops: Collection[str]) -> None:
     """Check version first, then operation, ids, body and part descriptors; raise ProtocolError."""
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version!r} is not supported; this side speaks {PROTOCOL_VERSION}",
+    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and True are not 1
+        raise ProtocolError(f"protocol version {shown(version)} is not supported; this side speaks {PROTOCOL_VERSION}",
                             hint="install the same Stillflow version for the add-on and the backend")
     op = header.get("op")
     if not isinstance(op, str) or op not in ops:
-        raise ProtocolError(f"unknown operation {op!r}", hint=f"expected one of {', '.join(sorted(ops))}")
+        raise ProtocolError(f"unknown operation {shown(op)}", hint=f"expected one of {', '.join(sorted(ops))}")
     for key in ("req", "job"):
         value = header.get(key)
         if value is not None and _valid_id(value) is None:
-            raise ProtocolError(f"{key} must be a string of 1 to {_MAX_ID_CHARS} characters, got {value!r}"[:200])
+            raise ProtocolError(f"{key} must be a string of 1 to {_MAX_ID_CHARS} characters, got {shown(value)}")
     unknown = sorted(set(header) - _HEADER_KEYS)
     if unknown:
-        raise ProtocolError(f"unknown header key(s): {', '.join(unknown)}"[:200])
+        raise ProtocolError(f"unknown header key(s): {shown(', '.join(unknown), 120, quote=False)}")
     if not isinstance(header.get("body", {}) or {}, dict):
         raise ProtocolError("body must be a map")
     if not isinstance(header.get("parts", []) or [], list):
@@ -142,14 +142,16 @@ def check_header(header: Mapping[str, Any], ops: Collection[str]) -> None:
 
 def error_message(error: StillflowError, *, req: str | None = None, job: str | None = None,
                   op: str = "error") -> Message:
-    """An ``error`` (or ``rejected``) message carrying the error's wire code and one-line text."""
-    return Message(op=op, body={"code": error.wire_code, "msg": str(error)}, req=req, job=job)
+    """An ``error`` (or ``rejected``) message carrying the error's wire code and one-line text (cut short)."""
+    return Message(op=op, body={"code": error.wire_code, "msg": shown(str(error), 2 * MAX_SHOWN_CHARS, quote=False)},
+                   req=req, job=job)
 
 
 def error_from_wire(body: Mapping[str, Any]) -> StillflowError:
     """The error an ``error``/``rejected`` body describes; unknown codes become JobFailed."""
     code = body.get("code")
-    text = str(body.get("msg") or "the backend reported an error without a message")
+    text = shown(body.get("msg") or "the backend reported an error without a message", 2 * MAX_SHOWN_CHARS,
+                 quote=False)
     cls = ERRORS_BY_WIRE_CODE.get(code) if isinstance(code, str) else None
     if cls is None or cls is StillflowError:
         cls = JobFailed

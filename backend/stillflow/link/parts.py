@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InputError, ProtocolError
+from ..errors import InputError, ProtocolError, shown
 from ..options import MAX_FRAMES, MAX_IMAGE_SIDE
 
 __all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
@@ -47,12 +47,18 @@ class Limits:
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES
     max_header_bytes: int = MAX_HEADER_BYTES
     max_parts: int = MAX_PARTS
+    max_message_bytes: int = 0
+    """All parts of one message together; 0 = twice max_part_bytes (an image with its mask and motion)."""
+
+    def __post_init__(self) -> None:
+        if self.max_message_bytes <= 0:
+            object.__setattr__(self, "max_message_bytes", 2 * self.max_part_bytes)
 
     def to_wire(self) -> dict[str, int]:
         """Plain values for the hello reply."""
         return {"max_image_side": self.max_image_side, "max_frames": self.max_frames,
                 "max_part_bytes": self.max_part_bytes, "max_header_bytes": self.max_header_bytes,
-                "max_parts": self.max_parts}
+                "max_parts": self.max_parts, "max_message_bytes": self.max_message_bytes}
 
     @classmethod
     def from_wire(cls, values: Mapping[str, Any]) -> "Limits":
@@ -85,6 +91,10 @@ def read_parts(header: Mapping[str, Any], frames: Sequence[Any], limits: Limits 
         raise ProtocolError(f"message declares {len(descriptors)} parts; at most {limits.max_parts} accepted")
     if len(descriptors) != len(frames):
         raise ProtocolError(f"message declares {len(descriptors)} parts but carries {len(frames)} frames")
+    total = sum(frame_bytes(frame).nbytes for frame in frames)
+    if total > limits.max_message_bytes:
+        raise ProtocolError(f"message parts hold {total} bytes together; at most {limits.max_message_bytes} accepted",
+                            hint="send a smaller image")
     parts: dict[str, np.ndarray] = {}
     for descriptor, frame in zip(descriptors, frames):
         name, dtype, shape = _check_descriptor(descriptor, limits)
@@ -155,17 +165,18 @@ def _check_descriptor(descriptor: Any, limits: Limits) -> tuple[str, np.dtype, t
         raise ProtocolError("a part descriptor must be a map with exactly name, dtype and shape")
     name = descriptor["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ProtocolError(f"part name {name!r} is invalid"[:200], hint="use 1-200 of A-Z a-z 0-9 _ . : / -")
+        raise ProtocolError(f"part name {shown(name)} is invalid", hint="use 1-200 of A-Z a-z 0-9 _ . : / -")
     dtype_name = descriptor["dtype"]
-    if dtype_name not in WIRE_DTYPES:
-        raise ProtocolError(f"part {name} has dtype {dtype_name!r}"[:200],
+    if not isinstance(dtype_name, str) or dtype_name not in WIRE_DTYPES:
+        raise ProtocolError(f"part {name} has dtype {shown(dtype_name)}",
                             hint=f"the wire carries {', '.join(WIRE_DTYPES)}")
     shape = descriptor["shape"]
     if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
             or not all(_is_int(d) and d >= 0 for d in shape)):
-        raise ProtocolError(f"part {name} has shape {shape!r}; expected 1 to 4 sizes >= 0"[:200])
+        raise ProtocolError(f"part {name} has shape {shown(shape)}; expected 1 to 4 sizes >= 0")
     dtype = WIRE_DTYPES[dtype_name]
-    nbytes = math.prod(shape) * dtype.itemsize
+    # a zero-size part with huge other sides would still overflow numpy's shape arithmetic
+    nbytes = math.prod(max(1, d) for d in shape) * dtype.itemsize
     if nbytes > limits.max_part_bytes:
         raise ProtocolError(f"part {name} declares {nbytes} bytes; at most {limits.max_part_bytes} accepted",
                             hint="send a smaller image or raise the backend's --max-part-mb")

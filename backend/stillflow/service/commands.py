@@ -74,7 +74,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=float, default=1.0, metavar="S", help="heartbeat interval (default: 1 s)")
     parser.add_argument("--client-timeout", type=float, default=60.0, metavar="S",
                         help="forget a client's queued jobs after this much silence (default: 60 s)")
+    _add_client_limit_arguments(parser)
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
+
+
+def _add_client_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stillflow serve`` that bound what one client may hold."""
+    parser.add_argument("--client-queue", type=int, default=8, metavar="N",
+                        help="most queued jobs one client may have (default: 8)")
+    parser.add_argument("--client-backlog-mb", type=float, default=64.0, metavar="MB",
+                        help="unsent result data per client before its job pauses (default: 64 MiB)")
+    parser.add_argument("--log-max-mb", type=float, default=16.0, metavar="MB",
+                        help="the log file is rotated at this size, 3 old files kept (default: 16 MiB)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -85,7 +96,7 @@ def run_serve(args: argparse.Namespace) -> int:
     keys = load_server_keys(args.keys) if args.keys else None
     check_bind(args.bind, keys)
     log_path = Path(args.log) if args.log else Path(tempfile.gettempdir()) / "stillflow" / f"serve-{os.getpid()}.log"
-    _log_to_file(log_path)
+    _log_to_file(log_path, int(args.log_max_mb * 2**20))
     devices = tuple(d.strip() for d in args.device.split(",") if d.strip()) or ("auto",)
     _check_devices(devices)
     # load torch and the engine before announcing readiness: the first job starts at full speed
@@ -94,7 +105,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(bind=args.bind, devices=devices, workers=args.workers, queue_size=args.queue_size,
                           limits=Limits(max_part_bytes=int(args.max_part_mb * 2**20)), keys=keys,
                           heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
-                          log_path=str(log_path), models=args.models)
+                          log_path=str(log_path), models=args.models, **_client_limits(args))
     server = Server(config)
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -207,10 +218,19 @@ def _check_devices(devices: tuple[str, ...]) -> None:
         pick(device)
 
 
-def _log_to_file(path: Path) -> None:
-    """Send INFO and above to ``path`` (the service's log file), besides the CLI's stderr handler."""
+def _client_limits(args: argparse.Namespace) -> dict[str, int]:
+    """ServerConfig fields of the per-client limits; InputError when one is not positive."""
+    if args.client_queue < 1 or not args.client_backlog_mb > 0 or not args.log_max_mb > 0:
+        raise InputError("--client-queue, --client-backlog-mb and --log-max-mb must be positive")
+    return {"client_queue": args.client_queue, "client_backlog_bytes": int(args.client_backlog_mb * 2**20)}
+
+
+def _log_to_file(path: Path, max_bytes: int) -> None:
+    """Send INFO and above to ``path`` (the service's log file, rotated by size), besides stderr."""
+    from logging.handlers import RotatingFileHandler
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

@@ -23,3 +23,7 @@ class ServerConfig:
     client_timeout_s: float = 60.0
     log_path: str | None = None
     models: str | None = None
+    client_queue: int = 8
+    """Most queued jobs one client may have (never more than queue_size)."""
+    client_backlog_bytes: int = 64 << 20
+    """Unsent result bytes per client before its job pauses (a client that stops reading)."""

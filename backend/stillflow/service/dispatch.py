@@ -2,6 +2,10 @@
 
 Thread contract: called only by the I/O thread (``Server.serve()``); job messages that must go out
 from there (a queued job dropped by cancel or clear) are handed to ``finish``.
+
+Isolation: every job belongs to the principal that submitted it (``wire.principal_of``: the CURVE
+key when keyed, else the routing id); status, cancel and clear see only the caller's own jobs,
+and a job of somebody else is answered exactly like a job that does not exist.
 """
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ import uuid
 from typing import Any, Callable
 
 from .. import __version__
-from ..errors import InputError, ProtocolError, StillflowError
+from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError, shown
 from ..gan.models_dir import describe_models
 from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
+from .flow import JobCancel, Watchdog
 from .jobs import Job, JobQueue, build_job
 from .peers import Peers
 
@@ -30,32 +35,42 @@ Finish = Callable[[Job, Message], None]
 class Dispatcher:
     """Turns one valid request into its reply, acting on the job queue and the client bookkeeping."""
 
-    def __init__(self, config: ServerConfig, jobs: JobQueue, peers: Peers, finish: Finish) -> None:
+    def __init__(self, config: ServerConfig, jobs: JobQueue, peers: Peers, finish: Finish,
+                 watchdog: Watchdog) -> None:
         self._config = config
         self._jobs = jobs
         self._peers = peers
         self._finish = finish
+        self._watchdog = watchdog
         self._devices = list(config.devices)
         self._started = time.monotonic()
 
-    def reply(self, identity: bytes, message: Message) -> Message | None:
-        """The reply to one valid request (None for heartbeats)."""
+    def reply(self, identity: bytes, principal: bytes, message: Message) -> Message | None:
+        """The reply to one valid request from ``identity`` acting as ``principal`` (None for heartbeats)."""
         op, req = message.op, message.req
         if op == "heartbeat":
+            self._heartbeat(identity, message.body)
             return None
         if op == "hello":
             return Message("hello", self._hello(), req=req)
         if op == "ping":
             return Message("pong", {"time": time.time()}, req=req)
         if op == "status":
-            return Message("status", self._status(message.job), req=req, job=message.job)
+            return Message("status", self._status(principal, message.job), req=req, job=message.job)
         if op == "submit":
-            return self._submit(identity, message)
+            return self._submit(identity, principal, message)
         if op == "cancel":
-            return Message("ok", {"state": self._cancel(message.job)}, req=req, job=message.job)
+            return Message("ok", {"state": self._cancel(principal, message.job)}, req=req, job=message.job)
         if op == "clear":
-            return Message("ok", {"dropped": self._clear(identity, bool(message.body.get("all", False)))}, req=req)
+            return Message("ok", {"dropped": self._clear(principal, message.body)}, req=req)
         raise ProtocolError(f"operation {op} is not served here")
+
+    def _heartbeat(self, identity: bytes, body: dict[str, Any]) -> None:
+        """Note how long the client waits for a silent backend (``dead_after`` s) before failing its jobs."""
+        seconds = body.get("dead_after")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds == seconds:
+            # never below three heartbeats: the I/O loop may pause that long under load
+            self._watchdog.tell_dead_after(identity, min(3600.0, max(3.0 * self._config.heartbeat_s, seconds)))
 
     def _hello(self) -> dict[str, Any]:
         """Version, capabilities and limits."""
@@ -68,37 +83,54 @@ class Dispatcher:
                 "heartbeat_s": config.heartbeat_s, "models": models,
                 "curve": config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"]}
 
-    def _status(self, job_id: str | None) -> dict[str, Any]:
-        """Queue state, or one job's state."""
+    def _status(self, principal: bytes, job_id: str | None) -> dict[str, Any]:
+        """The caller's queued and running jobs (others' only counted), or one of its jobs."""
         queued, running = self._jobs.snapshot()
         if job_id is not None:
-            job = next((j for j in queued + running if j.job_id == job_id), None)
-            if job is None:
-                raise InputError(f"no queued or running job {job_id}", hint="it may have finished already")
-            return job.describe()
-        return {"queued": [j.describe() for j in queued], "running": [j.describe() for j in running],
+            return self._own(principal, job_id).describe()
+        return {"queued": [j.describe() for j in queued if j.principal == principal],
+                "running": [j.describe() for j in running if j.principal == principal],
+                "queue_length": len(queued), "busy_workers": len(running),
                 "workers": self._config.workers, "devices": self._devices, "clients": len(self._peers),
                 "uptime_s": time.monotonic() - self._started, "version": __version__}
 
-    def _submit(self, identity: bytes, message: Message) -> Message:
+    def _own(self, principal: bytes, job_id: str | None) -> Job:
+        """The caller's queued or running job ``job_id``; InputError when there is none (or it is not theirs)."""
+        job = self._jobs.find(job_id or "")
+        if job is None or job.principal != principal:
+            raise InputError(f"no queued or running job {shown(job_id)}", hint="it may have finished already")
+        return job
+
+    def _submit(self, identity: bytes, principal: bytes, message: Message) -> Message:
         """Queue a job (reply accepted) or reply rejected with the reason."""
         job_id = uuid.uuid4().hex[:16]
         try:
             job = build_job(job_id, identity, message, self._config.limits)
+            job.principal = principal
+            job.cancel = JobCancel(lambda: self._watchdog.stalled(identity))
+            self._check_client_queue(principal)
             position = self._jobs.put(job)
         except StillflowError as exc:
-            log.info("submit rejected: %s", exc)
+            log.info("submit rejected: %s", shown(str(exc), 200, quote=False))
             return error_message(exc, req=message.req, op="rejected")
         self._peers.own(job_id, identity)
         log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,
                  "shared fs" if job.out_dir else job.deliver)
         return Message("accepted", {"position": position}, req=message.req, job=job_id)
 
-    def _cancel(self, job_id: str | None) -> str:
-        """Cancel a queued or running job; returns its state before."""
-        job = self._jobs.find(job_id or "")
-        if job is None:
-            raise InputError(f"no queued or running job {job_id}", hint="it may have finished already")
+    def _check_client_queue(self, principal: bytes) -> None:
+        """BackendUnavailable when the caller already has its share of the queue."""
+        limit = min(self._config.client_queue, self._jobs.capacity)
+        queued, _ = self._jobs.snapshot()
+        mine = sum(1 for job in queued if job.principal == principal)
+        # a full queue says so first; the per-client share only matters while others have room
+        if mine >= limit and len(queued) < self._jobs.capacity:
+            raise BackendUnavailable(f"this client already has {mine} queued jobs, the most one client may queue",
+                                     hint="wait for them to finish or cancel some (serve --client-queue)")
+
+    def _cancel(self, principal: bytes, job_id: str | None) -> str:
+        """Cancel one of the caller's queued or running jobs; returns its state before."""
+        job = self._own(principal, job_id)
         state = job.state
         job.cancel.set()
         for dropped in self._jobs.remove(lambda j: j.job_id == job.job_id):
@@ -106,9 +138,11 @@ class Dispatcher:
         log.info("job %s cancel requested (%s)", job.job_id, state)
         return state
 
-    def _clear(self, identity: bytes, everyone: bool) -> int:
-        """Drop the client's queued jobs (everyone's when asked); returns how many."""
-        dropped = self._jobs.remove(lambda job: everyone or job.owner == identity)
+    def _clear(self, principal: bytes, body: dict[str, Any]) -> int:
+        """Drop the caller's queued jobs (``all`` is accepted but never reaches other clients' jobs)."""
+        if not isinstance(body.get("all", False), bool):
+            raise InputError(f"clear's all must be true or false, got {shown(body.get('all'))}")
+        dropped = self._jobs.remove(lambda job: job.principal == principal)
         for job in dropped:
             self._finish(job, Message("cancelled", {"msg": "dropped from the queue by clear"}, job=job.job_id))
         return len(dropped)

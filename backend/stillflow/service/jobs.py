@@ -46,6 +46,7 @@ class Job:
 
     job_id: str
     owner: bytes
+    """The routing id its messages go to."""
     options: RenderOptions
     motion: MotionSpec
     inputs: dict[str, Any]
@@ -59,6 +60,8 @@ class Job:
     total: int = 0
     submitted: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
+    principal: bytes = b""
+    """Who may see and control the job: the CURVE key of its client when keyed, else its routing id."""
 
     def describe(self) -> dict[str, Any]:
         """Plain state for status replies."""

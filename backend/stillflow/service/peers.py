@@ -1,7 +1,8 @@
 """Client bookkeeping of the service's I/O loop: who is connected, what waits to be sent, heartbeats.
 
 Thread contract: used only by the thread that runs ``Server.serve()``; sending goes through the
-``try_send`` callable the server hands in (one non-blocking send on its ROUTER socket).
+``try_send`` callable the server hands in (one non-blocking send on its ROUTER socket). The
+``Backlog`` it releases and the ``Watchdog`` it reads are shared with the workers (see flow.py).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..link.protocol import Message, encode
+from ..link.protocol import Message
+from .flow import Backlog, Watchdog, message_bytes
 from .jobs import Job, JobQueue
+from .wire import encode_safely
 
 __all__ = ["Peers", "TrySend"]
 
@@ -22,7 +25,18 @@ TrySend = Callable[[bytes, list[Any]], bool]
 """try_send(identity, frames): one non-blocking send; False when the peer is busy or not connected."""
 
 _REPLY_CACHE = 1024
+_REPLY_CACHE_BYTES = 16 << 20
+_MAX_CACHED_REPLY = 256 << 10
+_MAX_WAITING_REPLIES = 256
 _FINAL_OPS = frozenset({"result", "cancelled", "error"})
+
+
+@dataclass
+class _Waiting:
+    """One message kept for a busy peer; ``counted`` bytes of it are in the Backlog."""
+
+    frames: list[Any]
+    counted: int = 0
 
 
 @dataclass
@@ -30,27 +44,39 @@ class _Peer:
     """What the I/O loop knows about one client identity."""
 
     last_seen: float
-    outbox: deque[list[Any]] = field(default_factory=deque)
+    principal: bytes = b""
+    outbox: deque[_Waiting] = field(default_factory=deque)
 
 
 class Peers:
     """The clients of one server: last contact, outboxes, job owners and the reply cache."""
 
-    def __init__(self, jobs: JobQueue, try_send: TrySend, client_timeout_s: float) -> None:
+    def __init__(self, jobs: JobQueue, try_send: TrySend, client_timeout_s: float, backlog: Backlog,
+                 watchdog: Watchdog) -> None:
         self._jobs = jobs
         self._try_send = try_send
         self._client_timeout_s = client_timeout_s
+        self._backlog = backlog
+        self._watchdog = watchdog
         self._peers: dict[bytes, _Peer] = {}
         self._owners: dict[str, bytes] = {}
         self._replies: OrderedDict[tuple[bytes, str], list[Any]] = OrderedDict()
+        self._reply_bytes = 0
 
     def __len__(self) -> int:
         return len(self._peers)
 
-    def seen(self, identity: bytes) -> None:
-        """Note that a client just sent a message."""
-        peer = self._peers.setdefault(identity, _Peer(last_seen=time.monotonic()))
+    def seen(self, identity: bytes, principal: bytes) -> bool:
+        """Note that a client just sent a message; False when ``identity`` belongs to another principal."""
+        peer = self._peers.get(identity)
+        if peer is None:
+            peer = self._peers[identity] = _Peer(last_seen=time.monotonic(), principal=principal)
+        elif peer.principal != principal:
+            if self._has_jobs(identity):
+                return False
+            peer.principal = principal
         peer.last_seen = time.monotonic()
+        return True
 
     def own(self, job_id: str, identity: bytes) -> None:
         """Remember who submitted a job, until its last message is sent."""
@@ -61,34 +87,40 @@ class Peers:
         return self._replies.get((identity, req)) if req is not None else None
 
     def reply(self, identity: bytes, req: str | None, frames: list[Any]) -> None:
-        """Send a reply reliably and keep it for retries of the same request id."""
-        if req is not None:
+        """Send a reply reliably and keep it (when small) for retries of the same request id."""
+        size = message_bytes(frames)
+        if req is not None and size <= _MAX_CACHED_REPLY and (identity, req) not in self._replies:
             self._replies[(identity, req)] = frames
-            while len(self._replies) > _REPLY_CACHE:
-                self._replies.popitem(last=False)
+            self._reply_bytes += size
+            while len(self._replies) > _REPLY_CACHE or self._reply_bytes > _REPLY_CACHE_BYTES:
+                _, dropped = self._replies.popitem(last=False)
+                self._reply_bytes -= message_bytes(dropped)
         self.send(identity, frames, reliable=True)
 
-    def deliver(self, owner: bytes, message: Message, reliable: bool) -> None:
-        """Send a job's message; its last one (result, cancelled, error) ends the ownership."""
+    def deliver(self, owner: bytes, message: Message, reliable: bool, counted: int) -> None:
+        """Send a job's message (``counted`` bytes of it in the Backlog); its last one ends the ownership."""
         if message.op in _FINAL_OPS:
             self._owners.pop(message.job or "", None)
-        self.send(owner, encode(message), reliable)
+        self.send(owner, encode_safely(message), reliable, counted)
 
-    def send(self, identity: bytes, frames: list[Any], reliable: bool) -> None:
+    def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0) -> None:
         """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest."""
         peer = self._peers.get(identity)
         if peer is not None and peer.outbox:
-            if reliable:
-                peer.outbox.append(frames)
+            self._keep(identity, peer, frames, reliable, counted)
             return
-        if not self._try_send(identity, frames) and reliable and peer is not None:
-            peer.outbox.append(frames)
+        if self._try_send(identity, frames):
+            self._backlog.release(identity, counted)
+        elif peer is not None:
+            self._keep(identity, peer, frames, reliable, counted)
+        else:
+            self._backlog.release(identity, counted)
 
     def retry(self) -> None:
         """Send what waits in the outboxes, in order, until a peer is busy again."""
         for identity, peer in self._peers.items():
-            while peer.outbox and self._try_send(identity, peer.outbox[0]):
-                peer.outbox.popleft()
+            while peer.outbox and self._try_send(identity, peer.outbox[0].frames):
+                self._backlog.release(identity, peer.outbox.popleft().counted)
 
     def beat(self, now: float) -> None:
         """Heartbeat clients with jobs; forget clients silent for longer than client_timeout_s."""
@@ -105,19 +137,43 @@ class Peers:
                 continue
             jobs = by_owner.get(identity)
             if jobs and not peer.outbox:
-                self.send(identity, encode(Message("heartbeat", {"jobs": jobs})), reliable=False)
+                self.send(identity, encode_safely(Message("heartbeat", {"jobs": jobs})), reliable=False)
+
+    def cancel_stalled(self, now: float) -> None:
+        """Cancel running jobs whose clients gave the backend up while this loop did not run (SIGSTOP)."""
+        _, running = self._jobs.snapshot()
+        for job in running:
+            if not job.cancel.is_set() and self._watchdog.stalled(job.owner, now):
+                log.warning("job %s cancelled: the backend was stopped for %.1f s, longer than its client waits",
+                            job.job_id, now - self._watchdog.last_tick)
+                job.cancel.set()
+
+    def _keep(self, identity: bytes, peer: _Peer, frames: list[Any], reliable: bool, counted: int) -> None:
+        """Queue a reliable message for a busy peer (replies up to a bound); drop the rest."""
+        if reliable and (counted or len(peer.outbox) < _MAX_WAITING_REPLIES):
+            peer.outbox.append(_Waiting(frames, counted))
+        else:
+            self._backlog.release(identity, counted)
+
+    def _has_jobs(self, identity: bytes) -> bool:
+        """True while ``identity`` has queued, running or finishing jobs."""
+        queued, running = self._jobs.snapshot()
+        return any(job.owner == identity for job in queued + running) or identity in self._owners.values()
 
     def _forget(self, identity: bytes, running: list[Job], silent: float) -> None:
-        """Drop a dead client's queued jobs, cancel its remote-delivery running jobs, and forget it."""
+        """Drop a silent client's queued jobs, cancel its running ones (they write nothing) and forget it."""
         dropped = self._jobs.remove(lambda job: job.owner == identity)
-        for job in running:
-            # a shared-filesystem job still lands on disk for the user; a remote one has nowhere to go
-            if job.owner == identity and job.out_dir is None:
-                job.cancel.set()
-        if dropped or any(job.owner == identity for job in running):
-            log.warning("client %s silent for %.0f s: dropped %d queued job(s)", identity.hex()[:12], silent,
-                        len(dropped))
+        mine = [job for job in running if job.owner == identity]
+        fresh = [job for job in mine if not job.cancel.is_set()]
+        for job in fresh:
+            job.cancel.set()
+        if dropped or fresh:
+            log.warning("client %s silent for %.0f s: dropped %d queued and cancelled %d running job(s)",
+                        identity.hex()[:12], silent, len(dropped), len(fresh))
         for job in dropped:
             self._owners.pop(job.job_id, None)
-        if not any(job.owner == identity for job in running):
-            del self._peers[identity]
+        if not mine:
+            peer = self._peers.pop(identity)
+            for waiting in peer.outbox:
+                self._backlog.release(identity, waiting.counted)
+            self._watchdog.forget(identity)

@@ -8,7 +8,11 @@ Thread contract:
     that calls ``serve()`` (the I/O loop); nothing else touches them.
   - Worker threads take jobs from the JobQueue, run the engine, and hand every outgoing
     message to the I/O loop through ``_outbound`` (a queue), ringing their own PUSH doorbell.
-  - Cancellation is a threading.Event per job, checked by the engine between frames.
+  - Cancellation is a threading.Event per job (``flow.JobCancel``), checked by the engine between
+    frames, strips, bands and video frames; it sets itself when the I/O loop was stopped for
+    longer than the job's client waits (SIGSTOP), so a job its client gave up writes nothing.
+  - A reliable job message waits in ``Backlog.wait_room`` while its client's unsent bytes are
+    over the limit: a client that stops reading pauses its job instead of growing the server.
   - ``request_stop()`` only sets a flag, so it is safe from a signal handler.
 """
 from __future__ import annotations
@@ -25,13 +29,15 @@ import zmq
 
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError
-from ..link.protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, encode, error_message, peek_ids,
-                        read_parts, unpack_header)
+from ..link.protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, error_message, peek_ids,
+                             read_parts, unpack_header)
 from .config import ServerConfig
 from .dispatch import Dispatcher
+from .flow import Backlog, Watchdog
 from .jobs import Job, JobQueue, run_job
 from .keys import check_bind
 from .peers import Peers
+from .wire import RefusalLog, encode_safely, principal_of
 
 __all__ = ["ServerConfig", "Server"]
 
@@ -39,6 +45,10 @@ log = logging.getLogger(__name__)
 
 _DRAIN_MAX = 128
 _TICK_S = 0.1
+_SEND_HWM = 8
+"""Messages ZeroMQ queues per client before a send would block (then the server's outbox holds them)."""
+_RECEIVE_HWM = 4
+"""Messages ZeroMQ reads ahead per client: bounds what a flooding client holds in the server."""
 _STOP_WAIT_S = 60.0
 """How long shutdown waits for running jobs to notice their cancellation."""
 
@@ -58,9 +68,12 @@ class Server:
         self._doorbell_address = f"inproc://stillflow-doorbell-{uuid.uuid4().hex}"
         self._auth: Any = None
         self._queue = JobQueue(config.queue_size)
-        self._outbound: queue.SimpleQueue[tuple[bytes, Message, bool]] = queue.SimpleQueue()
-        self._peers = Peers(self._queue, self._try_send, config.client_timeout_s)
-        self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final)
+        self._outbound: queue.SimpleQueue[tuple[bytes, Message, bool, int]] = queue.SimpleQueue()
+        self._backlog = Backlog(config.client_backlog_bytes, config.client_timeout_s)
+        self._watchdog = Watchdog(3.0 * config.heartbeat_s)
+        self._peers = Peers(self._queue, self._try_send, config.client_timeout_s, self._backlog, self._watchdog)
+        self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final, self._watchdog)
+        self._refusals = RefusalLog()
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -69,11 +82,14 @@ class Server:
         router = self._context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        router.setsockopt(zmq.SNDHWM, 16)
-        router.setsockopt(zmq.RCVHWM, 16)
+        # No ROUTER_HANDOVER: a second connection with a connected client's routing id is ignored,
+        # so nobody takes over another client's job events.
+        router.setsockopt(zmq.SNDHWM, _SEND_HWM)
+        router.setsockopt(zmq.RCVHWM, _RECEIVE_HWM)
         # libzmq drops (and disconnects) a peer sending a larger frame: a second line behind read_parts
         router.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_part_bytes + (1 << 16))
+        if _is_ipv6(self.config.bind):
+            router.setsockopt(zmq.IPV6, 1)
         if self.config.keys is not None:
             from zmq.auth.thread import ThreadAuthenticator
 
@@ -120,9 +136,11 @@ class Server:
         try:
             while not self._stop.is_set():
                 ready = dict(poller.poll(int(_TICK_S * 1000)))
+                self._tick()
                 if self._router in ready:
                     for _ in range(_DRAIN_MAX):
                         self._handle(self._router.recv_multipart(copy=False))
+                        self._tick()
                         if not self._router.poll(0):
                             break
                 if self._doorbell in ready:
@@ -142,8 +160,16 @@ class Server:
         doorbell.setsockopt(zmq.LINGER, 0)
         doorbell.connect(self._doorbell_address)
 
+        current: list[Job] = []
+
         def emit(owner: bytes, message: Message, reliable: bool) -> None:
-            self._outbound.put((owner, message, reliable))
+            size = sum(part.nbytes for part in message.parts.values())
+            if reliable and current and message.op == "part":
+                job = current[0]
+                self._backlog.wait_room(owner, job.cancel.is_set, lambda pending: log.info(
+                    "job %s paused: %.1f MiB wait for its client to read", job.job_id, pending / 2**20))
+            self._backlog.add(owner, size)
+            self._outbound.put((owner, message, reliable, size))
             try:
                 doorbell.send(b"", zmq.NOBLOCK)
             except zmq.Again:
@@ -156,9 +182,11 @@ class Server:
                     continue
                 log.info("job %s started on %s", job.job_id, device)
                 started = time.perf_counter()
+                current[:] = [job]
                 try:
                     run_job(job, emit, None if device == "auto" else device)
                 finally:
+                    current.clear()
                     self._queue.finish(job)
                 log.info("job %s %s after %.2f s", job.job_id, job.state, time.perf_counter() - started)
         finally:
@@ -167,11 +195,14 @@ class Server:
     def _handle(self, frames: list[zmq.Frame]) -> None:
         """Answer one incoming message; every failure becomes an error reply, never a crash."""
         identity = frames[0].bytes
-        self._peers.seen(identity)
         req = job_id = None
         try:
             if len(frames) < 2:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
+            principal = principal_of(identity, frames[1], self.config.keys is not None)
+            if not self._peers.seen(identity, principal):
+                raise ProtocolError("this routing id belongs to another client",
+                                    hint="every client needs its own routing id")
             header = unpack_header(frames[1], self.config.limits)
             req, job_id = peek_ids(header)
             cached = self._peers.cached_reply(identity, req)
@@ -181,9 +212,9 @@ class Server:
             check_header(header, REQUEST_OPS)
             message = Message(op=header["op"], body=header.get("body") or {},
                               parts=read_parts(header, frames[2:], self.config.limits), req=req, job=job_id)
-            reply = self._dispatcher.reply(identity, message)
+            reply = self._dispatcher.reply(identity, principal, message)
         except StillflowError as exc:
-            log.info("request from %s refused: %s", identity.hex()[:12], exc)
+            self._refusals.refused(identity, exc)
             reply = error_message(exc, req=req, job=job_id)
         except Exception as exc:  # the outermost layer of the I/O loop: keep serving, log, tell the client
             log.exception("request from %s failed", identity.hex()[:12])
@@ -192,20 +223,27 @@ class Server:
                                   req=req, job=job_id)
         if reply is None:
             return
-        self._peers.reply(identity, req, encode(reply))
+        self._peers.reply(identity, req, encode_safely(reply))
+
+    def _tick(self) -> None:
+        """Cancel jobs whose clients gave up while this loop was stopped, then note that it runs."""
+        now = time.monotonic()
+        if now - self._watchdog.last_tick > self._watchdog.default_dead_after_s / 3:
+            self._peers.cancel_stalled(now)
+        self._watchdog.last_tick = now
 
     def _queue_final(self, job: Job, message: Message) -> None:
         """Send a job's last message from the I/O thread."""
-        self._outbound.put((job.owner, message, True))
+        self._outbound.put((job.owner, message, True, 0))
 
     def _flush_outbound(self) -> None:
         """Send what the workers produced, then retry messages waiting for slow peers."""
         while True:
             try:
-                owner, message, reliable = self._outbound.get_nowait()
+                owner, message, reliable, counted = self._outbound.get_nowait()
             except queue.Empty:
                 break
-            self._peers.deliver(owner, message, reliable)
+            self._peers.deliver(owner, message, reliable, counted)
         self._peers.retry()
 
     def _try_send(self, identity: bytes, frames: list[Any]) -> bool:
@@ -239,6 +277,7 @@ class Server:
         while any(w.is_alive() for w in self._workers) and time.monotonic() < deadline:
             for worker in self._workers:
                 worker.join(timeout=_TICK_S)
+            self._tick()
             self._flush_outbound()
             if time.monotonic() >= next_beat:
                 self._peers.beat(time.monotonic())
@@ -262,3 +301,8 @@ class Server:
             self._auth.stop()
             self._auth = None
 
+
+
+def _is_ipv6(endpoint: str) -> bool:
+    """True for a tcp:// endpoint whose host is an IPv6 address (``tcp://[::1]:5555``)."""
+    return endpoint.startswith("tcp://[")

@@ -7,9 +7,11 @@ resolution, on the padded canvas; a particle that leaves the canvas is invalid f
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
+from ..errors import Cancelled
 from . import cpu_kernels
 
 __all__ = ["EulerState", "euler_step", "euler_step_torch", "LoopTrajectories", "resample_displacement"]
@@ -79,12 +81,15 @@ class LoopTrajectories:
         motion: (2, H, W) float32, px/frame on the padded canvas.
         frames: loop length N.
         once: forward motion only (no backward trajectory, alpha = 0).
+        should_cancel: checked every step (integrating a long loop takes seconds); raises Cancelled.
     """
 
-    def __init__(self, motion: torch.Tensor, frames: int, *, once: bool = False) -> None:
+    def __init__(self, motion: torch.Tensor, frames: int, *, once: bool = False,
+                 should_cancel: Callable[[], bool] | None = None) -> None:
         self.motion = motion
         self.frames = frames
         self.once = once
+        self.should_cancel = should_cancel
         _, self.height, self.width = motion.shape
         self._origin = EulerState.start(self.height, self.width, motion.device)
         self._fwd = self._origin.copy()
@@ -97,13 +102,20 @@ class LoopTrajectories:
                 if k % self._segment_len == 0:
                     self._checkpoints[k] = state.copy()
                 if k < frames:
+                    self.check_cancel()
                     euler_step(state, motion, -1.0)
+
+    def check_cancel(self) -> None:
+        """Raise Cancelled when should_cancel() says so (the renderer also calls it between bands)."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("the job was cancelled; nothing was written")
 
     def _forward(self, steps: int) -> EulerState:
         """The forward state after ``steps`` steps (restarts if asked to go back)."""
         if steps < self._fwd.steps:
             self._fwd = self._origin.copy()
         while self._fwd.steps < steps:
+            self.check_cancel()
             euler_step(self._fwd, self.motion, 1.0)
         return self._fwd
 
@@ -114,6 +126,7 @@ class LoopTrajectories:
             state = self._checkpoints[base].copy()
             self._segment = {base: state.copy()}
             for k in range(base + 1, min(base + self._segment_len, self.frames) + 1):
+                self.check_cancel()
                 euler_step(state, self.motion, -1.0)
                 self._segment[k] = state.copy()
         return self._segment[steps]
