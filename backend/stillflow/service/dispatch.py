@@ -17,6 +17,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError, shown
 from ..gan.models_dir import describe_models
+from ..io.headers import check_image_header
 from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
@@ -107,6 +108,7 @@ class Dispatcher:
         try:
             job = build_job(job_id, identity, message, self._config.limits)
             job.principal = principal
+            _check_input_headers(job, self._config.limits.max_image_side)
             job.cancel = JobCancel(lambda: self._watchdog.stalled(identity))
             self._check_client_queue(principal)
             position = self._jobs.put(job)
@@ -146,6 +148,16 @@ class Dispatcher:
         for job in dropped:
             self._finish(job, Message("cancelled", {"msg": "dropped from the queue by clear"}, job=job.job_id))
         return len(dropped)
+
+
+def _check_input_headers(job: Job, max_side: int) -> None:
+    """Refuse image, mask and importance files that declare too large an image, before any decoding."""
+    for name in ("image", "mask", "importance"):
+        value = job.inputs.get(name)
+        if isinstance(value, tuple):  # (file name, bytes) sent by the client
+            check_image_header(value[1], f"{name}_file {shown(value[0])}", max_side, known_only=True)
+        elif isinstance(value, str) and value != "auto":  # a path on a shared filesystem
+            check_image_header(value, f"{name} {shown(value)}", max_side, known_only=False)
 
 
 def _size(job: Job) -> tuple[int, int]:
