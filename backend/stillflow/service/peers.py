@@ -46,6 +46,8 @@ class _Peer:
     last_seen: float
     principal: bytes = b""
     outbox: deque[_Waiting] = field(default_factory=deque)
+    verified: bool = True
+    """False after some connection dropped (keyed): events wait until this peer speaks with its key again."""
 
 
 class Peers:
@@ -76,7 +78,13 @@ class Peers:
                 return False
             peer.principal = principal
         peer.last_seen = time.monotonic()
+        peer.verified = True
         return True
+
+    def unverify_all(self) -> None:
+        """Hold every peer's events until it speaks again: a dropped connection's routing id may be reused."""
+        for peer in self._peers.values():
+            peer.verified = False
 
     def own(self, job_id: str, identity: bytes) -> None:
         """Remember who submitted a job, until its last message is sent."""
@@ -95,6 +103,11 @@ class Peers:
             while len(self._replies) > _REPLY_CACHE or self._reply_bytes > _REPLY_CACHE_BYTES:
                 _, dropped = self._replies.popitem(last=False)
                 self._reply_bytes -= message_bytes(dropped)
+        peer = self._peers.get(identity)
+        if peer is not None and not peer.verified:
+            # the sender holds this routing id now; the events held for its rightful owner stay held
+            self._try_send(identity, frames)
+            return
         self.send(identity, frames, reliable=True)
 
     def deliver(self, owner: bytes, message: Message, reliable: bool, counted: int) -> None:
@@ -106,7 +119,7 @@ class Peers:
     def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0) -> None:
         """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest."""
         peer = self._peers.get(identity)
-        if peer is not None and peer.outbox:
+        if peer is not None and (peer.outbox or not peer.verified):
             self._keep(identity, peer, frames, reliable, counted)
             return
         if self._try_send(identity, frames):
@@ -119,7 +132,7 @@ class Peers:
     def retry(self) -> None:
         """Send what waits in the outboxes, in order, until a peer is busy again."""
         for identity, peer in self._peers.items():
-            while peer.outbox and self._try_send(identity, peer.outbox[0].frames):
+            while peer.verified and peer.outbox and self._try_send(identity, peer.outbox[0].frames):
                 self._backlog.release(identity, peer.outbox.popleft().counted)
 
     def beat(self, now: float) -> None:

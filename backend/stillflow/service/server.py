@@ -64,6 +64,7 @@ class Server:
         self.endpoint = ""
         self._context = zmq.Context()
         self._router: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
         self._doorbell: zmq.Socket | None = None
         self._doorbell_address = f"inproc://stillflow-doorbell-{uuid.uuid4().hex}"
         self._auth: Any = None
@@ -107,6 +108,9 @@ class Server:
             raise InputError(f"cannot bind {self.config.bind}: {exc.strerror}",
                              hint="choose another --bind address or port") from None
         self._router = router
+        if self.config.keys is not None:
+            # a dropped connection frees its routing id for anybody: hold events until peers speak again
+            self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._doorbell = self._context.socket(zmq.PULL)
         self._doorbell.bind(self._doorbell_address)
@@ -132,11 +136,14 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._doorbell, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         next_beat = time.monotonic()
         try:
             while not self._stop.is_set():
                 ready = dict(poller.poll(int(_TICK_S * 1000)))
                 self._tick()
+                self._check_disconnects()
                 if self._router in ready:
                     for _ in range(_DRAIN_MAX):
                         self._handle(self._router.recv_multipart(copy=False))
@@ -146,6 +153,7 @@ class Server:
                 if self._doorbell in ready:
                     while self._doorbell.poll(0):
                         self._doorbell.recv()
+                self._check_disconnects()
                 self._flush_outbound()
                 now = time.monotonic()
                 if now >= next_beat:
@@ -201,6 +209,7 @@ class Server:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
             principal = principal_of(identity, frames[1], self.config.keys is not None)
             if not self._peers.seen(identity, principal):
+                req, job_id = _peek_ids_quietly(frames[1], self.config.limits)
                 raise ProtocolError("this routing id belongs to another client",
                                     hint="every client needs its own routing id")
             header = unpack_header(frames[1], self.config.limits)
@@ -224,6 +233,14 @@ class Server:
         if reply is None:
             return
         self._peers.reply(identity, req, encode_safely(reply))
+
+    def _check_disconnects(self) -> None:
+        """After any dropped connection (keyed), every peer must speak again before it gets events."""
+        if self._monitor is None or not self._monitor.poll(0):
+            return
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+        self._peers.unverify_all()
 
     def _tick(self) -> None:
         """Cancel jobs whose clients gave up while this loop was stopped, then note that it runs."""
@@ -288,6 +305,9 @@ class Server:
                 log.error("%s did not stop within %g s", worker.name, _STOP_WAIT_S)
                 stuck = True
         self._flush_outbound()
+        if self._monitor is not None:
+            self._router.disable_monitor()
+            self._monitor.close(linger=0)
         self._router.close(linger=0)
         self._doorbell.close(linger=0)
         self._shutdown_auth()
@@ -306,3 +326,11 @@ class Server:
 def _is_ipv6(endpoint: str) -> bool:
     """True for a tcp:// endpoint whose host is an IPv6 address (``tcp://[::1]:5555``)."""
     return endpoint.startswith("tcp://[")
+
+
+def _peek_ids_quietly(frame: Any, limits: Any) -> tuple[str | None, str | None]:
+    """The (req, job) ids of a header frame, or (None, None) when it cannot be read."""
+    try:
+        return peek_ids(unpack_header(frame, limits))
+    except StillflowError:
+        return None, None
