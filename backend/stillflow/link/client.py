@@ -212,6 +212,8 @@ class Client:
         if self._server_key is not None and self._client_keys is not None:
             socket.curve_serverkey = self._server_key
             socket.curve_publickey, socket.curve_secretkey = self._client_keys
+        if self.endpoint.startswith("tcp://["):  # ZeroMQ resolves IPv6 addresses only when asked to
+            socket.setsockopt(zmq.IPV6, 1)
         socket.connect(self.endpoint)
         self._socket = socket
 

@@ -111,6 +111,8 @@ def _probe(endpoint: str, server_key: bytes | None, client_keys: tuple[bytes, by
     connected, no_detail, failure = False, 0, None
     deadline = time.monotonic() + timeout
     try:
+        if endpoint.startswith("tcp://["):
+            probe.setsockopt(zmq.IPV6, 1)
         probe.connect(endpoint)
         while (remaining := deadline - time.monotonic()) > 0 and monitor.poll(int(remaining * 1000) + 1):
             message = recv_monitor_message(monitor)

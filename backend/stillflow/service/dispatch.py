@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .flow import JobCancel, Watchdog
 from .jobs import Job, JobQueue, build_job
 from .peers import Peers
+from .wire import RefusalLog
 
 __all__ = ["Dispatcher", "Finish"]
 
@@ -37,8 +38,9 @@ class Dispatcher:
     """Turns one valid request into its reply, acting on the job queue and the client bookkeeping."""
 
     def __init__(self, config: ServerConfig, jobs: JobQueue, peers: Peers, finish: Finish,
-                 watchdog: Watchdog) -> None:
+                 watchdog: Watchdog, refusals: RefusalLog) -> None:
         self._config = config
+        self._refusals = refusals
         self._jobs = jobs
         self._peers = peers
         self._finish = finish
@@ -113,7 +115,7 @@ class Dispatcher:
             self._check_client_queue(principal)
             position = self._jobs.put(job)
         except StillflowError as exc:
-            log.info("submit rejected: %s", shown(str(exc), 200, quote=False))
+            self._refusals.refused(identity, exc)
             return error_message(exc, req=message.req, op="rejected")
         self._peers.own(job_id, identity)
         log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,

@@ -73,8 +73,9 @@ class Server:
         self._backlog = Backlog(config.client_backlog_bytes, config.client_timeout_s)
         self._watchdog = Watchdog(3.0 * config.heartbeat_s)
         self._peers = Peers(self._queue, self._try_send, config.client_timeout_s, self._backlog, self._watchdog)
-        self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final, self._watchdog)
         self._refusals = RefusalLog()
+        self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final, self._watchdog,
+                                      self._refusals)
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
 

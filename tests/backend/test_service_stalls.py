@@ -1,0 +1,155 @@
+"""Faults: a stopped backend, a silent client, cancel inside a frame and during video encoding, IPv6."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stillflow import render, render_frames
+from stillflow.errors import BackendUnavailable, Cancelled
+from stillflow.io.video import encode_video
+from stillflow.link.client import Client
+from stillflow.link.launcher import start_local_backend
+from stillflow.options import MotionSpec, RenderOptions
+
+pytestmark = pytest.mark.slow
+
+SLOW_MOTION = MotionSpec(kind="drift", drift=(30.0, 0.02))
+LONG = RenderOptions(frames=1200, levels=1)
+SHORT = RenderOptions(frames=2, levels=1)
+
+
+def _image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _wait_log(log_path: str, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in Path(log_path).read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert text in Path(log_path).read_text(), Path(log_path).read_text()[-3000:]
+
+
+def _running(client: Client, job: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.stage != "render":  # type: ignore[attr-defined]
+        client.poll(0.1)
+    assert job.stage == "render", job  # type: ignore[attr-defined]
+
+
+def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) -> None:
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  extra_args=("--heartbeat", "0.5"))
+    out = tmp_path / "loop"
+    try:
+        with Client(backend.endpoint, timeout=1.0, retries=2) as client:
+            client.wait(client.submit(_image(1), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
+            before = _snapshot(out)
+            job = client.submit(_image(2), motion=SLOW_MOTION, options=LONG, out_dir=out)
+            _running(client, job)
+            client.poll(1.5)  # a heartbeat carrying the client's patience reaches the backend
+            os.kill(backend.process.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(BackendUnavailable, match="stopped answering"):
+                    client.wait(job, timeout=30)
+                time.sleep(0.5)
+            finally:
+                os.kill(backend.process.pid, signal.SIGCONT)
+            _wait_log(backend.log_path, f"job {job.job_id} cancelled")
+            assert _snapshot(out) == before
+            assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".loop")] == []
+            assert client.status()["busy_workers"] == 0
+    finally:
+        assert backend.stop() == 0
+
+
+def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_path: Path) -> None:
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  extra_args=("--heartbeat", "0.5", "--client-timeout", "2"))
+    out = tmp_path / "loop"
+    try:
+        with Client(backend.endpoint) as client:
+            client.wait(client.submit(_image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
+        before = _snapshot(out)
+        leaving = Client(backend.endpoint)
+        job = leaving.submit(_image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
+        _running(leaving, job)
+        leaving.close()
+        _wait_log(backend.log_path, f"job {job.job_id} cancelled")
+        assert _snapshot(out) == before
+    finally:
+        assert backend.stop() == 0
+
+
+def test_cancel_is_heard_while_the_motion_is_integrated() -> None:
+    asked = []
+
+    def should_cancel() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) > 5
+
+    started = time.monotonic()
+    frames = render_frames(_image(5, 96, 128), motion=MotionSpec(kind="drift", drift=(30.0, 1.5)),
+                           options=RenderOptions(frames=600, levels=2), should_cancel=should_cancel)
+    with pytest.raises(Cancelled):
+        next(iter(frames))
+    assert len(asked) == 6, "cancel was not checked between integration steps"
+    assert time.monotonic() - started < 20
+
+
+def test_cancel_is_heard_between_the_bands_of_a_frame() -> None:
+    from stillflow.loop import LoopRenderer
+
+    image = _image(6, 96, 128).astype(np.float32) / 255
+    motion = np.zeros((2, 96, 128), np.float32)
+    motion[0] = 0.5
+    cancel = [False]
+    renderer = LoopRenderer(image, np.ones((96, 128), np.float32), motion, frames=8, levels=3, once=False,
+                            hole_threshold=1e-3, inpaint=True, importance=None, device=__import__("torch").device("cpu"),
+                            should_cancel=lambda: cancel[0])
+    renderer.frame(1)
+    cancel[0] = True
+    with pytest.raises(Cancelled):
+        renderer.frame(2)
+
+
+def test_cancel_stops_video_encoding_and_writes_nothing(tmp_path: Path) -> None:
+    frames = [_image(i) for i in range(4)]
+    asked = []
+
+    def should_cancel() -> bool:
+        asked.append(True)
+        return len(asked) > 10
+
+    with pytest.raises(Cancelled, match="encoding the video"):
+        encode_video(tmp_path / "loop.mp4", 4, lambda i: frames[i], fps=30, loops=20, should_cancel=should_cancel)
+    assert list(tmp_path.iterdir()) == []
+    reports = []
+
+    def cancel_in_video() -> bool:
+        return any(report.stage == "video" for report in reports)
+
+    with pytest.raises(Cancelled):
+        render(_image(7), tmp_path / "out", motion=SLOW_MOTION, options=RenderOptions(frames=4, loops=50),
+               video=tmp_path / "out.mp4", progress=reports.append, should_cancel=cancel_in_video)
+    assert not (tmp_path / "out.mp4").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_an_ipv6_loopback_endpoint_binds() -> None:
+    backend = start_local_backend(sys.executable, endpoint="tcp://[::1]:*", timeout=120)
+    try:
+        assert backend.endpoint.startswith("tcp://[::1]:")
+        with Client(backend.endpoint) as client:
+            assert client.hello()["protocol"] == 1
+    finally:
+        assert backend.stop() == 0
