@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow
 
 OPTIONS = RenderOptions(frames=4, levels=2)
 MOTION = MotionSpec(kind="drift", drift=(30.0, 1.5))
-LONG = RenderOptions(frames=600, levels=2)
+LONG = RenderOptions(frames=1200, levels=1)
+LONG_MOTION = MotionSpec(kind="drift", drift=(30.0, 0.02))
+"""A job that runs long through its frame count, not through a costly motion integration (load-proof)."""
 MAX_PART_MB = 4
 
 
@@ -161,7 +163,7 @@ class TestControl:
         out = tmp_path / "loop"
         client.wait(client.submit(_image(5), motion=MOTION, options=OPTIONS, out_dir=out), timeout=60)
         before = {p.name: p.read_bytes() for p in out.iterdir()}
-        job = client.submit(_image(6, 96, 128), motion=MOTION, options=LONG, out_dir=out)
+        job = client.submit(_image(6, 96, 128), motion=LONG_MOTION, options=LONG, out_dir=out)
         _wait_for(client, job, "render")
         assert client.cancel(job) == "running"
         started = time.monotonic()
@@ -172,7 +174,7 @@ class TestControl:
         assert not [p for p in tmp_path.iterdir() if p.name != "loop"], "staging folder left behind"
 
     def test_clear_drops_queued_jobs(self, client: Client) -> None:
-        running = client.submit(_image(7, 96, 128), motion=MOTION, options=LONG)
+        running = client.submit(_image(7, 96, 128), motion=LONG_MOTION, options=LONG)
         _wait_for(client, running, None)
         queued = [client.submit(_image(8), motion=MOTION, options=OPTIONS) for _ in range(2)]
         assert client.clear() == 2
@@ -182,7 +184,7 @@ class TestControl:
                 client.wait(job, timeout=30)
 
     def test_queue_is_bounded(self, client: Client) -> None:
-        jobs = [client.submit(_image(9, 96, 128), motion=MOTION, options=LONG)]
+        jobs = [client.submit(_image(9, 96, 128), motion=LONG_MOTION, options=LONG)]
         _wait_for(client, jobs[0], None)
         jobs += [client.submit(_image(9), motion=MOTION, options=OPTIONS) for _ in range(4)]
         try:

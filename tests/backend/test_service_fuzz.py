@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from stillflow.link.client import Client
-from stillflow.link.launcher import LocalBackend, start_local_backend
+from stillflow.link.launcher import LocalBackend
 
+from .service_helpers import module_backend
 from .fuzz_messages import CATEGORIES, FuzzReport, cases, oversize_cases, rss_bytes, send_all
 
 pytestmark = pytest.mark.slow
@@ -22,12 +22,8 @@ MAX_PART_MB = 1
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
-    log_path = tmp_path_factory.mktemp("fuzz") / "serve.log"
-    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0,
-                                  extra_args=("--max-part-mb", str(MAX_PART_MB), "--queue-size", "4",
-                                              "--heartbeat", "0.5"))
-    yield started
-    assert started.stop() == 0, Path(log_path).read_text()[-2000:]
+    yield from module_backend(tmp_path_factory, "fuzz", "--max-part-mb", str(MAX_PART_MB), "--queue-size", "4",
+                              "--heartbeat", "0.5")
 
 
 def test_every_fuzzed_message_gets_an_explicit_answer(backend: LocalBackend) -> None:

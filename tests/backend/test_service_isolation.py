@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
 import zmq
 import zmq.auth
@@ -18,6 +17,8 @@ from stillflow.link.launcher import LocalBackend, start_local_backend
 from stillflow.link.protocol import SERVER_OPS, Message, decode, encode
 from stillflow.options import MotionSpec, RenderOptions
 
+from .service_helpers import image, module_backend, wait_render
+
 pytestmark = pytest.mark.slow
 
 SLOW_MOTION = MotionSpec(kind="drift", drift=(30.0, 0.02))
@@ -27,23 +28,8 @@ SHORT = RenderOptions(frames=2, levels=1)
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
-    log_path = tmp_path_factory.mktemp("isolation") / "serve.log"
-    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0,
-                                  extra_args=("--queue-size", "6", "--client-queue", "2", "--heartbeat", "0.5"))
-    yield started
-    assert started.stop() == 0, Path(log_path).read_text()[-2000:]
-
-
-def _image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def _running(client: Client, job: object, timeout: float = 60.0) -> None:
-    """Poll until ``job`` reports render progress."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and job.stage != "render":  # type: ignore[attr-defined]
-        client.poll(0.1)
-    assert job.stage == "render", job  # type: ignore[attr-defined]
+    yield from module_backend(tmp_path_factory, "isolation", "--queue-size", "6", "--client-queue", "2",
+                              "--heartbeat", "0.5")
 
 
 def _finish(client: Client, *jobs: object) -> None:
@@ -59,9 +45,9 @@ def _finish(client: Client, *jobs: object) -> None:
 
 def test_status_cancel_and_clear_see_only_the_callers_jobs(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice, Client(backend.endpoint) as bob:
-        running = alice.submit(_image(1), motion=SLOW_MOTION, options=LONG)
-        _running(alice, running)
-        queued = alice.submit(_image(2), motion=SLOW_MOTION, options=SHORT)
+        running = alice.submit(image(1), motion=SLOW_MOTION, options=LONG)
+        wait_render(alice, running)
+        queued = alice.submit(image(2), motion=SLOW_MOTION, options=SHORT)
         status = bob.status()
         assert status["running"] == [] and status["queued"] == []
         assert status["busy_workers"] == 1 and status["queue_length"] == 1
@@ -79,8 +65,8 @@ def test_status_cancel_and_clear_see_only_the_callers_jobs(backend: LocalBackend
 
 def test_a_second_connection_with_a_clients_routing_id_gets_nothing(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice:
-        job = alice.submit(_image(3), motion=SLOW_MOTION, options=LONG)
-        _running(alice, job)
+        job = alice.submit(image(3), motion=SLOW_MOTION, options=LONG)
+        wait_render(alice, job)
         intruder = zmq.Context.instance().socket(zmq.DEALER)
         intruder.setsockopt(zmq.LINGER, 0)
         intruder.setsockopt(zmq.ROUTING_ID, alice._identity)
@@ -105,12 +91,12 @@ def test_a_second_connection_with_a_clients_routing_id_gets_nothing(backend: Loc
 
 def test_one_client_cannot_fill_the_queue(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice, Client(backend.endpoint) as bob:
-        running = alice.submit(_image(4), motion=SLOW_MOTION, options=LONG)
-        _running(alice, running)
-        queued = [alice.submit(_image(5), motion=SLOW_MOTION, options=SHORT) for _ in range(2)]
+        running = alice.submit(image(4), motion=SLOW_MOTION, options=LONG)
+        wait_render(alice, running)
+        queued = [alice.submit(image(5), motion=SLOW_MOTION, options=SHORT) for _ in range(2)]
         with pytest.raises(BackendUnavailable, match="the most one client may queue"):
-            alice.submit(_image(6), motion=SLOW_MOTION, options=SHORT)
-        other = bob.submit(_image(7), motion=SLOW_MOTION, options=SHORT)
+            alice.submit(image(6), motion=SLOW_MOTION, options=SHORT)
+        other = bob.submit(image(7), motion=SLOW_MOTION, options=SHORT)
         assert bob.status(other)["state"] == "queued"
         assert bob.clear() == 1 and alice.clear() == 2
         _finish(alice, running, *queued)
@@ -130,8 +116,8 @@ def test_curve_jobs_belong_to_the_key(tmp_path: Path) -> None:
     try:
         with Client(endpoint, server_key=server_key, client_keys=keys / "alice.key_secret") as alice, \
                 Client(endpoint, server_key=server_key, client_keys=keys / "bob.key_secret") as bob:
-            job = alice.submit(_image(8), motion=SLOW_MOTION, options=LONG)
-            _running(alice, job)
+            job = alice.submit(image(8), motion=SLOW_MOTION, options=LONG)
+            wait_render(alice, job)
             assert bob.status()["running"] == []
             with pytest.raises(InputError, match="no queued or running job"):
                 bob.cancel(job)

@@ -17,33 +17,13 @@ from stillflow.link.client import Client
 from stillflow.link.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
+from .service_helpers import image, snapshot, wait_log, wait_render
+
 pytestmark = pytest.mark.slow
 
 SLOW_MOTION = MotionSpec(kind="drift", drift=(30.0, 0.02))
 LONG = RenderOptions(frames=1200, levels=1)
 SHORT = RenderOptions(frames=2, levels=1)
-
-
-def _image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def _wait_log(log_path: str, text: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in Path(log_path).read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert text in Path(log_path).read_text(), Path(log_path).read_text()[-3000:]
-
-
-def _running(client: Client, job: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and job.stage != "render":  # type: ignore[attr-defined]
-        client.poll(0.1)
-    assert job.stage == "render", job  # type: ignore[attr-defined]
 
 
 def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) -> None:
@@ -52,10 +32,10 @@ def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) 
     out = tmp_path / "loop"
     try:
         with Client(backend.endpoint, timeout=1.0, retries=2) as client:
-            client.wait(client.submit(_image(1), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
-            before = _snapshot(out)
-            job = client.submit(_image(2), motion=SLOW_MOTION, options=LONG, out_dir=out)
-            _running(client, job)
+            client.wait(client.submit(image(1), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
+            before = snapshot(out)
+            job = client.submit(image(2), motion=SLOW_MOTION, options=LONG, out_dir=out)
+            wait_render(client, job)
             client.poll(1.5)  # a heartbeat carrying the client's patience reaches the backend
             os.kill(backend.process.pid, signal.SIGSTOP)
             try:
@@ -64,8 +44,8 @@ def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) 
                 time.sleep(0.5)
             finally:
                 os.kill(backend.process.pid, signal.SIGCONT)
-            _wait_log(backend.log_path, f"job {job.job_id} cancelled")
-            assert _snapshot(out) == before
+            wait_log(backend.log_path, f"job {job.job_id} cancelled")
+            assert snapshot(out) == before
             assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".loop")] == []
             assert client.status()["busy_workers"] == 0
     finally:
@@ -78,14 +58,14 @@ def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_
     out = tmp_path / "loop"
     try:
         with Client(backend.endpoint) as client:
-            client.wait(client.submit(_image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
-        before = _snapshot(out)
+            client.wait(client.submit(image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
+        before = snapshot(out)
         leaving = Client(backend.endpoint)
-        job = leaving.submit(_image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
-        _running(leaving, job)
+        job = leaving.submit(image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
+        wait_render(leaving, job)
         leaving.close()
-        _wait_log(backend.log_path, f"job {job.job_id} cancelled")
-        assert _snapshot(out) == before
+        wait_log(backend.log_path, f"job {job.job_id} cancelled")
+        assert snapshot(out) == before
     finally:
         assert backend.stop() == 0
 
@@ -98,7 +78,7 @@ def test_cancel_is_heard_while_the_motion_is_integrated() -> None:
         return len(asked) > 5
 
     started = time.monotonic()
-    frames = render_frames(_image(5, 96, 128), motion=MotionSpec(kind="drift", drift=(30.0, 1.5)),
+    frames = render_frames(image(5, 96, 128), motion=MotionSpec(kind="drift", drift=(30.0, 1.5)),
                            options=RenderOptions(frames=600, levels=2), should_cancel=should_cancel)
     with pytest.raises(Cancelled):
         next(iter(frames))
@@ -109,7 +89,7 @@ def test_cancel_is_heard_while_the_motion_is_integrated() -> None:
 def test_cancel_is_heard_between_the_bands_of_a_frame() -> None:
     from stillflow.loop import LoopRenderer
 
-    image = _image(6, 96, 128).astype(np.float32) / 255
+    image = image(6, 96, 128).astype(np.float32) / 255
     motion = np.zeros((2, 96, 128), np.float32)
     motion[0] = 0.5
     cancel = [False]
@@ -123,7 +103,7 @@ def test_cancel_is_heard_between_the_bands_of_a_frame() -> None:
 
 
 def test_cancel_stops_video_encoding_and_writes_nothing(tmp_path: Path) -> None:
-    frames = [_image(i) for i in range(4)]
+    frames = [image(i) for i in range(4)]
     asked = []
 
     def should_cancel() -> bool:
@@ -139,7 +119,7 @@ def test_cancel_stops_video_encoding_and_writes_nothing(tmp_path: Path) -> None:
         return any(report.stage == "video" for report in reports)
 
     with pytest.raises(Cancelled):
-        render(_image(7), tmp_path / "out", motion=SLOW_MOTION, options=RenderOptions(frames=4, loops=50),
+        render(image(7), tmp_path / "out", motion=SLOW_MOTION, options=RenderOptions(frames=4, loops=50),
                video=tmp_path / "out.mp4", progress=reports.append, should_cancel=cancel_in_video)
     assert not (tmp_path / "out.mp4").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []

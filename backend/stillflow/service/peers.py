@@ -77,6 +77,7 @@ class Peers:
             if self._has_jobs(identity):
                 return False
             peer.principal = principal
+            self._forget_replies(identity)  # the previous holder's replies are not the new one's
         peer.last_seen = time.monotonic()
         peer.verified = True
         return True
@@ -167,6 +168,11 @@ class Peers:
             peer.outbox.append(_Waiting(frames, counted))
         else:
             self._backlog.release(identity, counted)
+
+    def _forget_replies(self, identity: bytes) -> None:
+        """Drop the cached replies of ``identity``."""
+        for key in [key for key in self._replies if key[0] == identity]:
+            self._reply_bytes -= message_bytes(self._replies.pop(key))
 
     def _has_jobs(self, identity: bytes) -> bool:
         """True while ``identity`` has queued, running or finishing jobs."""

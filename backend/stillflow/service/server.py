@@ -323,7 +323,6 @@ class Server:
             self._auth = None
 
 
-
 def _is_ipv6(endpoint: str) -> bool:
     """True for a tcp:// endpoint whose host is an IPv6 address (``tcp://[::1]:5555``)."""
     return endpoint.startswith("tcp://[")

@@ -1,0 +1,49 @@
+"""Helpers shared by the service tests: seeded stills, folder snapshots, waiting on a job or the log."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from stillflow.link.client import Client
+from stillflow.link.launcher import LocalBackend, start_local_backend
+
+__all__ = ["image", "snapshot", "wait_log", "wait_render", "module_backend"]
+
+
+def image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """A seeded random RGB still."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of ``folder`` by name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def wait_log(log_path: str, text: str, timeout: float = 60.0) -> None:
+    """Wait until the backend's log holds ``text``; fail with the log's end otherwise."""
+    deadline = time.monotonic() + timeout
+    while text not in Path(log_path).read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert text in Path(log_path).read_text(), Path(log_path).read_text()[-3000:]
+
+
+def wait_render(client: Client, job: object, timeout: float = 60.0) -> None:
+    """Poll until ``job`` reports render progress."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.stage != "render":  # type: ignore[attr-defined]
+        client.poll(0.1)
+    assert job.stage == "render", job  # type: ignore[attr-defined]
+
+
+def module_backend(factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[LocalBackend]:
+    """A backend for one test module (``serve ARGS``), stopped cleanly at the end."""
+    log_path = factory.mktemp(name) / "serve.log"
+    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0, extra_args=args)
+    yield started
+    assert started.stop() == 0, Path(log_path).read_text()[-2000:]
