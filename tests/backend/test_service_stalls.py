@@ -89,11 +89,11 @@ def test_cancel_is_heard_while_the_motion_is_integrated() -> None:
 def test_cancel_is_heard_between_the_bands_of_a_frame() -> None:
     from stillflow.loop import LoopRenderer
 
-    image = image(6, 96, 128).astype(np.float32) / 255
+    still = image(6, 96, 128).astype(np.float32) / 255
     motion = np.zeros((2, 96, 128), np.float32)
     motion[0] = 0.5
     cancel = [False]
-    renderer = LoopRenderer(image, np.ones((96, 128), np.float32), motion, frames=8, levels=3, once=False,
+    renderer = LoopRenderer(still, np.ones((96, 128), np.float32), motion, frames=8, levels=3, once=False,
                             hole_threshold=1e-3, inpaint=True, importance=None, device=__import__("torch").device("cpu"),
                             should_cancel=lambda: cancel[0])
     renderer.frame(1)
