@@ -27,8 +27,8 @@ from .client_jobs import Event, JobHandle
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from ..options import MotionSpec, RenderOptions
-from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
-                       error_from_wire, motion_to_wire, options_to_wire, to_wire_dtype)
+from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, check_message_size,
+                       decode, encode, error_from_wire, motion_to_wire, options_to_wire, to_wire_dtype)
 
 __all__ = ["Client", "JobHandle", "Event", "load_key_pair", "load_public_key"]
 
@@ -147,7 +147,7 @@ class Client:
             if array.nbytes > limits.max_part_bytes:
                 raise InputError(f"{name} is {array.nbytes / 2**20:.1f} MiB; the backend accepts parts up to "
                                  f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
-        _check_message_size(parts, limits)
+        check_message_size(parts, limits)
         extra = sum(a.nbytes for a in parts.values()) / 50e6  # allow 50 MB/s for the upload itself
         reply = self._request("submit", body=body, parts=parts, extra_wait=extra)
         handle = JobHandle(job_id=str(reply.job))
@@ -382,14 +382,6 @@ class Client:
         handle._frames, handle._files = [], {}
         data = dict(body) or {"code": error.wire_code, "msg": str(error)}
         self._events.append(Event("error", handle.job_id, data))
-
-
-def _check_message_size(parts: dict[str, np.ndarray], limits: Limits) -> None:
-    """InputError when the parts together exceed the backend's ``max_message_bytes``."""
-    total = sum(array.nbytes for array in parts.values())
-    if total > limits.max_message_bytes:
-        raise InputError(f"the inputs are {total / 2**20:.1f} MiB together; the backend accepts up to "
-                         f"{limits.max_message_bytes / 2**20:.1f} MiB per job", hint="send a smaller image")
 
 
 def _job_id(job: JobHandle | str) -> str:

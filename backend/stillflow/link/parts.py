@@ -17,7 +17,7 @@ from ..errors import InputError, ProtocolError, shown
 from ..options import MAX_FRAMES, MAX_IMAGE_SIDE
 
 __all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
-           "read_parts", "frame_bytes", "check_image", "check_mask", "to_wire_dtype"]
+           "read_parts", "frame_bytes", "check_image", "check_mask", "check_message_size", "to_wire_dtype"]
 
 WIRE_DTYPES: dict[str, np.dtype] = {
     "uint8": np.dtype("|u1"),
@@ -107,6 +107,14 @@ def read_parts(header: Mapping[str, Any], frames: Sequence[Any], limits: Limits 
                                 f"but its frame holds {buffer.nbytes}")
         parts[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
     return parts
+
+
+def check_message_size(parts: Mapping[str, np.ndarray], limits: Limits) -> None:
+    """InputError when the parts together exceed ``limits.max_message_bytes`` (checked before sending)."""
+    total = sum(array.nbytes for array in parts.values())
+    if total > limits.max_message_bytes:
+        raise InputError(f"the inputs are {total / 2**20:.1f} MiB together; the backend accepts up to "
+                         f"{limits.max_message_bytes / 2**20:.1f} MiB per job", hint="send a smaller image")
 
 
 def frame_bytes(frame: Any) -> memoryview:

@@ -25,7 +25,7 @@ from .messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, 
                                 unpack_header)
 from .wire_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
 from .parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_PARTS, WIRE_DTYPES, Limits, check_image,
-                             check_mask, read_parts, to_wire_dtype)
+                    check_mask, check_message_size, read_parts, to_wire_dtype)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -53,5 +53,6 @@ __all__ = [
     "motion_from_wire",
     "check_image",
     "check_mask",
+    "check_message_size",
     "to_wire_dtype",
 ]
