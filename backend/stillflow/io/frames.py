@@ -113,12 +113,12 @@ def atomic_outputs(folder: str | Path, file: str | Path | None = None) -> Iterat
     """
     folder = Path(folder).resolve()
     target_file = Path(file).resolve() if file is not None else None
-    for target in (folder, target_file):
-        if target is not None:
-            check_writable_parent(target)
     check_replaceable(folder)
     if target_file is not None:
         check_file_target(target_file)
+    for target in (folder, target_file):
+        if target is not None:
+            check_writable_parent(target)
     for parent in {folder.parent, *((target_file.parent,) if target_file is not None else ())}:
         clean_stale(parent)
     staging = _new_sibling(folder, "tmp", lambda path: os.mkdir(path, 0o777))
