@@ -90,6 +90,23 @@ def test_replacing_an_earlier_result_and_empty_folders(still: Path) -> None:
     assert not [p.name for p in folder.rglob(".*")], "staging left behind"
 
 
+def test_api_refuses_like_the_cli(tmp_path: Path, smooth_image: np.ndarray) -> None:
+    """stillflow.render() keeps the same rules as the command line, before any work."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), (smooth_image * 255).astype(np.uint8))
+    before = _tree(tmp_path)
+    motion = MotionSpec(kind="drift", drift=(0.0, 1.0))
+    for out, message in ((tmp_path / "notes", "is not a Stillflow result"), (tmp_path, "holds the image"),
+                         (still, "is the image")):
+        with pytest.raises(InputError, match=message):
+            render(still, out, motion=motion, options=RenderOptions(frames=2, levels=2))
+    with pytest.raises(InputError, match="the video .* is the mask"):
+        render(still, tmp_path / "loop", mask=tmp_path / "clip.gif", motion=motion, video=tmp_path / "clip.gif")
+    assert _tree(tmp_path) == before
+
+
 class TestOneUnit:
     def _result(self, folder: Path) -> None:
         folder.mkdir()

@@ -276,3 +276,11 @@ def test_cli_submit_writes_locally_outside_the_results_folder(plain: LocalBacken
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "is not a Stillflow result" in refused.stderr
     assert (places["outside"] / "kept" / "notes.txt").read_text() == "not a result"
+
+
+def test_serve_refuses_a_missing_allow_read_folder(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "stillflow", "serve", "--bind", "tcp://127.0.0.1:*",
+                          "--results", str(tmp_path / "results"), "--allow-read", str(tmp_path / "missing"),
+                          "--log", str(tmp_path / "serve.log")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == InputError.exit_code
+    assert f"--allow-read {tmp_path / 'missing'} is not a folder" in run.stderr
