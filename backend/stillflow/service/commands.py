@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, StillflowError
 from ..link.protocol import DEFAULT_MAX_PART_BYTES, PROTOCOL_VERSION, Limits
 
 __all__ = ["add_parsers"]
@@ -213,7 +213,9 @@ def _save_files(files: dict[str, bytes], manifest: dict[str, Any], out_dir: Path
                 (staging / Path(name).name).write_bytes(data)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         videos = [data for name, data in files.items() if name.startswith("video/")]
-        if staged_video is not None and videos:
+        if staged_video is not None:
+            if not videos:
+                raise StillflowError("the backend sent no video", hint="submit again, or render the video locally")
             staged_video.write_bytes(videos[0])
 
 
