@@ -50,6 +50,8 @@ class BackendConfig:
     log_dir: str = ""
     timeout: float = 2.5
     start_timeout: float = 60.0
+    results_dir: str = ""
+    """LOCAL: the folder the started backend writes results under (``serve --results``)."""
 
     @property
     def is_local(self) -> bool:
@@ -164,7 +166,8 @@ class Connection:
                 Path(config.log_dir).mkdir(parents=True, exist_ok=True)
                 log_path = str(Path(config.log_dir) / "backend.log")
             log.info("starting a local Stillflow backend with %s", python)
-            self.backend = load("link.launcher").start_local_backend(python, log_path=log_path, timeout=config.start_timeout)
+            self.backend = load("link.launcher").start_local_backend(
+                python, log_path=log_path, timeout=config.start_timeout, results_dir=config.results_dir or None)
             endpoint = self.backend.endpoint
             self.client = client_mod.Client(endpoint, timeout=config.timeout, retries=RETRIES)
             return

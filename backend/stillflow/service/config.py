@@ -27,3 +27,7 @@ class ServerConfig:
     """Most queued jobs one client may have (never more than queue_size)."""
     client_backlog_bytes: int = 64 << 20
     """Unsent result bytes per client before its job pauses (a client that stops reading)."""
+    results_dir: str | None = None
+    """Where job outputs go (None: ``paths.default_results_dir()``)."""
+    allow_read: tuple[str, ...] = ()
+    """Folders whose files clients may name as input paths (none: clients send bytes)."""

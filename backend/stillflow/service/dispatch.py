@@ -23,6 +23,8 @@ from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
 from .flow import JobCancel, Watchdog
 from .jobs import Job, JobQueue, build_job
+from .keys import is_local_endpoint
+from .paths import PathPolicy
 from .peers import Peers
 from .wire import RefusalLog
 
@@ -46,6 +48,8 @@ class Dispatcher:
         self._finish = finish
         self._watchdog = watchdog
         self._devices = list(config.devices)
+        self._paths = PathPolicy(config.results_dir, config.allow_read, models=config.models,
+                                 local=is_local_endpoint(config.bind))
         self._started = time.monotonic()
 
     def reply(self, identity: bytes, principal: bytes, message: Message) -> Message | None:
@@ -84,7 +88,8 @@ class Dispatcher:
                 "engines": list(ENGINES), "devices": self._devices, "workers": config.workers,
                 "limits": config.limits.to_wire(), "queue_size": config.queue_size,
                 "heartbeat_s": config.heartbeat_s, "models": models,
-                "curve": config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"]}
+                "curve": config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"],
+                **self._paths.hello()}
 
     def _status(self, principal: bytes, job_id: str | None) -> dict[str, Any]:
         """The caller's queued and running jobs (others' only counted), or one of its jobs."""
@@ -108,7 +113,7 @@ class Dispatcher:
         """Queue a job (reply accepted) or reply rejected with the reason."""
         job_id = uuid.uuid4().hex[:16]
         try:
-            job = build_job(job_id, identity, message, self._config.limits)
+            job = build_job(job_id, identity, message, self._config.limits, self._paths)
             job.principal = principal
             _check_input_headers(job, self._config.limits.max_image_side)
             job.cancel = JobCancel(lambda: self._watchdog.stalled(identity))
@@ -120,7 +125,8 @@ class Dispatcher:
         self._peers.own(job_id, identity)
         log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,
                  "shared fs" if job.out_dir else job.deliver)
-        return Message("accepted", {"position": position}, req=message.req, job=job_id)
+        return Message("accepted", {"position": position, "out_dir": job.out_dir, "video": job.video},
+                       req=message.req, job=job_id)
 
     def _check_client_queue(self, principal: bytes) -> None:
         """BackendUnavailable when the caller already has its share of the queue."""
