@@ -174,9 +174,11 @@ class RenderResult:
 def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | Path | np.ndarray | None = None,
            motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
            video: str | Path | None = None, importance: str | Path | np.ndarray | None = None,
-           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
+           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+           manifest_extra: dict | None = None) -> RenderResult:
     """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
 
+    ``manifest_extra`` adds keys to manifest.json (``stillflow batch`` records its input hash there).
     A failure or cancellation leaves an existing ``out_dir`` untouched.
     """
     started = time.perf_counter()
@@ -218,6 +220,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
             "timings": {"prepare_s": prepared_at - started, "render_s": render_seconds,
                         "ms_per_frame": 1000.0 * render_seconds / options.frames,
                         "write_s": written_at - prepared_at - render_seconds},
+            **(manifest_extra or {}),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     frame_paths = [out_dir / name for name in names]

@@ -74,6 +74,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=float, default=1.0, metavar="S", help="heartbeat interval (default: 1 s)")
     parser.add_argument("--client-timeout", type=float, default=60.0, metavar="S",
                         help="forget a client's queued jobs after this much silence (default: 60 s)")
+    parser.add_argument("--ray", metavar="ADDR", help="run the jobs as tasks on the Ray cluster at ADDR (auto, local "
+                                                      "or HOST:PORT; needs stillflow[ray]); --workers = jobs at once")
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
 
 
@@ -94,7 +96,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(bind=args.bind, devices=devices, workers=args.workers, queue_size=args.queue_size,
                           limits=Limits(max_part_bytes=int(args.max_part_mb * 2**20)), keys=keys,
                           heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
-                          log_path=str(log_path), models=args.models)
+                          log_path=str(log_path), models=args.models, ray=args.ray)
     server = Server(config)
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -23,3 +23,5 @@ class ServerConfig:
     client_timeout_s: float = 60.0
     log_path: str | None = None
     models: str | None = None
+    ray: str | None = None
+    """Ray cluster address: jobs run as Ray tasks there (service/ray_runner.py) instead of here."""

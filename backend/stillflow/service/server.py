@@ -63,6 +63,11 @@ class Server:
         self._dispatcher = Dispatcher(config, self._queue, self._peers, self._queue_final)
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._run_job: Any = run_job
+        if config.ray is not None:
+            from .ray_runner import RayJobRunner
+
+            self._run_job = RayJobRunner(config.ray)
 
     def bind(self) -> str:
         """Open the sockets, start the workers and return the bound endpoint."""
@@ -157,7 +162,7 @@ class Server:
                 log.info("job %s started on %s", job.job_id, device)
                 started = time.perf_counter()
                 try:
-                    run_job(job, emit, None if device == "auto" else device)
+                    self._run_job(job, emit, None if device == "auto" else device)
                 finally:
                     self._queue.finish(job)
                 log.info("job %s %s after %.2f s", job.job_id, job.state, time.perf_counter() - started)
@@ -252,6 +257,7 @@ class Server:
         self._router.close(linger=0)
         self._doorbell.close(linger=0)
         self._shutdown_auth()
+        getattr(self._run_job, "close", lambda: None)()
         if not stuck:  # term() would wait for a stuck worker's doorbell socket forever
             self._context.term()
         log.info("stopped")
