@@ -20,7 +20,8 @@ from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRA
                       RenderOptions, option_help)
 from .progress import Progress
 
-__all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments", "given_options", "default_out_dir", "options_from_args", "ProgressBar"]
+__all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments", "given_options", "default_out_dir",
+           "options_from_args", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 

@@ -105,15 +105,17 @@ def test_worker_killed_mid_item_is_retried_and_nothing_is_lost(cluster: str, tmp
     assert no_leftovers(out) == [], "the killed attempt's staging folder is cleaned up"
 
 
-class TestServeOnRay:
-    @pytest.fixture(scope="class")
-    def endpoint(self, cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-        log_path = tmp_path_factory.mktemp("serve-ray") / "serve.log"
-        backend = start_local_backend(sys.executable, log_path=str(log_path), timeout=180.0,
-                                      extra_args=("--ray", cluster, "--workers", "2"))
-        yield backend.endpoint
-        assert backend.stop() == 0, log_path.read_text()[-2000:]
+@pytest.fixture(scope="module")
+def endpoint(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `stillflow serve --ray` process using the module's cluster."""
+    log_path = tmp_path_factory.mktemp("serve-ray") / "serve.log"
+    backend = start_local_backend(sys.executable, log_path=str(log_path), timeout=180.0,
+                                  extra_args=("--ray", cluster, "--workers", "2"))
+    yield backend.endpoint
+    assert backend.stop() == 0, log_path.read_text()[-2000:]
 
+
+class TestServeOnRay:
     def test_job_runs_on_the_cluster_with_progress(self, endpoint: str) -> None:
         image = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         options = RenderOptions(frames=4, levels=2)
