@@ -15,6 +15,7 @@ from stillflow import render
 from stillflow.batch.items import load_items, parse_hints
 from stillflow.batch.local import LocalExecutor, worker_slots
 from stillflow.batch.run import run_batch
+from stillflow.batch.work import plan_task
 from stillflow.errors import InputError
 from stillflow.options import MotionSpec, RenderOptions
 
@@ -39,6 +40,15 @@ class TestItems:
             parse_hints("hint 1,2,3,4\nhint 1,2\n", "a.hints.txt")
         with pytest.raises(InputError, match="no 'hint"):
             parse_hints("anchor 1 2\n", "a.hints.txt")
+
+    def test_bad_sidecar_fails_only_its_item(self, tmp_path: Path) -> None:
+        make_folder(tmp_path, 3)
+        (tmp_path / "still0.hints.txt").write_text("hint 1 2 3\n")
+        items, _ = load_items(tmp_path)
+        assert "still0.hints.txt line 1" in items[0].error and items[1].error is None
+        with pytest.raises(InputError, match="line 1"):
+            plan_task(items[0], tmp_path / "out", common={}, given={}, default_motion=None, default_mask=None,
+                      video=None)
 
     def test_json_and_csv_manifests(self, tmp_path: Path) -> None:
         write_still(tmp_path / "stills" / "a.png", 1)

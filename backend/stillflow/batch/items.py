@@ -41,6 +41,8 @@ class BatchItem:
     motion: MotionSpec | None = None
     options: dict[str, Any] = field(default_factory=dict)
     video: str | None = None
+    error: str | None = None
+    """Why the item cannot render (a bad sidecar file): recorded as its failure, the batch goes on."""
 
 
 def parse_hints(text: str, source: str) -> MotionSpec:
@@ -81,16 +83,19 @@ def items_from_folder(folder: Path) -> list[BatchItem]:
         name = path.stem
         mask = _sidecar(files, f"{name}_mask")
         importance = _sidecar(files, f"{name}_importance")
-        motion = None
+        motion, error = None, None
         motion_file = files.get(f"{name}_motion.npy".lower())
         hints_file = files.get(f"{name}.hints.txt".lower())
-        if motion_file is not None and hints_file is not None:
-            raise InputError(f"{name} has both {motion_file.name} and {hints_file.name}", hint="keep one motion source")
-        if motion_file is not None:
-            motion = MotionSpec(kind="file", path=str(motion_file))
-        elif hints_file is not None:
-            motion = parse_hints(hints_file.read_text(encoding="utf-8"), hints_file.name)
-        items.append(BatchItem(name=name, image=path, mask=mask, importance=importance, motion=motion))
+        try:
+            if motion_file is not None and hints_file is not None:
+                raise InputError(f"both {motion_file.name} and {hints_file.name}", hint="keep one motion source")
+            if motion_file is not None:
+                motion = MotionSpec(kind="file", path=str(motion_file))
+            elif hints_file is not None:
+                motion = parse_hints(hints_file.read_text(encoding="utf-8", errors="replace"), hints_file.name)
+        except InputError as exc:
+            error = str(exc)
+        items.append(BatchItem(name=name, image=path, mask=mask, importance=importance, motion=motion, error=error))
     return items
 
 

@@ -65,6 +65,8 @@ def plan_task(item: BatchItem, out_root: Path, *, common: dict[str, Any], given:
 
     Raises InputError (recorded as the item's failure) for bad options, missing files or no motion.
     """
+    if item.error is not None:
+        raise InputError(item.error)
     try:
         options = RenderOptions.from_dict({**common, **given, **item.options})
     except InputError as exc:
