@@ -50,8 +50,8 @@ def connect(address: str | None) -> bool:
         else:
             try:
                 ray.init(address=address, log_to_driver=False)
-            except ConnectionError:
-                if address != "auto":
+            except ConnectionError as exc:
+                if address != "auto" or "could not find" not in str(exc).lower():
                     raise
                 ray.init(include_dashboard=False, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
