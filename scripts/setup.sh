@@ -34,8 +34,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   log "installing torch 2.13.0 (CPU build)"
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
-log "installing stillflow (backend) with test extras"
-.venv/bin/python -m pip install -q -e ".[test]"
+log "installing stillflow (backend) with the test and ray extras"
+# ray: `stillflow batch --executor ray` and `serve --ray` are tested against a real local Ray runtime
+.venv/bin/python -m pip install -q -e ".[test,ray]"
 
 if [ ! -x .venv-blender/bin/python ]; then
   log "creating .venv-blender (bpy 5.0.1 for the add-on tests and the extension build)"

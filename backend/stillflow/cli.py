@@ -21,11 +21,12 @@ from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRA
                       RenderOptions, option_help)
 from .progress import Progress
 
-__all__ = ["main", "build_parser", "add_render_arguments", "default_out_dir", "options_from_args", "ProgressBar"]
+__all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments", "given_options", "default_out_dir",
+           "options_from_args", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 
-_SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands")
+_SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands", "stillflow.batch.commands")
 _CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES, "detail": DETAIL_MODES, "auto_mode": AUTO_MODES}
 
 
@@ -69,6 +70,13 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video file or folder of frames (static camera): averaged DIS optical flow")
     motion.add_argument("--drift", metavar="ANGLE_DEG,SPEED", type=lambda s: _numbers(s, 2, "--drift"),
                         help="uniform drift: angle in degrees (0 = right, 90 = up), speed in px/frame")
+    add_option_arguments(parser)
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--video", metavar="FILE", help="also encode .mp4 (H.264), .webm (VP9) or .gif")
+
+
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every RenderOptions field as a flag (help and units from the dataclass; unset = None)."""
     render = parser.add_argument_group("render options")
     for spec in dataclasses.fields(RenderOptions):
         text, unit = option_help(spec.name)
@@ -82,15 +90,17 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
             kind = type(default) if default is not None else str
             render.add_argument(flag, dest=spec.name, type=kind, default=None, metavar=spec.name.upper(),
                                 choices=_CHOICES.get(spec.name), help=help_text)
-    outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--video", metavar="FILE", help="also encode .mp4 (H.264), .webm (VP9) or .gif")
+
+
+def given_options(args: argparse.Namespace) -> dict[str, object]:
+    """The RenderOptions fields set on the command line, by name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(RenderOptions)
+            if getattr(args, f.name, None) is not None}
 
 
 def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSpec]:
     """RenderOptions and MotionSpec from parsed arguments (unset options keep their defaults)."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RenderOptions)
-             if getattr(args, f.name, None) is not None}
-    options = RenderOptions(**given).validate()
+    options = RenderOptions(**given_options(args)).validate()
     sources = [name for name, value in (("--hint", args.hint), ("--motion", args.motion),
                                         ("--motion-from-clip", args.motion_from_clip), ("--drift", args.drift))
                if value]

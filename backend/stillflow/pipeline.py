@@ -177,13 +177,15 @@ class RenderResult:
 def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | Path | np.ndarray | None = None,
            motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
            video: str | Path | None = None, importance: str | Path | np.ndarray | None = None,
-           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
+           progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+           manifest_extra: dict | None = None) -> RenderResult:
     """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
 
     ``out_dir`` may replace only a missing or empty folder or an earlier Stillflow result, and
     neither it nor ``video`` may be an input (InputError otherwise, before anything is written).
     Frames and video are staged together and moved into place as one unit; a failure or
     cancellation leaves an existing ``out_dir`` and ``video`` untouched.
+    ``manifest_extra`` adds keys to manifest.json (``stillflow batch`` records its input hash there).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
@@ -212,6 +214,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
             "prepare_s": prepared_at - started, "render_s": render_seconds,
             "ms_per_frame": 1000.0 * render_seconds / options.frames,
             "write_s": written_at - prepared_at - render_seconds})
+        manifest.update(manifest_extra or {})
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if staged_video is not None:
             def video_progress(done: int, total: int) -> None:

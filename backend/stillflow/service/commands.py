@@ -81,6 +81,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-timeout", type=float, default=60.0, metavar="S",
                         help="forget a client's queued jobs after this much silence (default: 60 s)")
     _add_client_limit_arguments(parser)
+    parser.add_argument("--ray", metavar="ADDR", help="run the jobs as tasks on the Ray cluster at ADDR (auto, local "
+                                                      "or HOST:PORT; needs stillflow[ray]); --workers = jobs at once")
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
 
 
@@ -114,7 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
                           log_path=str(log_path), models=args.models, results_dir=str(results),
                           allow_read=tuple(str(_existing_folder(folder, "--allow-read")) for folder in args.allow_read),
-                          **_client_limits(args))
+                          ray=args.ray, **_client_limits(args))
     server = Server(config)
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -31,3 +31,5 @@ class ServerConfig:
     """Where job outputs go (None: ``paths.default_results_dir()``)."""
     allow_read: tuple[str, ...] = ()
     """Folders whose files clients may name as input paths (none: clients send bytes)."""
+    ray: str | None = None
+    """Ray cluster address: jobs run as Ray tasks there (service/ray_runner.py) instead of here."""

@@ -78,6 +78,11 @@ class Server:
                                       self._refusals)
         self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._run_job: Any = run_job
+        if config.ray is not None:
+            from .ray_runner import RayJobRunner
+
+            self._run_job = RayJobRunner(config.ray)
 
     def bind(self) -> str:
         """Open the sockets, start the workers and return the bound endpoint."""
@@ -193,7 +198,7 @@ class Server:
                 started = time.perf_counter()
                 current[:] = [job]
                 try:
-                    run_job(job, emit, None if device == "auto" else device)
+                    self._run_job(job, emit, None if device == "auto" else device)
                 finally:
                     current.clear()
                     self._queue.finish(job)
@@ -312,6 +317,7 @@ class Server:
         self._router.close(linger=0)
         self._doorbell.close(linger=0)
         self._shutdown_auth()
+        getattr(self._run_job, "close", lambda: None)()
         if not stuck:  # term() would wait for a stuck worker's doorbell socket forever
             self._context.term()
         log.info("stopped")

@@ -1,0 +1,95 @@
+"""Running a batch: plan every item, skip finished ones, hand the rest to an executor, record the outcome.
+
+The executor is anything with ``run(tasks, report)`` (LocalExecutor, RayExecutor); ``report`` is
+called once per finished item. Ctrl+C: the executor stops its items cleanly, batch.json records
+what was finished and the KeyboardInterrupt goes on to the caller; a rerun continues.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from ..errors import InputError
+from ..options import MotionSpec
+from .items import BatchItem
+from .work import Outcome, Task, is_done, one_line, plan_task
+
+__all__ = ["Executor", "BatchResult", "run_batch"]
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Renders tasks and reports each outcome as it finishes."""
+
+    def describe(self) -> str: ...
+
+    def run(self, tasks: Sequence[Task], report: Callable[[Outcome], None]) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    """Every item's outcome in item order, where the summary went and how long it took."""
+
+    outcomes: list[Outcome]
+    summary: Path
+    seconds: float
+
+
+def run_batch(items: Sequence[BatchItem], out_root: str | Path, executor: Executor, *,
+              common: dict[str, Any] | None = None, given: dict[str, Any] | None = None,
+              default_motion: MotionSpec | None = None, default_mask: str | None = None, video: str | None = None,
+              source: str = "", progress: Callable[[Outcome], None] | None = None) -> BatchResult:
+    """Render every item into ``out_root/<name>/`` and write ``out_root/batch.json``."""
+    from .report import write_summary
+
+    started = time.perf_counter()
+    out_root = Path(out_root).resolve()
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"output folder {out_root} cannot be created: {exc.strerror}") from None
+    outcomes: dict[str, Outcome] = {}
+
+    def record(outcome: Outcome) -> None:
+        outcomes[outcome.name] = outcome
+        if progress is not None:
+            progress(outcome)
+
+    pending: list[Task] = []
+    for item in items:
+        try:
+            task = plan_task(item, out_root, common=common or {}, given=given or {}, default_motion=default_motion,
+                             default_mask=default_mask, video=video)
+        except (InputError, OSError) as exc:
+            record(Outcome(item.name, "failed", 0.0, one_line(exc)))
+            continue
+        if is_done(task):
+            record(Outcome(item.name, "skipped", 0.0))
+        else:
+            pending.append(task)
+    log.info("batch: %d item(s), %d to render, %s", len(items), len(pending), executor.describe())
+    interrupted = False
+    try:
+        executor.run(pending, record)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        _remove_leftovers(out_root, [t.name for t in pending])
+        ordered = [outcomes.get(item.name) or Outcome(item.name, "not run") for item in items]
+        summary = write_summary(out_root, ordered, source=source, executor=executor.describe(),
+                                seconds=time.perf_counter() - started, interrupted=interrupted)
+    return BatchResult(ordered, summary, time.perf_counter() - started)
+
+
+def _remove_leftovers(out_root: Path, names: Sequence[str]) -> None:
+    """Delete staging folders a killed worker left behind (``.NAME.tmp-*``); none of ours is still writing."""
+    for name in names:
+        for leftover in out_root.glob(f".{glob.escape(Path(name).stem)}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
