@@ -6,9 +6,9 @@ times the number of its particles that landed there. Whole-pixel landing makes t
 pixel: where the copies differ (a cloud edge in one, sky in the other) that reads as single-pixel
 speckle, and early in the loop the far-travelled backward copy takes over every crack of the
 forward one. Here each copy is normalised and crack-filled by itself, and the copies are mixed by
-(1 - alpha) and alpha times a coverage reliability: the copy's splat weight averaged over 3x3,
-scaled by 1.5 and capped at 1, so cracks leave the mix alone and only where a copy has a real
-hole (a disocclusion, content that left the frame) does the other one take over.
+(1 - alpha) and alpha times a coverage reliability: the copy's splat weight averaged over 3x3 and
+capped at 1. A pile next to a crack averages out; where a copy is stretched thin or has a real
+hole (a disocclusion, content that left the frame) the other one takes over in proportion.
 """
 from __future__ import annotations
 
@@ -31,15 +31,10 @@ def blend_schedule(phase: float) -> float:
     return phase * phase * (3.0 - 2.0 * phase)
 
 
-_CRACK_SLACK = 1.5
-"""The 3x3 mean weight is scaled by this before the cap at 1: up to three empty pixels of nine
-(cracks left by whole-pixel landing) leave a copy's share untouched."""
-
-
 def _coverage(den: torch.Tensor) -> torch.Tensor:
-    """A copy's reliability per pixel: its splat weight averaged over 3x3, scaled, capped at 1."""
+    """A copy's reliability per pixel: its splat weight averaged over 3x3, capped at 1."""
     mean = F.avg_pool2d(den[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
-    return (mean * _CRACK_SLACK).clamp_(max=1.0)
+    return mean.clamp_(max=1.0)
 
 
 def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,
