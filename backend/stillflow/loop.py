@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ._cv import cv2
+from .stages.blend import blend_copies, blend_schedule
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
@@ -137,6 +138,7 @@ class LoopRenderer:
             # itself rather than its float round trip, so frame 0 is bit-exact.
             return self.image.copy()
         disp_f, valid_f, disp_b, valid_b, alpha = self._trajectories.at(step)
+        alpha = blend_schedule(alpha)
         splatted = []
         dens = []
         for level, values in enumerate(self._values):
@@ -153,11 +155,16 @@ class LoopRenderer:
             height, width = self._band_sizes[level]
             # Only the unpadded band is read afterwards: accumulate just that. No particle moves
             # farther than the padding (N * max|M| < P), which bounds the rows the splat scans.
-            out, den = splat_joint(values, df, (1.0 - alpha) * vf * weights,
-                                   db, alpha * vb * weights if alpha > 0 else None,
-                                   whole_pixels=level == 0 and self.detail in WHOLE_PIXEL_MODES,
-                                   carry_remainder=self.detail == "precise", reach=pad,
-                                   crop=(pad, pad, height, width))
+            splat = dict(whole_pixels=level == 0 and self.detail in WHOLE_PIXEL_MODES,
+                         carry_remainder=self.detail == "precise", reach=pad, crop=(pad, pad, height, width))
+            if alpha > 0:
+                # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
+                out_f, den_f = splat_joint(values, df, vf * weights, df, None, **splat)
+                out_b, den_b = splat_joint(values, db, vb * weights, db, None, **splat)
+                out, den = blend_copies(out_f, den_f, out_b, den_b, alpha, self.hole_threshold)
+                out = out.contiguous()
+            else:
+                out, den = splat_joint(values, df, vf * weights, df, None, **splat)
             if out.shape[0] > self._channels:
                 out = restore_contrast_(out[: self._channels], out[self._channels:])
             den = den.masked_fill(self._ignore[level], 1.0)

@@ -73,10 +73,13 @@ class RenderOptions:
                                 "(sub-pixel, contrast restored) or smooth (plain bilinear splat: softer, best PSNR)")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
-    refine_mask: bool = _opt(True, "clean the mask: close gaps, fill small holes, drop small islands")
+    refine_mask: bool = _opt(True, "clean the mask: fill small holes, drop small islands, snap its edge to the photo "
+                                   "(never animates a pixel left unpainted, except inside filled holes)")
+    snap_mask: bool = _opt(True, "with refine_mask: drop painted pixels at the mask's edge that belong to the "
+                                 "unpainted side of an edge in the photo")
     min_region_frac: float = _opt(0.03, "holes and islands smaller than this fraction of the image are removed", "fraction")
     min_mask_frac: float = _opt(0.0, "a refined mask smaller than this fraction becomes all-animate (StyleCineGAN uses 0.10)", "fraction")
-    feather: float = _opt(3.0, "width of the soft edge of the composite mask", "px")
+    feather: float = _opt(3.0, "width of the soft edge of the composite mask, inside the mask (pixels outside it never change)", "px")
     hole_threshold: float = _opt(1e-3, "splat weight below which a pixel counts as a hole and is filled", "weight")
     inpaint: bool = _opt(True, "Telea-inpaint holes that no pyramid level could cover")
     importance_scale: float = _opt(10.0, "softmax splatting: Z = scale x importance map (white wins where particles meet)", "")

@@ -72,7 +72,8 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
     else:
         drawn = resize_mask(load_mask(mask), height, width)
         if options.refine_mask:
-            drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac)
+            drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac,
+                                image=pixels if options.snap_mask else None)
         if not drawn.any():
             raise InputError("the mask is empty: nothing would move",
                              hint="paint white where the image should animate, or render without a mask")

@@ -11,6 +11,7 @@ from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.errors import InputError
 from stillflow.loop import LoopRenderer
 from stillflow.pipeline import prepare
+from stillflow.stages.blend import blend_schedule
 
 from ..tolerances import FLOAT32_ATOL, MULTISCALE_SHARP_MAE, MULTISCALE_TRANSLATION_MAE, SPLAT_ORDER_ATOL
 
@@ -46,8 +47,9 @@ class TestLoopRender:
                                     options=RenderOptions(frames=n, levels=1)))
         inner = (slice(12, 52), slice(12, 68))
         for t in range(n):
-            expected = ((1 - t / n) * _shift(smooth_image, t * vx, t * vy)
-                        + (t / n) * _shift(smooth_image, -(n - t) * vx, -(n - t) * vy))
+            share = blend_schedule(t / n)
+            expected = ((1 - share) * _shift(smooth_image, t * vx, t * vy)
+                        + share * _shift(smooth_image, -(n - t) * vx, -(n - t) * vy))
             np.testing.assert_allclose(frames[t][inner], expected[inner], atol=FLOAT32_ATOL, rtol=0)
 
     @pytest.mark.parametrize("detail, tolerance", [

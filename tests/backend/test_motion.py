@@ -12,7 +12,7 @@ from stillflow.options import ARROW_PX_PER_SPEED
 from stillflow.pipeline import prepare
 from stillflow.stages.clip_flow import dis_flow, estimate_clip_motion, robust_mean_flow
 from stillflow.stages.hints import densify_hints, drift_field
-from stillflow.stages.mask import feather_mask, refine_mask
+from stillflow.stages.mask import refine_mask
 from stillflow.stages.motion import build_motion, load_motion_file, resize_motion
 
 from ..tolerances import FLOAT32_ATOL
@@ -143,8 +143,4 @@ class TestMask:
         mask[40:60, 40:60] = 1
         assert refine_mask(mask, min_region_frac=0.0, min_mask_frac=0.10).all()
 
-    def test_feather_is_soft_and_bounded(self) -> None:
-        mask = np.zeros((50, 50), np.float32)
-        mask[:, 25:] = 1
-        soft = feather_mask(mask, 4.0)
-        assert (soft[:, 25:] == 1).all() and 0 < soft[0, 23] < 1 and (soft[:, :15] == 0).all()
+    # Feathering: tests/backend/test_mask.py.

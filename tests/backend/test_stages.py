@@ -283,6 +283,57 @@ class TestCompiledMatchesReference:
         filled = fill_holes(values, den, 0.0)
         assert torch.allclose(filled, torch.tensor(0.4), atol=FLOAT32_ATOL)
 
+    def test_neighbour_fill(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.holes import fill_from_neighbours_torch
+
+        values = torch.from_numpy(rng.random((3, 40, 50), dtype=np.float32))
+        den = torch.from_numpy((rng.random((40, 50)) * (rng.random((40, 50)) > 0.3)).astype(np.float32))
+        den[10:20, 10:20] = 0.0
+        fast, slow = values.clone(), values.clone()
+        left = torch.from_numpy(cpu_kernels.fill_from_neighbours_cpu(fast.numpy(), den.numpy(), 1e-3))
+        right = fill_from_neighbours_torch(slow, den, 1e-3)
+        assert torch.equal(left, right) and bool(left.any())
+        torch.testing.assert_close(fast, slow, atol=FLOAT32_ATOL, rtol=1e-5)
+        assert not torch.equal(fast, values), "cracks must be filled"
+
+
+class TestBlend:
+    def test_even_coverage_is_the_plain_cross_fade(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.blend import blend_copies
+
+        a, b = (torch.from_numpy(rng.random((3, 20, 20), dtype=np.float32)) for _ in range(2))
+        ones = torch.ones(20, 20)
+        out, den = blend_copies(a, ones, b, ones, 0.3, 1e-3)
+        torch.testing.assert_close(out, 0.7 * a + 0.3 * b, atol=FLOAT32_ATOL, rtol=0)
+        assert torch.allclose(den, torch.tensor(1.0))
+
+    def test_lumpy_coverage_does_not_change_the_mix(self, rng: np.random.Generator) -> None:
+        """Two particles on one pixel, none on its neighbour: the mix stays (1 - alpha, alpha)."""
+        from stillflow.stages.blend import blend_copies
+
+        a, b = torch.full((1, 9, 9), 0.2), torch.full((1, 9, 9), 0.8)
+        den_f = torch.ones(9, 9)
+        den_f[4, 3], den_f[4, 4] = 2.0, 0.0  # whole-pixel landing: a pile next to a crack
+        out, _ = blend_copies(a, den_f, b, torch.ones(9, 9), 0.25, 1e-3)
+        # A shared normaliser gives the crack pure backward copy (0.8) and the pile 0.29.
+        assert float((out - 0.35).abs().max()) < 0.02
+
+    def test_a_copy_with_a_wide_hole_gives_way(self) -> None:
+        from stillflow.stages.blend import blend_copies
+
+        a, b = torch.full((1, 20, 20), 0.2), torch.full((1, 20, 20), 0.8)
+        den_f = torch.ones(20, 20)
+        den_f[5:15, 5:15] = 0.0  # content left: the forward copy has nothing there
+        out, den = blend_copies(a, den_f, b, torch.ones(20, 20), 0.1, 1e-3)
+        assert torch.allclose(out[0, 8:12, 8:12], torch.tensor(0.8)) and bool((den > 1e-3).all())
+
+    def test_schedule_is_symmetric_and_pinned_at_the_ends(self) -> None:
+        from stillflow.stages.blend import blend_schedule
+
+        assert blend_schedule(0.0) == 0.0 and blend_schedule(1.0) == 1.0 and blend_schedule(0.5) == 0.5
+        for u in (0.1, 0.25, 0.4):
+            assert abs(blend_schedule(u) + blend_schedule(1 - u) - 1) < 1e-12 and blend_schedule(u) < u
+
 
 class TestContrastEdgeCases:
     def test_zero_energy_with_box_round_off_stays_finite(self) -> None:

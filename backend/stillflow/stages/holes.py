@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .._cv import cv2
 from . import cpu_kernels
 
-__all__ = ["fill_holes", "inpaint_telea"]
+__all__ = ["fill_holes", "fill_from_neighbours_torch", "inpaint_telea"]
 
 _NEIGHBOUR_PASSES = 4
 _FILLED_WEIGHT = 1e-3
@@ -36,17 +36,17 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
     holes = den <= threshold
     if not bool(holes.any()):
         return values
-    if values.device.type == "cpu" and cpu_kernels.available():
-        # Most holes are cracks a pixel or two wide: den-weighted 3x3 means fill them ring by
-        # ring in a few cheap passes; only wide holes go on to the push-pull pyramid.
-        values = values.contiguous().clone()
-        work = den.contiguous().numpy().copy()
-        for _ in range(_NEIGHBOUR_PASSES):
-            remaining = cpu_kernels.fill_from_neighbours_cpu(values.numpy(), work, threshold)
-            if not remaining.any():
-                return values
-            work[(work <= threshold) & ~remaining] = _FILLED_WEIGHT + threshold
-        holes = torch.from_numpy(remaining)
+    # Most holes are cracks a pixel or two wide: den-weighted 3x3 means fill them ring by ring in
+    # a few cheap passes; only wide holes go on to the push-pull pyramid. Every device does the
+    # same passes (compiled on a CPU), so CPU and GPU renders agree on cracks too.
+    values = values.contiguous().clone()
+    work = den.contiguous().clone()
+    for _ in range(_NEIGHBOUR_PASSES):
+        remaining = _fill_from_neighbours(values, work, threshold)
+        if not bool(remaining.any()):
+            return values
+        work[(work <= threshold) & ~remaining] = _FILLED_WEIGHT + threshold
+    holes = remaining
     known = (~holes).to(values.dtype)
     if not bool(known.any()):
         return values
@@ -62,6 +62,35 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
         own = sums[level] / weights[level].clamp(min=1e-12)
         filled = torch.where(weights[level] > 0, own, upsampled)
     return torch.where(known > 0, values, filled)
+
+
+def _fill_from_neighbours(values: torch.Tensor, den: torch.Tensor, threshold: float) -> torch.Tensor:
+    """One ring of crack filling in place; returns the holes with no known neighbour."""
+    if values.device.type == "cpu" and cpu_kernels.available():
+        return torch.from_numpy(cpu_kernels.fill_from_neighbours_cpu(values.numpy(), den.numpy(), threshold))
+    return fill_from_neighbours_torch(values, den, threshold)
+
+
+def fill_from_neighbours_torch(values: torch.Tensor, den: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The torch reference of ``cpu_kernels.fill_from_neighbours_cpu`` (any device).
+
+    Holes (den <= threshold) take the den-weighted mean of their known 3x3 neighbours, in place.
+
+    Args:
+        values: (C, H, W) float32, modified at hole pixels.
+        den: (H, W) float32 splat weights.
+
+    Returns:
+        (H, W) bool: holes with no known neighbour.
+    """
+    holes = den <= threshold
+    weight = torch.where(holes, 0.0, den)[None, None]
+    ones = torch.ones((1, 1, 3, 3), dtype=values.dtype, device=values.device)
+    total = F.conv2d(weight, ones, padding=1)[0, 0]
+    acc = F.conv2d((values * weight[0]).unsqueeze(1), ones, padding=1)[:, 0]
+    fill = holes & (total > 0)
+    values.copy_(torch.where(fill[None], acc / torch.where(fill, total, torch.ones_like(total))[None], values))
+    return holes & (total == 0)
 
 
 def inpaint_telea(image: np.ndarray, holes: np.ndarray, radius: float = 5.0) -> np.ndarray:

@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._cv import cv2
+from .guided import guided_filter
 
-__all__ = ["resize_mask", "refine_mask", "feather_mask"]
+__all__ = ["resize_mask", "refine_mask", "snap_to_edges", "feather_mask"]
 
 _REFINE_SIDE = 512
+SNAP_EPS = 1e-3
+"""Guided-filter regularisation of the edge snap: colour variance (of [0, 1] values) that counts as an edge."""
 
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -21,35 +24,42 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 def _fill_small(binary: np.ndarray, max_area: float) -> np.ndarray:
     """Set to 1 every 0-region not touching the border whose area is below ``max_area`` pixels."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats((binary == 0).astype(np.uint8), connectivity=4)
-    out = binary.copy()
     height, width = binary.shape
-    for label in range(1, count):
-        x, y, w, h, area = stats[label]
-        touches_border = x == 0 or y == 0 or x + w == width or y + h == height
-        if area < max_area and not touches_border:
-            out[labels == label] = 1
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    touches_border = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
+    fill = (area < max_area) & ~touches_border
+    fill[0] = False  # label 0 is the painted region itself
+    out = binary.copy()
+    out[fill[labels]] = 1
     return out
 
 
 def _drop_small(binary: np.ndarray, max_area: float) -> np.ndarray:
     """Set to 0 every 1-region whose area is below ``max_area`` pixels."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=4)
+    drop = stats[:, 4] < max_area
+    drop[0] = False  # label 0 is the background
     out = binary.copy()
-    for label in range(1, count):
-        if stats[label][4] < max_area:
-            out[labels == label] = 0
+    out[drop[labels]] = 0
     return out
 
 
-def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_frac: float = 0.0) -> np.ndarray:
-    """Clean a hand-drawn or predicted mask: close, fill holes, drop islands (StyleCineGAN recipe).
+def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_frac: float = 0.0,
+                image: np.ndarray | None = None) -> np.ndarray:
+    """Clean a hand-drawn or predicted mask without growing it past what was painted.
 
     Works at about 512 px on the long side: dilate once (4x4 ellipse), erode twice (3x3
-    ellipse), fill holes and remove islands smaller than ``min_region_frac`` of the image,
-    and fall back to all-animate when less than ``min_mask_frac`` remains.
+    ellipse), fill holes and remove islands smaller than ``min_region_frac`` of the image
+    (StyleCineGAN recipe). The result is then limited to the painted pixels plus the holes
+    that were filled: the recipe's closing and resampling never animate a pixel the user left
+    unpainted. With ``image``, the edge is also snapped to the photo inside the painted region
+    (``snap_to_edges``). Falls back to all-animate when less than ``min_mask_frac`` remains.
 
     Args:
         mask: (H, W) float32 in [0, 1], 1 = animate.
+        min_region_frac: holes and islands smaller than this fraction of the image are removed.
+        min_mask_frac: a result smaller than this fraction becomes all ones.
+        image: optional (H, W, C) float32 photo in [0, 1] to snap the edge to.
 
     Returns:
         (H, W) float32 binary mask (0 or 1) at the input size.
@@ -64,31 +74,67 @@ def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_fra
     max_area = min_region_frac * binary.size
     if max_area > 0:
         binary = _drop_small(_fill_small(binary, max_area), max_area)
-    if binary.mean() < min_mask_frac:
+    full = cv2.resize(binary.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+    painted = (mask > 0.5).astype(np.uint8)
+    allowed = _fill_small(painted, min_region_frac * painted.size) if min_region_frac > 0 else painted
+    refined = (full & (allowed > 0)).astype(np.uint8)
+    if image is not None and refined.any() and not refined.all():
+        refined = snap_to_edges(refined, image)
+        if min_region_frac > 0:
+            refined = _drop_small(refined, min_region_frac * refined.size)
+    if refined.mean() < min_mask_frac:
         return np.ones((height, width), np.float32)
-    full = cv2.resize(binary.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return (full > 0.5).astype(np.float32)
+    return refined.astype(np.float32)
+
+
+def snap_to_edges(binary: np.ndarray, image: np.ndarray, *, radius: int | None = None,
+                  eps: float = SNAP_EPS) -> np.ndarray:
+    """Drop the painted pixels near the mask's edge that belong with the unpainted side of a photo edge.
+
+    The mask is guided-filtered by the photo (colour guided filter): near the painted edge
+    it follows the photo's edges, and a painted pixel whose filtered value falls below 1/2
+    looks like its unpainted neighbours (rock painted as sky). Only removes pixels: the
+    result never reaches past the painted region.
+
+    Args:
+        binary: (H, W) uint8 0/1 mask.
+        image: (H, W, C) float32 photo in [0, 1].
+        radius: filter window radius in px (default: 1/128 of the shorter side, at least 2).
+        eps: guided-filter regularisation (colour variance below it counts as flat).
+
+    Returns:
+        (H, W) uint8 0/1 mask, a subset of ``binary``.
+    """
+    if radius is None:
+        radius = max(2, round(min(binary.shape) / 128))
+    guide = np.clip(image[:, :, :3], 0.0, 1.0)
+    if guide.shape[2] < 3:
+        guide = np.repeat(guide[:, :, :1], 3, axis=2)
+    soft = guided_filter(guide, binary.astype(np.float32), radius, eps)
+    return (binary.astype(bool) & (soft > 0.5)).astype(np.uint8)
 
 
 def feather_mask(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Soft composite mask: the mask blurred by a Gaussian of ``radius`` px, exactly 0 far outside.
+    """Soft composite mask that fades in over ``radius`` px inside the mask and is 0 wherever it is.
 
-    The kernel is truncated at 2 sigma, so pixels farther than that from the mask stay exactly
-    0 and are composited bit-exact from the input.
+    The feather grows inwards only: every pixel the mask leaves at 0 keeps weight 0 and is
+    composited bit-exact from the input. The weight rises with the distance to the nearest
+    unmasked pixel (smoothstep over ``radius + 1`` px), times the mask's own value.
 
     Args:
         mask: (H, W) float32 in [0, 1].
         radius: feather width in pixels (0 = no feathering).
 
     Returns:
-        (H, W) float32 in [0, 1].
+        (H, W) float32 in [0, 1], never above ``mask``.
     """
-    if radius <= 0:
-        return mask.astype(np.float32)
-    sigma = radius / 2.0
-    size = 2 * int(np.ceil(2 * sigma)) + 1
-    soft = cv2.GaussianBlur(mask.astype(np.float32), (size, size), sigma, borderType=cv2.BORDER_REPLICATE)
-    # Inside the drawn mask stay fully animated; the feather only grows outwards.
-    soft = np.maximum(soft, mask)
-    soft[soft < 1e-6] = 0.0
-    return np.clip(soft, 0.0, 1.0).astype(np.float32)
+    mask = np.clip(mask.astype(np.float32), 0.0, 1.0)
+    if radius <= 0 or mask.all():
+        return mask
+    inside = (mask > 0).astype(np.uint8)
+    # Pixels on the image border count as inside: the frame's edge is no mask edge.
+    padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    ramp = np.clip(distance / (radius + 1.0), 0.0, 1.0)
+    ramp = ramp * ramp * (3.0 - 2.0 * ramp)
+    return (mask * ramp).astype(np.float32)
