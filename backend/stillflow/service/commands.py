@@ -75,6 +75,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-timeout", type=float, default=60.0, metavar="S",
                         help="forget a client's queued jobs after this much silence (default: 60 s)")
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
+    parser.add_argument("--parent-pid", type=int, metavar="PID",
+                        help="shut down when process PID exits (the add-on passes Blender's)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -87,7 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
     log_path = Path(args.log) if args.log else Path(tempfile.gettempdir()) / "stillflow" / f"serve-{os.getpid()}.log"
     _log_to_file(log_path)
     devices = tuple(d.strip() for d in args.device.split(",") if d.strip()) or ("auto",)
-    _check_devices(devices)
+    devices = _check_devices(devices)
     # load torch and the engine before announcing readiness: the first job starts at full speed
     # and a broken install fails here rather than inside a job
     importlib.import_module("stillflow.pipeline")
@@ -99,6 +101,10 @@ def run_serve(args: argparse.Namespace) -> int:
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.request_stop())
+    if args.parent_pid:
+        from .parent_watch import watch_parent
+
+        watch_parent(args.parent_pid, server.request_stop)
     if args.endpoint_file:
         staging = Path(f"{args.endpoint_file}.tmp")
         staging.write_text(endpoint)
@@ -199,12 +205,11 @@ def _save_files(files: dict[str, bytes], out_dir: Path, video: str | None) -> No
             staging_file.write_bytes(videos[0])
 
 
-def _check_devices(devices: tuple[str, ...]) -> None:
-    """Raise InputError for a --device that does not exist here (imports torch)."""
+def _check_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
+    """The devices as torch names ('auto' resolved, so hello says which); InputError for one missing here."""
     from ..devices import pick
 
-    for device in devices:
-        pick(device)
+    return tuple(str(pick(device)) for device in devices)
 
 
 def _log_to_file(path: Path) -> None:
