@@ -151,11 +151,12 @@ def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out
     pixels = image_array(image)
     height, width = pixels.shape[:2]
     options = build_options(settings.option_values())
+    # the mask first: arrows default to the region Mask, so a missing Mask must not read as missing arrows
+    mask = mask_array(settings, width, height)
     hints, anchors = motion_hints(settings, width, height)
     source = settings.arrows or settings.mask
     motion = build_motion(settings.motion_source, hints=hints, anchors=anchors,
                           path=bpy.path.abspath(settings.motion_path) if settings.motion_path else "",
                           arrows_from=source.name if source is not None else "")
-    mask = mask_array(settings, width, height)
     return JobRequest(image=pixels, mask=mask, motion=motion, options=options, out_dir=out_dir,
                       label=image.name, share_files=share_files)

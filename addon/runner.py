@@ -263,18 +263,19 @@ def _step_writer() -> None:
         scene.stillflow.status = "Cancelled" if cancelled else f"Error: {tracker.error}"
         tracker.state = "cancelled" if cancelled else tracker.state
         return
-    tracker.result = {"frame_paths": writer.paths}
     tracker.progress.finish()
-    _show_end(scene, image_name, tracker)
+    _show_end(scene, image_name, tracker, written=writer.paths)
 
 
-def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker) -> None:
-    """Place a done job's loop, or put why it ended into the panel's status."""
+def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker, written: list[str] | None = None
+              ) -> None:
+    """Place a done job's loop (``written``: the frame files the add-on wrote), or say why it ended."""
     settings = scene.stillflow
     settings.is_running = False
     if tracker.state == "done":
+        result = tracker.result or {} if written is None else {"frame_paths": written}
         try:
-            place_result(scene, image_name, tracker.result or {}, tracker.request.out_dir,
+            place_result(scene, image_name, result, tracker.request.out_dir,
                          tracker.request.options.frames, tracker.request.options.fps)
         except _errors.StillflowError as error:
             live_preview.restore(image_name)
@@ -336,7 +337,7 @@ def abandon(reason: str) -> None:
     tracker, _active = _active, None
     if tracker is not None and not tracker.is_finished:
         tracker.on_update = tracker.on_finish = None
-        tracker.interrupt()
+        tracker.interrupt(reason)
         staging.remove_for(tracker.request.out_dir)
         log.warning("Stillflow job %s cancelled: %s", tracker.request.label, reason)
     _status_bar(None)

@@ -207,13 +207,13 @@ class JobTracker:
             raise self.exception
         raise _errors.JobFailed(self.error or f"job '{self.request.label}' failed")
 
-    def interrupt(self) -> None:
-        """Ctrl+C while waiting: cancel the job on the backend and end it here at once."""
+    def interrupt(self, reason: str = "interrupted (Ctrl+C)") -> None:
+        """Cancel the job on the backend and end it here at once (Ctrl+C while waiting, a file being closed)."""
         try:
             self.cancel()
         except KeyboardInterrupt:  # a second Ctrl+C while the cancel request is out: end here regardless
             pass
-        self._end("cancelled", "interrupted (Ctrl+C); the job was cancelled on the backend")
+        self._end("cancelled", f"{reason}; the job was cancelled on the backend")
 
     def _end(self, state: str, error: str) -> None:
         """Record the final state and run ``on_finish`` once."""
