@@ -213,10 +213,11 @@ class TestNoStuckState:
 
     def test_loading_a_file_cancels_the_job_and_the_timer_survives(self, sf: ModuleType, prefs: Any,
                                                                    ticking: None, tmp_path: Path) -> None:
-        scene = bpy.context.window.scene
-        _job(scene, tmp_path, size=(192, 144), frames=48)
         saved = tmp_path / "before.blend"
-        bpy.ops.wm.save_as_mainfile(filepath=str(saved), copy=True)
+        bpy.ops.wm.save_as_mainfile(filepath=str(saved), copy=True)  # loading it restores the session as it was
+        scene = bpy.data.scenes.new("load test")
+        bpy.context.window.scene = scene
+        _job(scene, tmp_path, size=(192, 144), frames=48)
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
         tracker = sf.runner.active_tracker()
         _tick(sf, until=lambda: tracker.state == "running", limit=120)
