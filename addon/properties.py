@@ -184,6 +184,7 @@ def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
         client_key_file=bpy.path.abspath(prefs.client_key_file) if prefs.client_key_file else "",
         log_dir=str(user_folder("logs")),
         timeout=prefs.timeout,
+        results_dir=str(output_root(context)) if prefs.backend_mode == "LOCAL" else "",
     )
 
 

@@ -5,6 +5,7 @@ follow Blender 5.0 (``scene.compositing_node_group``, ``sequence_editor.strips``
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ import bpy
 import numpy as np
 
 from .core import loop_math
-from .core.lib import load
+from .core.lib import load, stillflow
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,16 @@ def write_frames(frames: np.ndarray, out_dir: str) -> list[str]:
     """Write (N, H, W, C) frames that a remote backend sent back as frame_0000.png ... in out_dir.
 
     ``frames`` is uint8 or float32 in [0, 1], rows top-down, C = 3 or 4. The folder appears
-    whole or not at all (a full disk leaves no half loop behind), like the backend's own results.
+    whole or not at all (a full disk leaves no half loop behind), like the backend's own results;
+    its manifest.json (with ``stillflow_version``) lets a later call replace it.
     """
     # Making the folder first reports an unusable Output Folder as the OSError it is.
     os.makedirs(out_dir, exist_ok=True)
-    with load("io.frames").atomic_dir(out_dir) as staging:
+    frames_io = load("io.frames")
+    with frames_io.atomic_dir(out_dir) as staging:
         names = _save_pngs(frames, str(staging))
+        manifest = {"stillflow_version": stillflow().__version__, "frames": len(names), "files": names}
+        (staging / frames_io.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return [os.path.join(out_dir, name) for name in names]
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 import bpy
 
 from . import checking, inputs, live_preview, results
-from .core import staging
 from .core.backend import Connection
 from .core.frame_writer import FrameWriter
 from .core.jobs import TICK_INTERVAL, JobTracker
@@ -36,6 +35,7 @@ __all__ = ["CONNECTION", "active_tracker", "start", "cancel", "generate_sync", "
            "place_result", "abandon", "shutdown", "WAIT_IN_BACKGROUND"]
 
 _errors = load("errors")
+_frames_io = load("io.frames")
 
 CONNECTION = Connection()
 WAIT_IN_BACKGROUND = True
@@ -67,7 +67,7 @@ def _tracker(context: bpy.types.Context, image: bpy.types.Image) -> JobTracker:
     scene = context.scene
     config = backend_config(context)
     out_dir = _job_folder(context, image)
-    staging.remove_stale(Path(out_dir).parent)
+    _frames_io.clean_stale(Path(out_dir).parent)  # what a killed backend left (its pid is gone)
     request = inputs.build_request(scene.stillflow, image, out_dir, share_files=config.is_local)
     connect = CONNECTION.begin(config)
     scene_name, image_name = scene.name, image.name
@@ -231,7 +231,7 @@ def _finish(scene_name: str, image_name: str, tracker: JobTracker) -> None:
         _show_end(scene, image_name, tracker)
     finally:
         if tracker.state != "done":
-            staging.remove_for(tracker.request.out_dir)
+            _frames_io.clean_stale(Path(tracker.request.out_dir).parent)
         tracker.release_frames()
         _redraw()
 
@@ -338,7 +338,6 @@ def abandon(reason: str) -> None:
     if tracker is not None and not tracker.is_finished:
         tracker.on_update = tracker.on_finish = None
         tracker.interrupt(reason)
-        staging.remove_for(tracker.request.out_dir)
         log.warning("Stillflow job %s cancelled: %s", tracker.request.label, reason)
     _status_bar(None)
 

@@ -46,6 +46,8 @@ class BackendConfig:
     log_dir: str = ""
     timeout: float = 2.5
     start_timeout: float = 60.0
+    results_dir: str = ""
+    """LOCAL: the folder the started backend writes results under (``serve --results``)."""
 
     @property
     def is_local(self) -> bool:

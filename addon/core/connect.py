@@ -177,8 +177,10 @@ class Connect:
             self._log_path = str(self._state_dir / "serve.log")
         self._log_offset = _size(self._log_path)
         command = [python, "-m", "stillflow", "-q", "serve", "--bind", "tcp://127.0.0.1:*", "--log", self._log_path,
-                   "--endpoint-file", str(self._state_dir / "endpoint"), "--parent-pid", str(self.parent_pid),
-                   *self.serve_args]
+                   "--endpoint-file", str(self._state_dir / "endpoint"), "--parent-pid", str(self.parent_pid)]
+        if self.config.results_dir:  # job folders live under the Output Folder; inputs travel as pixels
+            command += ["--results", self.config.results_dir]
+        command += self.serve_args
         log.info("starting a local Stillflow backend: %s", " ".join(command))
         with open(self._log_path, "ab") as stream:
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stream, stderr=stream,

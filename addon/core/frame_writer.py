@@ -11,6 +11,7 @@ Thread and process contract:
 """
 from __future__ import annotations
 
+import json
 import os
 import struct
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .lib import load
+from .lib import load, stillflow
 
 __all__ = ["FrameWriter", "encode_png"]
 
@@ -54,7 +55,7 @@ def _as_uint8(frame: np.ndarray) -> np.ndarray:
 
 
 class FrameWriter:
-    """Writes frame_0000.png ... of ``frames`` into ``out_dir`` (whole or not at all) in a thread."""
+    """Writes frame_0000.png ... and manifest.json of ``frames`` into ``out_dir`` (whole or not at all) in a thread."""
 
     def __init__(self, frames: np.ndarray, out_dir: str) -> None:
         self.frames = frames
@@ -85,6 +86,9 @@ class FrameWriter:
                         raise InterruptedError("writing the frames was cancelled")
                     (staging / name).write_bytes(encode_png(_as_uint8(self.frames[index])))
                     self.done = index + 1
+                # the manifest makes the folder a Stillflow result, which a later job may replace
+                manifest = {"stillflow_version": stillflow().__version__, "frames": self.total, "files": names}
+                (staging / _frames_io.MANIFEST).write_text(json.dumps(manifest, indent=2))
             self.paths = [os.path.join(self.out_dir, name) for name in names]
         except Exception as error:  # handed to the main thread, which reports it
             self.error = error

@@ -9,10 +9,11 @@ import argparse
 import dataclasses
 import importlib
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from . import __version__
 from .errors import Cancelled, InputError, StillflowError
@@ -203,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # SIGTERM (a farm's kill, systemd, Blender closing) ends a run like Ctrl-C: staging removed, nothing written;
+    # `serve` installs its own handlers on top.
+    previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -215,6 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("unexpected failure")
         print("stillflow: error: unexpected failure (see the traceback above); please report it", file=sys.stderr)
         return StillflowError.exit_code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread; returns the previous handler (None off it)."""
+    try:
+        return signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread (main() called from a worker thread)
+        return None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .devices import pick
 from .errors import Cancelled, InputError
-from .io.frames import atomic_dir, check_writable_parent
+from .io.frames import atomic_outputs, check_not_inputs, check_replaceable, check_writable_parent
 from .io.images import FRAME_SUFFIX, load_image, load_mask, save_frame, to_uint8
 from .io.video import check_video_path, encode_video
 from .options import MotionSpec, RenderOptions
@@ -177,18 +177,25 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
            progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> RenderResult:
     """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
 
-    A failure or cancellation leaves an existing ``out_dir`` untouched.
+    ``out_dir`` may replace only a missing or empty folder or an earlier Stillflow result, and
+    neither it nor ``video`` may be an input (InputError otherwise, before anything is written).
+    Frames and video are staged together and moved into place as one unit; a failure or
+    cancellation leaves an existing ``out_dir`` and ``video`` untouched.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
-    check_writable_parent(out_dir)
     video_path = check_video_path(video).resolve() if video is not None else None
+    check_not_inputs(out_dir, video_path, {"image": image, "mask": mask, "importance": importance,
+                                           "motion file": motion.path if motion.kind in ("file", "clip") else None,
+                                           "models folder": options.models})
+    check_writable_parent(out_dir)
+    check_replaceable(out_dir)
     prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
     prepared_at = time.perf_counter()
-    height, width, channels = prepared.image.shape
+    height, width = prepared.image.shape[:2]
     names = [frame_name(i, options.format) for i in range(options.frames)]
     render_seconds = 0.0
-    with atomic_dir(out_dir) as staging:
+    with atomic_outputs(out_dir, video_path) as (staging, staged_video):
         frames = _frames_of(prepared, options, progress, should_cancel)
         for index, name in enumerate(names):
             tick = time.perf_counter()
@@ -198,38 +205,45 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
             if progress is not None:
                 progress(Progress("render", index + 1, options.frames, frame))
         written_at = time.perf_counter()
-        manifest = {
-            "stillflow_version": __version__,
-            "engine": options.engine,
-            "frames": options.frames,
-            "loop_length": options.frames if not options.once else None,
-            "once": options.once,
-            "fps": options.fps,
-            "width": width,
-            "height": height,
-            "channels": channels,
-            "format": options.format,
-            "files": names,
-            "motion": motion.describe(),
-            "max_speed_px_per_frame": float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(0)).max()),
-            "mask_fraction": float(prepared.composite_mask.mean()),
-            "options": options.to_dict(),
-            "warnings": prepared.warnings,
-            "timings": {"prepare_s": prepared_at - started, "render_s": render_seconds,
-                        "ms_per_frame": 1000.0 * render_seconds / options.frames,
-                        "write_s": written_at - prepared_at - render_seconds},
-        }
+        manifest = _manifest(prepared, options, motion, names, {
+            "prepare_s": prepared_at - started, "render_s": render_seconds,
+            "ms_per_frame": 1000.0 * render_seconds / options.frames,
+            "write_s": written_at - prepared_at - render_seconds})
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    frame_paths = [out_dir / name for name in names]
-    result = RenderResult(out_dir, frame_paths, manifest)
-    if video_path is not None:
-        def video_progress(done: int, total: int) -> None:
-            if progress is not None:
-                progress(Progress("video", done, total))
+        if staged_video is not None:
+            def video_progress(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(Progress("video", done, total))
 
-        result.video = encode_video(video_path, options.frames,
-                                    lambda i: to_uint8(load_image(frame_paths[i])), fps=options.fps,
-                                    loops=options.loops, progress=video_progress)
+            # frames and video are staged together and moved into place as one unit
+            encode_video(staged_video, options.frames, lambda i: to_uint8(load_image(staging / names[i])),
+                         fps=options.fps, loops=options.loops, progress=video_progress)
+    result = RenderResult(out_dir, [out_dir / name for name in names], manifest, video_path)
     log.info("rendered %d frames of %dx%d into %s in %.1f s", options.frames, width, height, out_dir,
              time.perf_counter() - started)
     return result
+
+
+def _manifest(prepared: Prepared, options: RenderOptions, motion: MotionSpec, names: list[str],
+              timings: dict[str, float]) -> dict:
+    """What manifest.json records about a render (``stillflow_version`` marks the folder as a result)."""
+    height, width, channels = prepared.image.shape
+    return {
+        "stillflow_version": __version__,
+        "engine": options.engine,
+        "frames": options.frames,
+        "loop_length": options.frames if not options.once else None,
+        "once": options.once,
+        "fps": options.fps,
+        "width": width,
+        "height": height,
+        "channels": channels,
+        "format": options.format,
+        "files": names,
+        "motion": motion.describe(),
+        "max_speed_px_per_frame": float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(0)).max()),
+        "mask_fraction": float(prepared.composite_mask.mean()),
+        "options": options.to_dict(),
+        "warnings": prepared.warnings,
+        "timings": timings,
+    }

@@ -211,6 +211,21 @@ class TestNoStuckState:
         out = Path(tracker.request.out_dir)
         assert not out.exists() and not list(out.parent.glob(".*.tmp-*"))
 
+    def test_a_killed_backend_fails_the_job_and_its_staging_goes(self, sf: ModuleType, prefs: Any, scene: Any,
+                                                                 ticking: None, tmp_path: Path) -> None:
+        _job(scene, tmp_path, size=(192, 144), frames=48)
+        prefs.timeout = 0.5
+        assert bpy.ops.stillflow.generate() == {"FINISHED"}
+        tracker = sf.runner.active_tracker()
+        out = Path(tracker.request.out_dir)
+        _tick(sf, until=lambda: tracker.state == "running" and any(out.parent.glob(".*.tmp-*")), limit=120)
+        sf.runner.CONNECTION.backend.process.kill()  # SIGKILL mid-render: its staging folder stays behind
+        _tick(sf, limit=60)
+        assert tracker.state == "failed" and "stopped answering" in tracker.error
+        assert scene.stillflow.status.startswith("Error: the backend at ")
+        assert not out.exists() and not list(out.parent.glob(".*.tmp-*"))
+        assert bpy.ops.stillflow.generate.poll()
+
     def test_loading_a_file_cancels_the_job_and_the_timer_survives(self, sf: ModuleType, prefs: Any,
                                                                    ticking: None, tmp_path: Path) -> None:
         saved = tmp_path / "before.blend"

@@ -1,14 +1,12 @@
-"""addon/core/progress_model.py, frame_writer.py and staging.py (plain Python, real files)."""
+"""addon/core/progress_model.py and frame_writer.py (plain Python, real files)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from addon.core import staging
 from addon.core.frame_writer import FrameWriter, encode_png
 from addon.core.progress_model import ProgressModel, StagePlan, format_seconds
 
@@ -73,6 +71,7 @@ class TestFrameWriter:
         assert writer.error is None and writer.done == 3
         assert writer.paths == [str(tmp_path / "job" / f"frame_{i:04d}.png") for i in range(3)]
         assert [p.name for p in tmp_path.iterdir()] == ["job"]
+        assert (tmp_path / "job" / "manifest.json").is_file()
 
     def test_exception_cancel_leaves_nothing(self, tmp_path: Path) -> None:
         frames = np.zeros((400, 64, 64, 3), np.uint8)
@@ -85,22 +84,3 @@ class TestFrameWriter:
         (tmp_path / "file").write_text("not a folder")
         with pytest.raises(OSError):
             FrameWriter(np.zeros((1, 2, 2, 3), np.uint8), str(tmp_path / "file" / "job"))
-
-
-class TestStaging:
-    def test_feature_remove_for_one_job(self, tmp_path: Path) -> None:
-        (tmp_path / ".lake_1.tmp-0a1b2c3d").mkdir()
-        (tmp_path / ".lake_2.tmp-0a1b2c3d").mkdir()
-        (tmp_path / "lake_1").mkdir()
-        assert staging.remove_for(tmp_path / "lake_1") == 1
-        assert sorted(p.name for p in tmp_path.iterdir()) == [".lake_2.tmp-0a1b2c3d", "lake_1"]
-
-    def test_feature_remove_stale_keeps_fresh(self, tmp_path: Path) -> None:
-        old, fresh, other = tmp_path / ".a.tmp-00ff", tmp_path / ".b.tmp-11ee", tmp_path / ".hidden"
-        for folder in (old, fresh, other):
-            folder.mkdir()
-        past = time.time() - 2 * staging.STALE_AFTER_S
-        os.utime(old, (past, past))
-        os.utime(other, (past, past))
-        assert staging.remove_stale(tmp_path) == 1
-        assert sorted(p.name for p in tmp_path.iterdir()) == [".b.tmp-11ee", ".hidden"]

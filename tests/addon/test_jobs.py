@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 def client(backend_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Client connected to a freshly started local backend."""
     log = tmp_path_factory.mktemp("backend") / "serve.log"
-    backend = _launcher.start_local_backend(backend_python, log_path=str(log), timeout=120)
+    # every test's tmp_path lies under the base temp, the backend's results folder here
+    backend = _launcher.start_local_backend(backend_python, log_path=str(log), timeout=120,
+                                            results_dir=tmp_path_factory.getbasetemp())
     connection = _client.Client(backend.endpoint)
     yield connection
     connection.close()

@@ -123,11 +123,15 @@ class TestBadInput:
         assert len(lines) == 1 and message in lines[0], err
 
 
+_MANIFEST = '{"stillflow_version": "0.1.0"}'
+
+
 class TestAtomicOutput:
     def test_failure_keeps_previous_result(self, tmp_path: Path) -> None:
         target = tmp_path / "result"
         target.mkdir()
         (target / "frame_0000.png").write_text("old")
+        (target / "manifest.json").write_text(_MANIFEST)
         with pytest.raises(RuntimeError):
             with atomic_dir(target) as staging:
                 (staging / "frame_0000.png").write_text("new")
@@ -139,6 +143,7 @@ class TestAtomicOutput:
         target = tmp_path / "result"
         target.mkdir()
         (target / "stale.png").write_text("old")
+        (target / "manifest.json").write_text(_MANIFEST)
         with atomic_dir(target) as staging:
             (staging / "frame_0000.png").write_text("new")
         assert sorted(p.name for p in target.iterdir()) == ["frame_0000.png"]
@@ -150,6 +155,7 @@ class TestAtomicOutput:
         try:
             with atomic_dir(tmp_path / "loop") as staging:
                 (staging / "frame_0000.png").write_text("new")
+                (staging / "manifest.json").write_text(_MANIFEST)
             with atomic_file(tmp_path / "loop.mp4") as staging_file:
                 staging_file.write_text("video")
             assert stat.S_IMODE((tmp_path / "loop").stat().st_mode) == 0o755

@@ -36,7 +36,10 @@ MAX_PART_MB = 4
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0,
+    # every test's tmp_path lies under the base temp: outputs and inputs there are the backend's to touch
+    base = tmp_path_factory.getbasetemp()
+    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0, results_dir=base,
+                                  allow_read=(base,),
                                   extra_args=("--max-part-mb", str(MAX_PART_MB), "--client-timeout", "2",
                                               "--heartbeat", "0.5", "--queue-size", "4"))
     yield started
@@ -213,8 +216,8 @@ class TestControl:
         assert result["frames"].shape == (4, 48, 64, 3)
 
     def test_rejected_submit_names_the_problem(self, client: Client) -> None:
-        with pytest.raises(InputError, match="does not exist on the backend"):
-            client.submit("/nonexistent/still.png", motion=MOTION, options=OPTIONS, out_dir="/tmp/never")
+        with pytest.raises(InputError, match="image /nonexistent/still.png cannot be read"):
+            client.submit("/nonexistent/still.png", motion=MOTION, options=OPTIONS, out_dir="never")
 
     def test_oversize_part_is_refused_before_sending(self, client: Client) -> None:
         big = np.zeros((1100, 1100, 4), np.uint8)  # 4.6 MiB > 4 MiB

@@ -45,7 +45,8 @@ def _start_long_job(client: Client, out: Path) -> object:
 
 
 def test_sigkill_mid_job_is_reported_and_previous_result_survives(tmp_path: Path) -> None:
-    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120)
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  results_dir=tmp_path)
     out = tmp_path / "loop"
     try:
         with Client(backend.endpoint, timeout=1.0, retries=2) as client:
@@ -64,7 +65,8 @@ def test_sigkill_mid_job_is_reported_and_previous_result_survives(tmp_path: Path
 
 
 def test_sigterm_cancels_the_running_job_and_exits_cleanly(tmp_path: Path) -> None:
-    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120)
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  results_dir=tmp_path)
     out = tmp_path / "loop"
     try:
         with Client(backend.endpoint) as client:

@@ -24,11 +24,12 @@ import numpy as np
 import zmq
 
 from .client_jobs import Event, JobHandle
+from .client_inputs import add_input, add_motion_file, output_name
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from ..options import MotionSpec, RenderOptions
-from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_image, check_mask, decode, encode,
-                       error_from_wire, motion_to_wire, options_to_wire, to_wire_dtype)
+from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, decode, encode, error_from_wire,
+                       motion_to_wire, options_to_wire)
 
 __all__ = ["Client", "JobHandle", "Event", "load_key_pair", "load_public_key"]
 
@@ -113,32 +114,33 @@ class Client:
             image: (H, W, C) uint8/uint16/float array (C = 3 or 4), or an image file path.
             mask: (h, w) array (white / 1 = animate), a mask file path, "auto" (predicted by the
                 backend's models) or None (animate everything).
-            out_dir: set when client and backend share a filesystem: the backend writes the frames
-                there atomically and paths are sent as paths. None: inputs given as paths are sent
-                as file bytes and the frames come back as parts (``deliver`` arrays or files).
-            video: optional .mp4/.webm/.gif: a path with ``out_dir``, else a file name returned as bytes.
+            out_dir: a folder in the backend's results folder (``serve --results``): a relative
+                name (the backend puts it there) or an absolute path inside it (a backend on this
+                machine); the backend writes the frames there atomically. None: the frames come
+                back as parts (``deliver`` arrays or files).
+            video: optional .mp4/.webm/.gif: with ``out_dir`` a name or path in the results folder
+                like ``out_dir``, else a file name returned as bytes.
             preview: longest side of the preview frames sent with progress (0 = none).
             importance: optional (h, w) map or file for softmax splatting (white wins).
+
+        Input files go as paths only when the backend said (in ``hello``) that it may read the
+        folder that holds them (``serve --allow-read``); otherwise their bytes are sent.
         """
         limits = self._limits()
-        shared = out_dir is not None
         body: dict[str, Any] = {"options": options_to_wire(options.validate()), "preview": int(preview)}
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
-        self._add_input("image", image, body, parts, shared, limits)
+        readable = (self._hello or {}).get("allow_read")
+        add_input("image", image, body, parts, limits, readable)
         for name, value in (("mask", mask), ("importance", importance)):
             if value is not None:
-                self._add_input(name, value, body, parts, shared, limits)
-        if motion.kind in ("file", "clip") and not shared:
-            path = Path(motion.path or "")
-            parts["motion_file"] = _file_bytes(path, "motion file")
-            motion_body["path"] = path.name
-        elif motion.path is not None:
-            motion_body["path"] = os.path.abspath(motion.path)
-        if shared:
-            body["out_dir"] = os.path.abspath(out_dir)
+                add_input(name, value, body, parts, limits, readable)
+        if motion.kind in ("file", "clip"):
+            add_motion_file(motion.path or "", motion_body, parts, readable)
+        if out_dir is not None:
+            body["out_dir"] = output_name(out_dir)
             if video is not None:
-                body["video"] = os.path.abspath(video)
+                body["video"] = output_name(video)
         else:
             body["deliver"] = deliver
             if video is not None:
@@ -149,7 +151,8 @@ class Client:
                                  f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
         extra = sum(a.nbytes for a in parts.values()) / 50e6  # allow 50 MB/s for the upload itself
         reply = self._request("submit", body=body, parts=parts, extra_wait=extra)
-        handle = JobHandle(job_id=str(reply.job))
+        handle = JobHandle(job_id=str(reply.job), out_dir=_optional_str(reply.body.get("out_dir")),
+                           video=_optional_str(reply.body.get("video")))
         self._jobs[handle.job_id] = handle
         self._last_heard = time.monotonic()
         return handle
@@ -225,21 +228,6 @@ class Client:
         if self._hello is None:
             self.hello()
         return Limits.from_wire(self._hello.get("limits") or {}) if self._hello else Limits()
-
-    def _add_input(self, name: str, value: Any, body: dict[str, Any], parts: dict[str, np.ndarray],
-                   shared: bool, limits: Limits) -> None:
-        """Put the image or mask into the message: as an array part, a path, or file bytes."""
-        if name == "mask" and isinstance(value, str) and value == "auto":
-            body["mask_auto"] = True  # predicted on the backend (needs options.models there)
-        elif isinstance(value, np.ndarray):
-            array = to_wire_dtype(value, name)
-            (check_image if name == "image" else check_mask)(array, limits)
-            parts[name] = array
-        elif shared:
-            body[f"{name}_path"] = os.path.abspath(value)
-        else:
-            parts[f"{name}_file"] = _file_bytes(Path(value), name)
-            body[f"{name}_name"] = Path(value).name
 
     def _request(self, op: str, *, body: dict[str, Any] | None = None, parts: dict[str, np.ndarray] | None = None,
                  job: str | None = None, extra_wait: float = 0.0) -> Message:
@@ -385,9 +373,6 @@ def _job_id(job: JobHandle | str) -> str:
     return job.job_id if isinstance(job, JobHandle) else str(job)
 
 
-def _file_bytes(path: Path, what: str) -> np.ndarray:
-    """A file's bytes as a 1-D uint8 array; InputError when it cannot be read."""
-    try:
-        return np.frombuffer(path.read_bytes(), dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{what} {path} cannot be read: {exc.strerror}") from None
+def _optional_str(value: Any) -> str | None:
+    """A string from a reply, or None."""
+    return value if isinstance(value, str) else None

@@ -33,10 +33,13 @@ class JobHandle:
 
     ``preview`` is the latest small (h, w, C) uint8 frame; ``result`` holds out_dir and
     frame_paths (shared filesystem), or ``frames`` (N, H, W, C) float32, or ``files``
-    {name: bytes} (remote), plus the ``manifest``.
+    {name: bytes} (remote), plus the ``manifest``. ``out_dir`` / ``video`` are the absolute
+    paths the backend writes to (from its ``accepted`` reply; None for a remote job).
     """
 
     job_id: str
+    out_dir: str | None = None
+    video: str | None = None
     state: Literal["queued", "running", "done", "failed", "cancelled"] = "queued"
     stage: str = ""
     done: int = 0

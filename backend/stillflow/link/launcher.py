@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .client import Client
 from ..errors import BackendUnavailable
@@ -49,19 +50,29 @@ class LocalBackend:
 def start_local_backend(python: str, *, endpoint: str | None = None, log_path: str | None = None,
                         timeout: float = 60.0, extra_args: tuple[str, ...] = (),
                         server_key: bytes | str | os.PathLike[str] | None = None,
-                        client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None) -> LocalBackend:
+                        client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None,
+                        results_dir: str | os.PathLike[str] | None = None,
+                        allow_read: Sequence[str | os.PathLike[str]] = ()) -> LocalBackend:
     """Start ``python -m stillflow serve`` on this machine and wait until it answers hello.
 
     ``endpoint`` None picks a free loopback port; ``extra_args`` go to ``serve`` (with
-    ``--keys``, pass the keys the hello check connects with). Raises BackendUnavailable
-    (with the log's last lines) when the process exits or does not answer within ``timeout`` s.
+    ``--keys``, pass the keys the hello check connects with). ``results_dir`` (``--results``)
+    is the folder job outputs go under (None: the backend's per-user default) and each
+    ``allow_read`` folder (``--allow-read``) one whose files jobs may name as input paths.
+    Raises BackendUnavailable (with the log's last lines) when the process exits or does not
+    answer within ``timeout`` s.
     """
     state = Path(tempfile.mkdtemp(prefix="stillflow-backend-"))
     log_path = log_path or str(state / "serve.log")
     endpoint_file = state / "endpoint"
     # -q: the service logs to log_path itself; its stderr (same file) then only carries crashes
     command = [python, "-m", "stillflow", "-q", "serve", "--bind", endpoint or "tcp://127.0.0.1:*",
-               "--log", log_path, "--endpoint-file", str(endpoint_file), *extra_args]
+               "--log", log_path, "--endpoint-file", str(endpoint_file)]
+    if results_dir is not None:
+        command += ["--results", os.fspath(results_dir)]
+    for folder in allow_read:
+        command += ["--allow-read", os.fspath(folder)]
+    command += extra_args
     with open(log_path, "ab") as stream:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stream, stderr=stream,
                                    close_fds=True)

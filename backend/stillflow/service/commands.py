@@ -69,6 +69,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "admits only clients in DIR/allowed)")
     parser.add_argument("--log", metavar="FILE", help="log file (default: stillflow/serve-PID.log in the temp folder)")
     parser.add_argument("--models", metavar="DIR", help="model weights folder, listed in hello")
+    parser.add_argument("--results", metavar="DIR",
+                        help="folder every job's outputs go under (a client names a folder inside it; "
+                             "default: a per-user data folder, e.g. ~/.local/share/stillflow/results)")
+    parser.add_argument("--allow-read", action="append", default=[], metavar="DIR",
+                        help="folder whose files clients may name as input paths (image_path, masks, motion "
+                             "files, options.models); repeatable. Without it clients send the files' bytes")
     parser.add_argument("--max-part-mb", type=float, default=DEFAULT_MAX_PART_BYTES / 2**20, metavar="MB",
                         help="largest binary part a client may send (default: %(default)g MiB)")
     parser.add_argument("--heartbeat", type=float, default=1.0, metavar="S", help="heartbeat interval (default: 1 s)")
@@ -93,10 +99,12 @@ def run_serve(args: argparse.Namespace) -> int:
     # load torch and the engine before announcing readiness: the first job starts at full speed
     # and a broken install fails here rather than inside a job
     importlib.import_module("stillflow.pipeline")
+    results = _results_folder(args.results)
     config = ServerConfig(bind=args.bind, devices=devices, workers=args.workers, queue_size=args.queue_size,
                           limits=Limits(max_part_bytes=int(args.max_part_mb * 2**20)), keys=keys,
                           heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
-                          log_path=str(log_path), models=args.models)
+                          log_path=str(log_path), models=args.models, results_dir=str(results),
+                          allow_read=tuple(str(_existing_folder(folder, "--allow-read")) for folder in args.allow_read))
     server = Server(config)
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -111,6 +119,8 @@ def run_serve(args: argparse.Namespace) -> int:
         os.replace(staging, args.endpoint_file)
     print(f"stillflow {__version__} backend (protocol {PROTOCOL_VERSION}) listening on {endpoint}", flush=True)
     print(f"log: {log_path}", flush=True)
+    print(f"results: {results}" + (f"; reads inputs under {', '.join(config.allow_read)}" if config.allow_read
+                                   else "; reads no input paths (clients send bytes)"), flush=True)
     server.serve()
     print("stillflow backend stopped", flush=True)
     return 0
@@ -129,18 +139,27 @@ def _run_ping(args: argparse.Namespace) -> int:
 def _run_submit(args: argparse.Namespace) -> int:
     """``stillflow submit``: run one job on the backend with a progress bar; same outputs as render."""
     from ..cli import ProgressBar, default_out_dir, options_from_args
+    from ..io.frames import check_not_inputs, check_replaceable
     from ..progress import Progress
     from .keys import is_local_endpoint
 
     options, motion = options_from_args(args)
     image = Path(args.image)
-    out_dir = Path(args.out) if args.out else default_out_dir(image)
-    remote = args.remote or not is_local_endpoint(args.endpoint)
+    out_dir = (Path(args.out) if args.out else default_out_dir(image)).resolve()
+    video = Path(args.video).resolve() if args.video else None
+    check_not_inputs(out_dir, video, {"image": image, "mask": args.mask, "importance": args.importance,
+                                      "motion file": motion.path if motion.kind in ("file", "clip") else None})
+    check_replaceable(out_dir)
     bar = ProgressBar()
     with _client(args) as client:
+        # the backend writes straight into --out only when that lies in its results folder on this machine
+        results = client.hello().get("results_dir")
+        shared = (not args.remote and is_local_endpoint(args.endpoint) and isinstance(results, str)
+                  and Path(results) in out_dir.parents and (video is None or Path(results) in video.parents))
+        sent_video = (video if shared else video.name) if video is not None else None
         job = client.submit(image, mask=args.mask, motion=motion, options=options,
-                            out_dir=None if remote else out_dir, video=args.video,
-                            deliver="files", importance=args.importance)
+                            out_dir=out_dir if shared else None, video=sent_video, deliver="files",
+                            importance=args.importance)
         try:
             while not job.is_finished:
                 for event in client.poll(0.2):
@@ -150,12 +169,11 @@ def _run_submit(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             client.cancel(job)
             raise
-    if remote:
-        _save_files(result["files"], out_dir, args.video)
+    if not shared:
+        _save_files(result["files"], result["manifest"], out_dir, video)
     for warning in result["manifest"].get("warnings", []):
         print(f"stillflow: warning: {warning}", file=sys.stderr)
-    print(f"wrote {result['manifest']['frames']} frames to {out_dir.resolve()}"
-          + (f" and {Path(args.video).resolve()}" if args.video else ""))
+    print(f"wrote {result['manifest']['frames']} frames to {out_dir}" + (f" and {video}" if video else ""))
     return 0
 
 
@@ -191,18 +209,39 @@ def _client(args: argparse.Namespace) -> Any:
                   client_keys=args.client_key, key_names=CLI_NAMES)
 
 
-def _save_files(files: dict[str, bytes], out_dir: Path, video: str | None) -> None:
-    """Write a remote job's frame files into ``out_dir`` and its video to ``video``, each atomically."""
-    from ..io.frames import atomic_dir, atomic_file
+def _save_files(files: dict[str, bytes], manifest: dict[str, Any], out_dir: Path, video: Path | None) -> None:
+    """Write a remote job's frame files and manifest into ``out_dir`` and its video to ``video``, as one unit."""
+    from ..io.frames import MANIFEST, atomic_outputs
 
-    with atomic_dir(out_dir) as staging:
+    with atomic_outputs(out_dir, video) as (staging, staged_video):
         for name, data in files.items():
             if name.startswith("frames/"):
                 (staging / Path(name).name).write_bytes(data)
-    videos = [data for name, data in files.items() if name.startswith("video/")]
-    if video and videos:
-        with atomic_file(video) as staging_file:
-            staging_file.write_bytes(videos[0])
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        videos = [data for name, data in files.items() if name.startswith("video/")]
+        if staged_video is not None and videos:
+            staged_video.write_bytes(videos[0])
+
+
+def _results_folder(given: str | None) -> Path:
+    """The results folder of ``serve`` (created); InputError when it cannot be."""
+    from .paths import default_results_dir
+
+    folder = Path(given).expanduser() if given else default_results_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"results folder {folder} cannot be created: {exc.strerror}",
+                         hint="choose another --results") from None
+    return folder.resolve()
+
+
+def _existing_folder(given: str, flag: str) -> Path:
+    """``given`` resolved when it is an existing folder; InputError otherwise."""
+    folder = Path(given).expanduser().resolve()
+    if not folder.is_dir():
+        raise InputError(f"{flag} {given} is not a folder", hint=f"give an existing folder to {flag}")
+    return folder
 
 
 def _check_devices(devices: tuple[str, ...]) -> tuple[str, ...]:

@@ -23,3 +23,7 @@ class ServerConfig:
     client_timeout_s: float = 60.0
     log_path: str | None = None
     models: str | None = None
+    results_dir: str | None = None
+    """Where job outputs go (None: ``paths.default_results_dir()``)."""
+    allow_read: tuple[str, ...] = ()
+    """Folders whose files clients may name as input paths (none: clients send bytes)."""

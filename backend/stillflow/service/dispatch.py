@@ -17,6 +17,8 @@ from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
 from .jobs import Job, JobQueue, build_job
+from .keys import is_local_endpoint
+from .paths import PathPolicy
 from .peers import Peers
 
 __all__ = ["Dispatcher", "Finish"]
@@ -36,6 +38,8 @@ class Dispatcher:
         self._peers = peers
         self._finish = finish
         self._devices = list(config.devices)
+        self._paths = PathPolicy(config.results_dir, config.allow_read, models=config.models,
+                                 local=is_local_endpoint(config.bind))
         self._started = time.monotonic()
 
     def reply(self, identity: bytes, message: Message) -> Message | None:
@@ -66,7 +70,8 @@ class Dispatcher:
                 "engines": list(ENGINES), "devices": self._devices, "workers": config.workers,
                 "limits": config.limits.to_wire(), "queue_size": config.queue_size,
                 "heartbeat_s": config.heartbeat_s, "models": models,
-                "curve": config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"]}
+                "curve": config.keys is not None, "capabilities": ["shared_fs", "arrays", "files", "preview"],
+                **self._paths.hello()}
 
     def _status(self, job_id: str | None) -> dict[str, Any]:
         """Queue state, or one job's state."""
@@ -84,7 +89,7 @@ class Dispatcher:
         """Queue a job (reply accepted) or reply rejected with the reason."""
         job_id = uuid.uuid4().hex[:16]
         try:
-            job = build_job(job_id, identity, message, self._config.limits)
+            job = build_job(job_id, identity, message, self._config.limits, self._paths)
             position = self._jobs.put(job)
         except StillflowError as exc:
             log.info("submit rejected: %s", exc)
@@ -92,7 +97,8 @@ class Dispatcher:
         self._peers.own(job_id, identity)
         log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,
                  "shared fs" if job.out_dir else job.deliver)
-        return Message("accepted", {"position": position}, req=message.req, job=job_id)
+        return Message("accepted", {"position": position, "out_dir": job.out_dir, "video": job.video},
+                       req=message.req, job=job_id)
 
     def _cancel(self, job_id: str | None) -> str:
         """Cancel a queued or running job; returns its state before."""

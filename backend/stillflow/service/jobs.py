@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -22,9 +21,11 @@ import numpy as np
 
 from ..errors import BackendUnavailable, Cancelled, InputError, StillflowError
 from ..io.images import to_uint8
+from ..io.video import check_video_path
 from ..options import MotionSpec, RenderOptions
 from ..progress import Progress
 from ..link.protocol import Limits, Message, check_image, check_mask, error_message, motion_from_wire, options_from_wire
+from .paths import PathPolicy, check_plain_name, upload_name
 
 __all__ = ["Job", "JobQueue", "build_job", "run_job", "Emit"]
 
@@ -136,45 +137,77 @@ class JobQueue:
             return dropped
 
 
-def build_job(job_id: str, owner: bytes, message: Message, limits: Limits) -> Job:
-    """A Job from a submit message; raises InputError naming the first bad field."""
+def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths: PathPolicy) -> Job:
+    """A Job from a submit message; raises InputError naming the first bad field.
+
+    Output paths are resolved under ``paths.results`` and input paths checked against
+    ``paths.allow_read`` here, so a job never touches a path a client could not name.
+    """
     body = message.body
     unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(set(message.parts) - _INPUT_PARTS)
     if unknown:
-        raise InputError(f"unknown submit field(s): {', '.join(unknown)}")
+        raise InputError(f"unknown submit field(s): {', '.join(unknown)}"[:240])
     options = options_from_wire(body.get("options", {}))
     if options.frames > limits.max_frames:
         raise InputError(f"frames is {options.frames}; this backend renders at most {limits.max_frames}")
-    motion = motion_from_wire(body.get("motion", {}), message.parts, limits)
-    out_dir = _optional_absolute(body.get("out_dir"), "out_dir")
+    if options.models is not None:
+        options = dataclasses.replace(options, models=paths.readable(options.models, "options.models", kind="folder"))
+    motion = _motion(body, message, limits, paths)
     deliver = body.get("deliver", "arrays")
     if deliver not in ("arrays", "files"):
         raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
-    video = body.get("video")
-    if video is not None:
-        if not isinstance(video, str) or not video:
-            raise InputError("video must be a file name or path")
-        if out_dir is None and (deliver != "files" or Path(video).name != video):
-            raise InputError("a video for a remote job needs deliver=files and a plain file name",
-                             hint="or pass out_dir on a shared filesystem")
-        if out_dir is not None:
-            _optional_absolute(video, "video")
+    out_dir, video = _outputs(body, deliver, paths)
     preview = body.get("preview", 128)
     if not isinstance(preview, int) or isinstance(preview, bool) or not 0 <= preview <= _MAX_PREVIEW:
         raise InputError(f"preview must be 0 to {_MAX_PREVIEW} px, got {preview!r}"[:200])
     inputs: dict[str, Any] = {}
     for name, required in (("image", True), ("mask", False), ("importance", False)):
-        value = _input(name, body, message.parts, limits)
+        value = _input(name, body, message.parts, limits, paths)
         if value is None and required:
             raise InputError("submit needs an image: an image part, image_file bytes or an image_path")
         if value is not None:
             inputs[name] = value
     if "motion_file" in message.parts:
-        if motion.kind not in ("file", "clip") or not motion.path or Path(motion.path).name != motion.path:
-            raise InputError("motion_file bytes need motion kind file or clip and a plain file name as path")
         inputs["motion_file"] = (motion.path, message.parts["motion_file"])
     return Job(job_id=job_id, owner=owner, options=options, motion=motion, inputs=inputs, out_dir=out_dir,
                video=video, deliver=deliver, preview=preview)
+
+
+def _motion(body: dict[str, Any], message: Message, limits: Limits, paths: PathPolicy) -> MotionSpec:
+    """The job's motion; a file or clip path is checked against the readable folders (or is a plain name for bytes)."""
+    motion = motion_from_wire(body.get("motion", {}), message.parts, limits)
+    if "motion_file" in message.parts:
+        if motion.kind not in ("file", "clip"):
+            raise InputError("motion_file bytes need motion kind file or clip and a plain file name as path")
+        motion = dataclasses.replace(motion, path=upload_name(motion.path, "motion.path (with motion_file bytes)",
+                                                              "motion"))
+    elif motion.kind in ("file", "clip"):
+        path = paths.readable(motion.path, "motion.path", kind="any", send="motion_file")
+        motion = dataclasses.replace(motion, path=path)
+    return motion
+
+
+def _outputs(body: dict[str, Any], deliver: str, paths: PathPolicy) -> tuple[str | None, str | None]:
+    """(out_dir, video): absolute paths under the results folder, or None / a plain name for a remote job."""
+    out_dir = body.get("out_dir")
+    video = body.get("video")
+    if out_dir is not None:
+        out_dir = paths.output(out_dir, "out_dir")
+    if video is None:
+        return out_dir, None
+    if not isinstance(video, str) or not video:
+        raise InputError("video must be a file name")
+    check_video_path(video)
+    if out_dir is None:
+        if deliver != "files":
+            raise InputError("a video for a remote job needs deliver=files and a plain file name",
+                             hint="or give out_dir, a folder in the backend's results folder")
+        video = check_plain_name(video, "video")
+    else:
+        video = paths.output(video, "video", kind="file")
+        if video == out_dir:
+            raise InputError("video and out_dir name the same path", hint="give the video its own file name")
+    return out_dir, video
 
 
 def run_job(job: Job, emit: Emit, device: str | None) -> None:
@@ -283,7 +316,7 @@ def _materialize(job: Job, scratch: Path) -> tuple[Any, Any, Any, MotionSpec]:
     return values[0], values[1], values[2], motion
 
 
-def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits) -> Any:
+def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits, paths: PathPolicy) -> Any:
     """An image-like input: the array part, (file name, bytes) or a path on this machine; None if absent."""
     given = [k for k in (name, f"{name}_file") if k in parts] + [k for k in (f"{name}_path", f"{name}_auto")
                                                                   if k in body]
@@ -305,23 +338,10 @@ def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits
         file_name = body.get(f"{name}_name")
         if data.ndim != 1 or data.dtype != np.uint8:
             raise InputError(f"{name}_file must be the file's bytes as a 1-D uint8 part")
-        if not isinstance(file_name, str) or not file_name or Path(file_name).name != file_name:
-            raise InputError(f"{name}_file needs {name}_name, the plain file name (for its format)")
-        return (file_name, data)
-    path = _optional_absolute(body.get(f"{name}_path"), f"{name}_path")
-    if path is not None and not os.path.isfile(path):
-        raise InputError(f"{name} {path} does not exist on the backend machine",
-                         hint="without a shared filesystem submit the array or the file bytes")
-    return path
-
-
-def _optional_absolute(value: Any, what: str) -> str | None:
-    """None or an absolute path string; InputError otherwise."""
-    if value is None:
+        return (upload_name(file_name, f"{name}_name", name), data)
+    if f"{name}_path" not in body:
         return None
-    if not isinstance(value, str) or not os.path.isabs(value):
-        raise InputError(f"{what} must be an absolute path on the backend machine, got {value!r}"[:200])
-    return value
+    return paths.readable(body[f"{name}_path"], f"{name}_path", send=f"{name}_file")
 
 
 def _with_device(options: RenderOptions, device: str) -> RenderOptions:

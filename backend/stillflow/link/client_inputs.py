@@ -1,0 +1,74 @@
+"""How a submit's inputs travel: array parts, paths the backend may read, or the files' bytes.
+
+Torch-free and bundled into the add-on with ``client.py``. A backend says in ``hello`` which
+folders it may read (``allow_read``, given only to clients on its own machine); a file outside
+them goes as bytes, so a backend never needs to read a path a client names.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .protocol import Limits, check_image, check_mask, to_wire_dtype
+
+__all__ = ["add_input", "add_motion_file", "backend_reads", "output_name", "file_bytes"]
+
+
+def backend_reads(readable: Any, path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` resolves inside one of the folders ``readable`` (hello's ``allow_read``) lists."""
+    if not isinstance(readable, list):
+        return False
+    resolved = Path(os.path.realpath(path))
+    for root in readable:
+        if isinstance(root, str) and os.path.isabs(root):
+            folder = Path(os.path.realpath(root))
+            if resolved == folder or folder in resolved.parents:
+                return True
+    return False
+
+
+def add_input(name: str, value: Any, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits,
+              readable: Any) -> None:
+    """Put the image, mask or importance map into a submit: an array part, a readable path, or file bytes."""
+    if name == "mask" and isinstance(value, str) and value == "auto":
+        body["mask_auto"] = True  # predicted on the backend (needs options.models there)
+    elif isinstance(value, np.ndarray):
+        array = to_wire_dtype(value, name)
+        (check_image if name == "image" else check_mask)(array, limits)
+        parts[name] = array
+    elif backend_reads(readable, value):
+        body[f"{name}_path"] = os.path.abspath(value)
+    else:
+        parts[f"{name}_file"] = file_bytes(Path(value), name)
+        body[f"{name}_name"] = Path(value).name
+
+
+def add_motion_file(path: str, motion_body: dict[str, Any], parts: dict[str, np.ndarray], readable: Any) -> None:
+    """Put a motion file or clip into a submit: its path when the backend may read it, else its bytes."""
+    if backend_reads(readable, path):
+        motion_body["path"] = os.path.abspath(path)
+    elif Path(path).is_dir():
+        raise InputError(f"the motion clip folder {path} cannot be sent to the backend as bytes",
+                         hint="send a video file, or start the backend with --allow-read for a folder that holds it")
+    else:
+        parts["motion_file"] = file_bytes(Path(path), "motion file")
+        motion_body["path"] = Path(path).name
+
+
+def output_name(value: str | os.PathLike[str]) -> str:
+    """An out_dir / video as sent: an absolute path normalised, a relative name as it is (with '/')."""
+    if os.path.isabs(value):
+        return os.path.abspath(value)
+    return Path(value).as_posix()
+
+
+def file_bytes(path: Path, what: str) -> np.ndarray:
+    """A file's bytes as a 1-D uint8 array; InputError when it cannot be read."""
+    try:
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read: {exc.strerror}") from None
