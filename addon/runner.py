@@ -57,7 +57,8 @@ def active_tracker() -> JobTracker | None:
 
 def _job_folder(context: bpy.types.Context, image: bpy.types.Image) -> str:
     """A fresh result folder for one job: <output folder>/<image name>_<time>."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(image.name).stem) or "loop"
+    # no dots: a folder name with a "suffix" would not match the staging names io.frames cleans up
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(image.name).stem) or "loop"
     return str(output_root(context) / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{time.monotonic_ns() % 10**6:06d}")
 
 
@@ -231,6 +232,7 @@ def _finish(scene_name: str, image_name: str, tracker: JobTracker) -> None:
         _show_end(scene, image_name, tracker)
     finally:
         if tracker.state != "done":
+            CONNECTION.reap()  # a backend that died must not linger as a zombie that looks alive
             _frames_io.clean_stale(Path(tracker.request.out_dir).parent)
         tracker.release_frames()
         _redraw()

@@ -116,6 +116,10 @@ class Connection:
             return False
         return self.backend is None or self.backend.process.poll() is None
 
+    def reap(self) -> bool:
+        """True when a local backend this connection started has exited (collecting its exit status)."""
+        return self.backend is not None and self.backend.process.poll() is not None
+
     def begin(self, config: BackendConfig) -> Connect | None:
         """A Connect to step for ``config``, or None when the current connection already serves it."""
         if self.is_ready(config):
