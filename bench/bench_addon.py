@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "addon"))
+
+from blender_scenes import region_mask, saved_still  # noqa: E402
 
 
 def _enable() -> object:
@@ -37,26 +40,10 @@ def _scene(folder: Path, size: int, frames: int) -> object:
     import bpy
 
     width, height = size, size * 3 // 4
-    rng = np.random.default_rng(7)
     rgba = np.ones((height, width, 4), np.float32)
-    rgba[..., :3] = rng.random((height, width, 3), dtype=np.float32)
-    made = bpy.data.images.new("bench still", width, height)
-    made.pixels.foreach_set(rgba.ravel())
-    made.filepath_raw, made.file_format = str(folder / "still.png"), "PNG"
-    made.save()
-    bpy.data.images.remove(made)
-    still = bpy.data.images.load(str(folder / "still.png"), check_existing=False)
-    mask = bpy.data.masks.new("bench")
-    spline = mask.layers.new(name="region").splines.new()
-    spline.points.add(3)
-    for point, co in zip(spline.points, [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)]):
-        point.co = co
-    for point in spline.points:
-        point.handle_left_type = point.handle_right_type = "VECTOR"
-    spline.use_cyclic = spline.use_fill = True
-    arrow = mask.layers.new(name="arrows").splines.new()
-    arrow.points.add(1)
-    arrow.points[0].co, arrow.points[1].co = (0.3, 0.5), (0.6, 0.5)
+    rgba[..., :3] = np.random.default_rng(7).random((height, width, 3), dtype=np.float32)
+    still = saved_still(folder, "still", rgba)
+    mask = region_mask("bench", [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)], ((0.3, 0.5), (0.6, 0.5)))
     scene = bpy.context.scene
     settings = scene.stillflow
     settings.image, settings.mask, settings.frames, settings.device = still, mask, frames, "cpu"

@@ -20,6 +20,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_scenes import region_mask, saved_still  # noqa: E402
+
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
 OPERATOR_BUDGET_S = 1.0
@@ -56,23 +58,8 @@ def _job(scene: Any, folder: Path, *, size: tuple[int, int] = (64, 48), frames: 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     rgba = np.stack([xx / width, yy / height, 0.5 + 0.4 * np.sin(xx / 4.0) * np.cos(yy / 3.0),
                      np.ones_like(xx)], axis=-1)
-    made = bpy.data.images.new("gradient", width, height)
-    made.pixels.foreach_set(rgba.ravel())
-    made.filepath_raw, made.file_format = str(folder / "gradient.png"), "PNG"
-    made.save()
-    bpy.data.images.remove(made)
-    still = bpy.data.images.load(str(folder / "gradient.png"), check_existing=False)
-    mask = bpy.data.masks.new("centre")
-    region = mask.layers.new(name="region").splines.new()
-    region.points.add(3)
-    for point, co in zip(region.points, [(0.25, 0.3), (0.75, 0.3), (0.75, 0.7), (0.25, 0.7)]):
-        point.co = co
-    for point in region.points:
-        point.handle_left_type = point.handle_right_type = "VECTOR"
-    region.use_cyclic = region.use_fill = True
-    arrow = mask.layers.new(name="arrows").splines.new()
-    arrow.points.add(1)
-    arrow.points[0].co, arrow.points[1].co = (0.3, 0.5), (0.7, 0.45)
+    still = saved_still(folder, "gradient", rgba)
+    mask = region_mask("centre", [(0.25, 0.3), (0.75, 0.3), (0.75, 0.7), (0.25, 0.7)], ((0.3, 0.5), (0.7, 0.45)))
     settings = scene.stillflow
     settings.image, settings.mask = still, mask
     settings.frames, settings.levels, settings.device = frames, 2, "cpu"
