@@ -292,8 +292,10 @@ def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker, writ
     if tracker.state == "cancelled":
         settings.status = "Cancelled"
     else:
-        settings.status = f"Error: {tracker.error}"
-        log.error("Stillflow job for %s failed: %s", image_name, tracker.error)
+        # a local backend that died: what it logged since it started (never an earlier run's lines)
+        tail = CONNECTION.log_tail() if CONNECTION.reap() else ""
+        settings.status = f"Error: {tracker.error}" + (f" (backend log: {tail})" if tail else "")
+        log.error("Stillflow job for %s failed: %s", image_name, settings.status)
 
 
 def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir: str, frames: int,

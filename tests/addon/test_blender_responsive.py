@@ -202,6 +202,9 @@ class TestNoStuckState:
                                                                  ticking: None, tmp_path: Path) -> None:
         _job(scene, tmp_path, size=(192, 144), frames=48)
         prefs.timeout = 0.5
+        sf.runner.CONNECTION.close()
+        with open(sf.properties.user_folder("logs") / "backend.log", "a") as stream:
+            stream.write("an earlier run's last words\n")
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
         tracker = sf.runner.active_tracker()
         out = Path(tracker.request.out_dir)
@@ -210,6 +213,7 @@ class TestNoStuckState:
         _tick(sf, limit=60)
         assert tracker.state == "failed" and "stopped answering" in tracker.error
         assert scene.stillflow.status.startswith("Error: the backend at ")
+        assert "backend log:" in scene.stillflow.status and "earlier run" not in scene.stillflow.status
         assert not out.exists() and not list(out.parent.glob(".*.tmp-*"))
         assert bpy.ops.stillflow.generate.poll()
 
