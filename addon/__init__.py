@@ -24,7 +24,7 @@ def register() -> None:
     global _log_handler
     import bpy
 
-    from . import preview, properties
+    from . import file_handlers, preview, properties
 
     for cls in _classes():
         bpy.utils.register_class(cls)
@@ -34,6 +34,7 @@ def register() -> None:
     logging.getLogger(__name__).addHandler(_log_handler)
     logging.getLogger(__name__).setLevel(logging.INFO)
     preview.register()
+    file_handlers.register()
 
 
 def unregister() -> None:
@@ -41,8 +42,9 @@ def unregister() -> None:
     global _log_handler
     import bpy
 
-    from . import preview, runner
+    from . import file_handlers, preview, runner
 
+    file_handlers.unregister()
     runner.shutdown()
     preview.unregister()
     if _log_handler is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .core import mask_sources
+from .core.snapshot_cache import LastValue
 from .core.jobs import JobRequest
 from .core.lib import load
 from .core.request import build_motion, build_options
@@ -36,8 +37,9 @@ def _pixels(image: bpy.types.Image) -> npt.NDArray[np.float32]:
     return buffer
 
 
-def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32]:
-    """The still as (H, W, C) float32 in [0, 1], rows top-down, after checking it can be used.
+def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
+    """The still as (H, W, C) rows top-down, after checking it can be used: uint8 for an 8-bit image,
+    else float32 in [0, 1]. Read-only, and reused while a saved file is unchanged.
 
     Raises:
         InputError: the image was never saved, has unsaved changes or holds no pixels.
@@ -52,7 +54,26 @@ def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32]:
     if width == 0 or height == 0:
         raise _errors.InputError(f"image '{image.name}' has no pixels", hint="check that its file can be read")
     is_linear = image.is_float and image.colorspace_settings.name in _LINEAR_SPACES
-    return mask_sources.image_from_pixels(_pixels(image), width, height, image.channels, is_linear=is_linear)
+
+    def read() -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
+        pixels = mask_sources.image_from_pixels(_pixels(image), width, height, image.channels, is_linear=is_linear)
+        # an 8-bit still travels as its own bytes: exact (k/255 * 255 = k) and 4x less to send
+        return pixels if image.is_float else np.rint(pixels * 255.0).astype(np.uint8)
+
+    key = _image_key(image)
+    return read() if key is None else _image_cache.get(key, read)
+
+
+def _image_key(image: bpy.types.Image) -> tuple | None:
+    """What a saved still's pixels depend on (None: not a plain saved file, never cached)."""
+    if image.source != "FILE" or image.is_dirty or image.packed_file is not None:
+        return None
+    try:
+        stat = os.stat(bpy.path.abspath(image.filepath))
+    except OSError:
+        return None
+    return (image.name, bpy.path.abspath(image.filepath), stat.st_mtime_ns, stat.st_size, tuple(image.size),
+            image.channels, image.is_float, image.colorspace_settings.name, image.alpha_mode)
 
 
 def _raster_tree(mask: bpy.types.Mask) -> bpy.types.NodeTree:
@@ -88,6 +109,7 @@ def rasterise_mask(mask: bpy.types.Mask, width: int, height: int) -> npt.NDArray
         render.image_settings.file_format = "PNG"
         render.image_settings.color_mode = "BW"
         render.image_settings.color_depth = "16"
+        render.image_settings.compression = 0  # a scratch file read back at once: zlib would be most of the time
         scene.view_settings.view_transform = "Raw"
         render.filepath = path
         bpy.ops.render.render(write_still=True, scene=scene.name)
@@ -107,6 +129,46 @@ def rasterise_mask(mask: bpy.types.Mask, width: int, height: int) -> npt.NDArray
     return result
 
 
+_raster_cache: LastValue[npt.NDArray[np.float32]] = LastValue()
+"""A Generate with an unchanged Mask skips the compositor render."""
+_image_cache: LastValue[npt.NDArray[np.float32]] = LastValue()
+"""A Generate of an unchanged, saved still skips reading its pixels."""
+
+
+def _fingerprint(mask: bpy.types.Mask, width: int, height: int) -> tuple:
+    """Everything the raster depends on: size, layer settings and every point's geometry and feather."""
+    layers = []
+    for layer in mask.layers:
+        splines = tuple(
+            (spline.use_cyclic, spline.use_fill, spline.use_self_intersection_check, spline.offset_mode,
+             spline.weight_interpolation,
+             tuple((tuple(p.co), tuple(p.handle_left), tuple(p.handle_right), p.handle_left_type,
+                    p.handle_right_type, p.weight, tuple((f.u, f.weight) for f in p.feather_points))
+                   for p in spline.points))
+            for spline in layer.splines)
+        layers.append((layer.name, layer.hide_render, layer.blend, layer.invert, layer.alpha, layer.falloff,
+                       layer.use_fill_holes, layer.use_fill_overlap, splines))
+    return width, height, tuple(layers)
+
+
+def cached_mask_raster(mask: bpy.types.Mask, width: int, height: int) -> npt.NDArray[np.float32]:
+    """``rasterise_mask``, reused while the Mask and size are unchanged (the render costs ~0.1-1 s)."""
+    return _raster_cache.get((mask.name, _fingerprint(mask, width, height)),
+                             lambda: rasterise_mask(mask, width, height))
+
+
+MASK_RASTER_SIDE = 1024
+"""Longest side a Mask is rendered at when the backend refines it: refinement works at about 512 px
+(``stillflow.stages.mask.refine_mask``) and the backend resizes any mask to the image, so a larger
+render only costs time on Blender's main thread (1.5 s at 1920 x 1440)."""
+
+
+def mask_raster_size(width: int, height: int, *, refined: bool) -> tuple[int, int]:
+    """Size to render a Mask at for a width x height still: full size unless the backend refines it."""
+    scale = 1.0 if not refined else min(1.0, MASK_RASTER_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def mask_array(settings: bpy.types.PropertyGroup, width: int, height: int) -> npt.NDArray[np.float32] | None:
     """The chosen mask as (H, W) float32 in [0, 1] (None = everything moves).
 
@@ -118,7 +180,8 @@ def mask_array(settings: bpy.types.PropertyGroup, width: int, height: int) -> np
     if settings.mask_source == "MASK":
         if settings.mask is None:
             raise _errors.InputError("no Mask datablock chosen", hint="pick one in the Stillflow panel or choose 'Everything'")
-        return mask_sources.check_mask(rasterise_mask(settings.mask, width, height), f"'{settings.mask.name}'")
+        raster_w, raster_h = mask_raster_size(width, height, refined=settings.refine_mask)
+        return mask_sources.check_mask(cached_mask_raster(settings.mask, raster_w, raster_h), f"'{settings.mask.name}'")
     image = settings.mask_image
     if image is None:
         raise _errors.InputError("no mask image chosen", hint="pick a painted grayscale image in the Stillflow panel")
@@ -151,11 +214,15 @@ def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out
     pixels = image_array(image)
     height, width = pixels.shape[:2]
     options = build_options(settings.option_values())
+    # arrows taken from the region Mask: check that Mask first, so a missing Mask is not read as missing arrows
+    arrows_from_region = settings.motion_source == "HINTS" and settings.arrows is None
+    mask = mask_array(settings, width, height) if arrows_from_region else None
     hints, anchors = motion_hints(settings, width, height)
     source = settings.arrows or settings.mask
     motion = build_motion(settings.motion_source, hints=hints, anchors=anchors,
                           path=bpy.path.abspath(settings.motion_path) if settings.motion_path else "",
                           arrows_from=source.name if source is not None else "")
-    mask = mask_array(settings, width, height)
+    if not arrows_from_region:
+        mask = mask_array(settings, width, height)
     return JobRequest(image=pixels, mask=mask, motion=motion, options=options, out_dir=out_dir,
                       label=image.name, share_files=share_files)

@@ -7,10 +7,8 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from . import results, runner
-from .core.backend import describe_hello
+from . import checking, results, runner
 from .core.lib import load
-from .properties import backend_config, preferences
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,9 @@ class STILLFLOW_OT_generate(bpy.types.Operator):
         if runner.active_tracker() is not None:
             cls.poll_message_set("A Stillflow job is already running")
             return False
+        if checking.is_checking():
+            cls.poll_message_set("Check Backend is still connecting (Cancel stops it)")
+            return False
         if source_image(context) is None:
             cls.poll_message_set("Open an image in the Image Editor (or pick one in the panel)")
             return False
@@ -55,27 +56,32 @@ class STILLFLOW_OT_generate(bpy.types.Operator):
             context.scene.stillflow.status = f"Error: {error}"
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        if tracker.is_finished and tracker.state == "failed":
+            self.report({"ERROR"}, context.scene.stillflow.status)
+            return {"CANCELLED"}
         if tracker.is_finished:
             self.report({"INFO"}, context.scene.stillflow.status)
         return {"FINISHED"}
 
 
 class STILLFLOW_OT_cancel(bpy.types.Operator):
-    """Stop the running Stillflow job (nothing is written)"""
+    """Stop the running Stillflow job or Check Backend, also while the backend is starting (nothing is written)"""
 
     bl_idname = "stillflow.cancel"
     bl_label = "Cancel"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if runner.active_tracker() is None:
+        if runner.active_tracker() is None and not checking.is_checking():
             cls.poll_message_set("No Stillflow job is running")
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        tracker = runner.active_tracker()
         runner.cancel()
-        context.scene.stillflow.status = "Cancelling..."
+        if tracker is not None and not tracker.is_finished:
+            context.scene.stillflow.status = "Cancelling..."
         return {"FINISHED"}
 
 
@@ -86,16 +92,15 @@ class STILLFLOW_OT_check_backend(bpy.types.Operator):
     bl_label = "Check Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        prefs = preferences(context)
-        try:
-            hello = runner.CONNECTION.hello(backend_config(context))
-        except _errors.StillflowError as error:
-            prefs.backend_status = f"Cannot connect: {error}"
-            self.report({"ERROR"}, prefs.backend_status)
+        line = checking.start(context, runner.CONNECTION, busy=runner.active_tracker() is not None,
+                              wait=bpy.app.background and runner.WAIT_IN_BACKGROUND)
+        if line.startswith("Cannot connect"):
+            self.report({"ERROR"}, line)
             return {"CANCELLED"}
-        where = runner.CONNECTION.log_path
-        prefs.backend_status = describe_hello(hello) + (f"; log: {where}" if where else "")
-        self.report({"INFO"}, prefs.backend_status)
+        if not checking.is_checking():
+            self.report({"INFO"}, line)
+        else:
+            runner.ensure_timer()
         return {"FINISHED"}
 
 

@@ -42,6 +42,7 @@ class STILLFLOW_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(settings, "fps")
         col.prop(settings, "speed")
         col.prop(settings, "loops")
+        layout.prop(settings, "show_live_preview")
         row = layout.row(align=True)
         if runner.active_tracker() is not None:
             row.progress(factor=settings.progress, type="BAR", text=settings.status or "Running")

@@ -88,6 +88,13 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
     show_loop_preview: BoolProperty(name="Loop Preview", default=False,
                                     description="Play an approximate loop in the Image Editor while editing")
 
+    # --- issue 12 (helper C): live feedback while a job runs ---
+    show_live_preview: BoolProperty(
+        name="Live Preview", default=True,
+        description="While rendering, show the backend's small preview frames in the Image Editors that show "
+                    "the still (the 'Stillflow preview' image); the loop replaces them when it is done")
+    # --- end issue 12 (helper C) ---
+
     is_running: BoolProperty(name="Running", default=False, options={"SKIP_SAVE"})
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
     status: StringProperty(name="Status", default="")
@@ -145,6 +152,7 @@ class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "output_dir")
         row = layout.row()
         row.operator("stillflow.check_backend", icon="PLUGIN")
+        row.operator("stillflow.cancel", text="", icon="CANCEL")
         if self.backend_status:
             for line in self.backend_status.split("; "):
                 layout.label(text=line)

@@ -1,13 +1,17 @@
-"""Run Stillflow jobs from Blender: submit, follow with one timer, place the result. Imports bpy.
+"""Run Stillflow jobs from Blender: connect, submit, follow with one timer, place the result. Imports bpy.
 
 Thread and process contract:
   - Only Blender's main thread touches bpy, and everything here runs on it.
   - ``CONNECTION`` owns the Client (DEALER socket) and a local backend process; both are used only
     from operators and the timer on the main thread, and closed by ``shutdown()`` on unregister.
-  - The add-on starts no Python threads; the engine runs in the backend process.
-  - One timer (``_timer``) whose body is one call to ``JobTracker.tick()``; it never blocks.
-  - Without timers (``blender -b``) ``generate_sync`` calls ``JobTracker.wait()``, which loops tick()
-    until the job ends or the timeout passes.
+  - One persistent timer (``_timer``) steps everything that is in flight and never blocks: the job's
+    ``JobTracker.tick()`` (which first steps the ``core.connect.Connect`` state machine: find the
+    Python, start the backend, say hello), Check Backend's Connect, and the frame writer.
+  - The only Python thread is ``core.frame_writer.FrameWriter``'s, which writes a remote result's
+    PNG files and touches no bpy data (plus ``core.connect``'s short handshake-diagnosis thread).
+  - Without timers (``blender -b``) ``start`` and ``generate_sync`` loop tick() until the job ends;
+    Ctrl+C there cancels the job on the backend and resets the panel before it propagates.
+  - Loading another file (``load_pre``) cancels a running job cleanly (``file_handlers``).
 """
 from __future__ import annotations
 
@@ -18,60 +22,98 @@ from pathlib import Path
 
 import bpy
 
-from . import inputs, results
+from . import checking, inputs, live_preview, results
 from .core.backend import Connection
-from .core.jobs import JobTracker
+from .core.frame_writer import FrameWriter
+from .core.jobs import TICK_INTERVAL, JobTracker
 from .core.lib import load
 from .properties import backend_config, output_root
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONNECTION", "active_tracker", "start", "cancel", "generate_sync", "place_result", "shutdown"]
+__all__ = ["CONNECTION", "active_tracker", "start", "cancel", "generate_sync", "ensure_timer",
+           "place_result", "abandon", "shutdown", "WAIT_IN_BACKGROUND"]
 
 _errors = load("errors")
+_frames_io = load("io.frames")
 
 CONNECTION = Connection()
+WAIT_IN_BACKGROUND = True
+"""In background mode (no timers fire) Generate waits for its job; tests set False and tick ``_timer`` themselves."""
+
 _active: JobTracker | None = None
+_writer: FrameWriter | None = None
+_target = ("", "")
+"""(scene name, still name) of the job in flight."""
+_shown_previews = 0
 
 
 def active_tracker() -> JobTracker | None:
-    """The job the panel follows, if one is running."""
-    return _active if _active is not None and not _active.is_finished else None
+    """The job the panel follows while it connects, runs or its frames are written."""
+    if _active is None or (_active.is_finished and _writer is None):
+        return None
+    return _active
 
 
 def _job_folder(context: bpy.types.Context, image: bpy.types.Image) -> str:
     """A fresh result folder for one job: <output folder>/<image name>_<time>."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(image.name).stem) or "loop"
+    # no dots: a folder name with a "suffix" would not match the staging names io.frames cleans up
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(image.name).stem) or "loop"
     return str(output_root(context) / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{time.monotonic_ns() % 10**6:06d}")
 
 
 def _tracker(context: bpy.types.Context, image: bpy.types.Image) -> JobTracker:
-    """Snapshot the inputs, connect (starting a local backend if needed) and submit one job."""
+    """Snapshot the inputs and make the job's tracker; connecting and submitting happen in its ticks."""
+    global _shown_previews, _target
     scene = context.scene
     config = backend_config(context)
-    request = inputs.build_request(scene.stillflow, image, _job_folder(context, image), share_files=config.is_local)
-    client = CONNECTION.get_client(config)
+    out_dir = _job_folder(context, image)
+    _frames_io.clean_stale(Path(out_dir).parent)  # what a killed backend left (its pid is gone)
+    request = inputs.build_request(scene.stillflow, image, out_dir, share_files=config.is_local)
+    connect = CONNECTION.begin(config)
     scene_name, image_name = scene.name, image.name
+    _target = (scene_name, image_name)
 
     def on_update(tracker: JobTracker) -> None:
-        _show_progress(scene_name, tracker)
+        _show_progress(scene_name, image_name, tracker)
 
     def on_finish(tracker: JobTracker) -> None:
         _finish(scene_name, image_name, tracker)
 
-    tracker = JobTracker(client, request, on_update=on_update, on_finish=on_finish)
-    tracker.submit()
+    tracker = JobTracker(CONNECTION.client if connect is None else None, request, connect=connect,
+                         adopt=CONNECTION.adopt, on_update=on_update, on_finish=on_finish)
+    _shown_previews = 0
     settings = scene.stillflow
-    settings.is_running, settings.progress, settings.status = True, 0.0, f"Queued: {image.name}"
+    settings.is_running, settings.progress, settings.status = True, 0.0, f"Stillflow: {tracker.label}"
     return tracker
 
 
+def ensure_timer(first_interval: float = 0.0) -> None:
+    """Register the persistent timer once (it survives loading another file)."""
+    if not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=first_interval, persistent=True)
+
+
 def _timer() -> float | None:
-    """Timer body: one tick of the running job (the outermost layer, so it logs anything unexpected)."""
+    """Timer body: step the job, the frame writer and Check Backend (outermost layer: logs the unexpected)."""
     try:
-        return _active.tick() if _active is not None else None
-    except _errors.StillflowError:
-        return None  # the loop could not be placed; _finish already put the reason into the panel's status
+        delays = []
+        if _active is not None and not _active.is_finished:
+            try:
+                delay = _active.tick()
+            except _errors.StillflowError:
+                delay = None  # the loop could not be placed; _finish put the reason into the panel's status
+            if delay is not None:
+                delays.append(delay)
+        if _writer is not None:
+            _step_writer()
+            if _writer is not None:
+                delays.append(TICK_INTERVAL)
+        if checking.is_checking():
+            checking.step(CONNECTION)
+            if checking.is_checking():
+                delays.append(0.05)
+        return min(delays) if delays else None
     except Exception:
         log.exception("the Stillflow job timer failed")
         _status_bar(None)
@@ -79,24 +121,32 @@ def _timer() -> float | None:
 
 
 def start(context: bpy.types.Context, image: bpy.types.Image) -> JobTracker:
-    """Submit a job and follow it from a timer; in background mode (no timers) wait for it instead."""
+    """Start a job and follow it from the timer; in background mode (no timers) wait for it instead."""
     global _active
     tracker = _tracker(context, image)
     _active = tracker
-    if bpy.app.background:
-        tracker.wait()
+    if bpy.app.background and WAIT_IN_BACKGROUND:
+        _wait(tracker, None)
     else:
-        bpy.app.timers.register(_timer, first_interval=tracker.interval)
+        ensure_timer()
     return tracker
 
 
 def cancel() -> bool:
-    """Ask the backend to stop the running job; False when none runs."""
+    """Stop the running job (or Check Backend) wherever it is; False when nothing runs."""
+    global _writer
+    stopped = False
+    if checking.is_checking():
+        checking.cancel()
+        stopped = True
     tracker = active_tracker()
-    if tracker is None:
-        return False
-    tracker.cancel()
-    return True
+    if tracker is not None:
+        if _writer is not None:
+            _writer.cancel()  # the next tick reports it like any other end
+        else:
+            tracker.cancel()
+        stopped = True
+    return stopped
 
 
 def generate_sync(context: bpy.types.Context, image: bpy.types.Image, *, timeout: float | None = 600.0
@@ -105,12 +155,31 @@ def generate_sync(context: bpy.types.Context, image: bpy.types.Image, *, timeout
 
     Raises:
         InputError, BackendUnavailable, JobFailed, Cancelled: with a one-line message.
+        KeyboardInterrupt: Ctrl+C; the job was cancelled on the backend first.
     """
     global _active
     tracker = _tracker(context, image)
     _active = tracker
-    tracker.wait(timeout)
+    _wait(tracker, timeout)
     return context.scene.stillflow.result
+
+
+def _wait(tracker: JobTracker, timeout: float | None) -> None:
+    """Block until the job and its frame writing are over (raises as ``JobTracker.wait``)."""
+    tracker.wait(timeout)
+    try:
+        while _writer is not None:
+            _step_writer()
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        if _writer is not None:
+            _writer.cancel()
+            _step_writer()
+        raise
+    if tracker.state == "cancelled":
+        raise _errors.Cancelled(f"job '{tracker.request.label}' was cancelled while its frames were written")
+    if tracker.error:
+        raise _errors.StillflowError(tracker.error)
 
 
 def _status_bar(text: str | None) -> None:
@@ -128,47 +197,105 @@ def _redraw() -> None:
                 area.tag_redraw()
 
 
-def _show_progress(scene_name: str, tracker: JobTracker) -> None:
-    """Copy the tracker's progress into the scene settings and the status bar."""
+def _show_progress(scene_name: str, image_name: str, tracker: JobTracker) -> None:
+    """Copy the tracker's progress into the scene settings and the status bar; show a new preview frame."""
+    global _shown_previews
     scene = bpy.data.scenes.get(scene_name)
     if scene is None:
         return
-    text = f"Stillflow: {tracker.stage or tracker.state} {tracker.fraction:.0%}"
-    scene.stillflow.progress = tracker.fraction
+    text = f"Stillflow: {tracker.label}"
+    scene.stillflow.progress = tracker.progress.fraction
     scene.stillflow.status = text
     _status_bar(text)
+    if tracker.preview is not None and tracker.preview_count != _shown_previews:
+        first = _shown_previews == 0
+        _shown_previews = tracker.preview_count
+        live_preview.update(tracker.preview)
+        if first and scene.stillflow.show_live_preview:
+            live_preview.show_instead_of(image_name)
     _redraw()
 
 
 def _finish(scene_name: str, image_name: str, tracker: JobTracker) -> None:
-    """Load a finished job's frames, or show why it ended (StillflowError when the loop cannot be placed)."""
+    """Load a finished job's frames (or start writing a remote result's), or show why it ended."""
+    global _writer
     scene = bpy.data.scenes.get(scene_name)
     _status_bar(None)
     try:
-        if scene is not None:
-            _show_end(scene, image_name, tracker)
+        if scene is None:
+            return
+        frames = (tracker.result or {}).get("frames")
+        if tracker.state == "done" and frames is not None:
+            _writer = FrameWriter(frames, tracker.request.out_dir)
+            ensure_timer(TICK_INTERVAL)
+            return
+        _show_end(scene, image_name, tracker)
     finally:
+        if tracker.state != "done":
+            CONNECTION.reap()  # a backend that died must not linger as a zombie that looks alive
+            _frames_io.clean_stale(Path(tracker.request.out_dir).parent)
         tracker.release_frames()
         _redraw()
 
 
-def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker) -> None:
-    """Place a done job's loop, or put why it ended into the panel's status."""
+def _step_writer() -> None:
+    """Follow the frame writer: its count on the bar, then place the loop (or say why not) when it ends."""
+    global _writer
+    tracker, writer = _active, _writer
+    if tracker is None or writer is None:
+        _writer = None
+        return
+    tracker.progress.update("write", writer.done, writer.total)
+    scene_name, image_name = _target
+    if not writer.finished:
+        _show_progress(scene_name, image_name, tracker)
+        return
+    _writer = None
+    scene = bpy.data.scenes.get(scene_name)
+    if scene is None:
+        return
+    if writer.error is not None:
+        scene.stillflow.is_running = False
+        live_preview.restore(image_name)
+        cancelled = isinstance(writer.error, InterruptedError)
+        reason = (writer.error.strerror if isinstance(writer.error, OSError) and writer.error.strerror
+                  else str(writer.error))
+        tracker.error = "" if cancelled else (f"the loop's frames cannot be written to {writer.out_dir}: {reason}; "
+                                              "check the Output Folder in the Stillflow preferences")
+        scene.stillflow.status = "Cancelled" if cancelled else f"Error: {tracker.error}"
+        tracker.state = "cancelled" if cancelled else tracker.state
+        return
+    tracker.progress.finish()
+    _show_end(scene, image_name, tracker, written=writer.paths)
+
+
+def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker, written: list[str] | None = None
+              ) -> None:
+    """Place a done job's loop (``written``: the frame files the add-on wrote), or say why it ended."""
     settings = scene.stillflow
     settings.is_running = False
     if tracker.state == "done":
+        result = tracker.result or {} if written is None else {"frame_paths": written}
         try:
-            place_result(scene, image_name, tracker.result or {}, tracker.request.out_dir,
+            place_result(scene, image_name, result, tracker.request.out_dir,
                          tracker.request.options.frames, tracker.request.options.fps)
         except _errors.StillflowError as error:
+            live_preview.restore(image_name)
             settings.status = f"Error: {error}"
             log.error("Stillflow result for %s could not be placed: %s", image_name, error)
             raise
-    elif tracker.state == "cancelled":
+        preview = live_preview.preview_image()
+        if preview is not None and settings.result is not None:
+            results.show_in_image_editors(settings.result, settings.result_frames, scene, replace=preview)
+        return
+    live_preview.restore(image_name)
+    if tracker.state == "cancelled":
         settings.status = "Cancelled"
     else:
-        settings.status = f"Error: {tracker.error}"
-        log.error("Stillflow job for %s failed: %s", image_name, tracker.error)
+        # a local backend that died: what it logged since it started (never an earlier run's lines)
+        tail = CONNECTION.log_tail() if CONNECTION.reap() else ""
+        settings.status = f"Error: {tracker.error}" + (f" (backend log: {tail})" if tail else "")
+        log.error("Stillflow job for %s failed: %s", image_name, settings.status)
 
 
 def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir: str, frames: int,
@@ -203,13 +330,25 @@ def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir:
     return loop
 
 
+def abandon(reason: str) -> None:
+    """Cancel whatever runs without touching Blender data any more (the file it belongs to is going away)."""
+    global _active, _writer
+    if checking.is_checking():
+        checking.cancel()
+    if _writer is not None:
+        _writer.cancel()
+        _writer = None
+    tracker, _active = _active, None
+    if tracker is not None and not tracker.is_finished:
+        tracker.on_update = tracker.on_finish = None
+        tracker.interrupt(reason)
+        log.warning("Stillflow job %s cancelled: %s", tracker.request.label, reason)
+    _status_bar(None)
+
+
 def shutdown() -> None:
     """Stop following jobs, close the client and stop a local backend (unregister)."""
-    global _active
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
-    if _active is not None and not _active.is_finished:
-        _active.cancel()
-    _active = None
+    abandon("the add-on was disabled")
     CONNECTION.close()
-    _status_bar(None)

@@ -6,23 +6,23 @@ Thread and process contract:
   - Only Blender's main thread touches bpy; this module never imports it.
   - The one ``Client`` (a DEALER socket) is created, used and closed on the main thread
     (operators and timer ticks); it never crosses threads.
-  - A local backend is a child process started with the configured interpreter
-    (``python -m stillflow serve``); ``start_local_backend`` blocks until it answers ``hello``.
-    ``Connection.close()`` (called from the add-on's unregister) stops it.
-  - The add-on starts no Python threads; the engine runs in the backend process.
+  - Connecting is a ``core.connect.Connect`` state machine: ``Connection.begin()`` returns one for
+    the timer to step (never blocking), ``adopt()`` takes its result; ``get_client()`` and
+    ``hello()`` step it in a loop for callers that may block (``blender -b`` scripts, batch).
+  - A local backend is a child process (``python -m stillflow serve --parent-pid <Blender>``) that
+    exits by itself when Blender dies; ``Connection.close()`` (called on unregister) stops it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import shutil
-import subprocess
-import sys
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from . import handshake
+from . import probe
+from .connect import Connect, Connected
 from .lib import load
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,7 @@ __all__ = ["BackendConfig", "Connection", "find_backend_python", "python_has_sti
 
 _errors = load("errors")
 
-RETRIES = 3
-"""Tries per request (Lazy Pirate) before the backend counts as unavailable."""
-
-PYTHON_ENV = "STILLFLOW_PYTHON"
-"""Environment variable naming the backend interpreter; the only one the add-on reads."""
+PYTHON_ENV = probe.PYTHON_ENV
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,34 +56,18 @@ class BackendConfig:
 
 
 def python_has_stillflow(python: str, *, timeout: float = 30.0) -> bool:
-    """True when ``python -c "import stillflow"`` succeeds (the backend package is importable there)."""
-    if not python or not Path(python).is_file():
-        return False
+    """True when ``python`` imports the real stillflow package (probed from a neutral folder)."""
+    finder = probe.PythonFinder(python)
+    deadline = time.monotonic() + timeout
     try:
-        done = subprocess.run([python, "-c", "import stillflow"], capture_output=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
+        while not finder.step():
+            if time.monotonic() > deadline:
+                finder.cancel()
+                return False
+            time.sleep(0.02)
+    except _errors.BackendUnavailable:
         return False
-    return done.returncode == 0
-
-
-def _candidates() -> list[str]:
-    """Interpreters worth trying, most specific first."""
-    found: list[str] = []
-    if os.environ.get(PYTHON_ENV):
-        found.append(os.environ[PYTHON_ENV])
-    script = shutil.which("stillflow")
-    if script:
-        # the console script lives next to the interpreter of the environment it was installed in
-        folder = Path(script).resolve().parent if not Path(script).is_symlink() else Path(script).parent
-        for name in ("python", "python3", "python.exe"):
-            if (folder / name).is_file():
-                found.append(str(folder / name))
-                break
-    for name in ("python3", "python"):
-        path = shutil.which(name)
-        if path and Path(path).resolve() != Path(sys.executable).resolve():
-            found.append(path)
-    return list(dict.fromkeys(found))
+    return True
 
 
 def find_backend_python(configured: str = "") -> str:
@@ -96,26 +76,18 @@ def find_backend_python(configured: str = "") -> str:
     Raises:
         BackendUnavailable: no interpreter with the stillflow package was found.
     """
-    if configured:
-        if not python_has_stillflow(configured):
-            raise _errors.BackendUnavailable(
-                f"the backend interpreter {configured} cannot import stillflow",
-                hint="install the backend there (pip install stillflow) or fix the path in the preferences")
-        return configured
-    for candidate in _candidates():
-        if python_has_stillflow(candidate):
-            return candidate
-    raise _errors.BackendUnavailable(
-        "no Python with the stillflow backend was found",
-        hint=f"set the backend interpreter in the Stillflow preferences (or {PYTHON_ENV})")
+    finder = probe.PythonFinder(configured)
+    while not (found := finder.step()):
+        time.sleep(0.02)
+    return found
 
 
 def describe_hello(hello: dict[str, Any]) -> str:
-    """One line for the artist from a ``hello`` answer: version, device and engines."""
+    """One line for the artist from a ``hello`` answer: version, the devices it renders on, engines."""
     version = hello.get("version", "?")
-    device = hello.get("device") or ", ".join(map(str, hello.get("devices", []))) or "?"
+    devices = [str(d) for d in hello.get("devices", []) if d] or ([str(hello["device"])] if hello.get("device") else [])
     engines = ", ".join(map(str, hello.get("engines", []))) or "?"
-    return f"Stillflow backend {version} on {device}; engines: {engines}"
+    return f"Stillflow backend {version} on {', '.join(devices) or '?'}; engines: {engines}"
 
 
 class Connection:
@@ -125,72 +97,81 @@ class Connection:
         self.config: BackendConfig | None = None
         self.client: Any | None = None
         self.backend: Any | None = None
+        self.hello_body: dict[str, Any] = {}
+        self.log_offset = 0
+        self.serve_args: tuple[str, ...] = ()
 
     @property
     def log_path(self) -> str:
         """Where the local backend writes its log ('' when none was started)."""
         return str(self.backend.log_path) if self.backend is not None and self.backend.log_path else ""
 
+    def log_tail(self) -> str:
+        """The last lines the local backend logged since it was started ('' without one)."""
+        return probe.log_since(self.log_path, self.log_offset) if self.log_path else ""
+
+    def is_ready(self, config: BackendConfig) -> bool:
+        """True when a Client for ``config`` exists and a local backend (if any) still runs."""
+        if self.config != config or self.client is None:
+            return False
+        return self.backend is None or self.backend.process.poll() is None
+
+    def reap(self) -> bool:
+        """True when a local backend this connection started has exited (collecting its exit status)."""
+        return self.backend is not None and self.backend.process.poll() is not None
+
+    def begin(self, config: BackendConfig) -> Connect | None:
+        """A Connect to step for ``config``, or None when the current connection already serves it."""
+        if self.is_ready(config):
+            return None
+        self.close()
+        return Connect(config, parent_pid=os.getpid(), serve_args=self.serve_args)
+
+    def begin_check(self, config: BackendConfig) -> tuple[Connect, bool]:
+        """A Connect for Check Backend and whether its result should replace this connection.
+
+        A working connection for ``config`` is probed with a fresh hello on its endpoint (no restart);
+        otherwise the Connect is the one a job would use (a local backend it starts is kept).
+        """
+        if not self.is_ready(config):
+            self.close()
+            return Connect(config, parent_pid=os.getpid(), serve_args=self.serve_args), True
+        probe_config = config if not config.is_local else dataclasses.replace(
+            config, mode="REMOTE", endpoint=self.client.endpoint, server_key="", client_key_file="")
+        return Connect(probe_config), False
+
+    def adopt(self, connect: Connect) -> Any:
+        """Take a finished Connect's Client (and backend); raise its error when it failed."""
+        if connect.result is None:
+            raise connect.error or _errors.Cancelled("connecting to the backend was cancelled")
+        done: Connected = connect.result
+        self.close()
+        self.config, self.client, self.backend = connect.config, done.client, done.backend
+        self.hello_body, self.log_offset = done.hello, done.log_offset
+        return self.client
+
     def get_client(self, config: BackendConfig) -> Any:
-        """A Client for ``config``, starting a local backend first when needed.
+        """A Client for ``config``, starting a local backend first when needed (blocks; not for the timer).
 
         Raises:
             InputError: a CURVE key preference is empty, missing or not a key.
             BackendUnavailable: the interpreter is missing, the process would not start, the
                 endpoint does not answer or refuses our keys; the message says which or where the log is.
         """
-        if self.config != config or not self._is_alive():
-            self.close()
-            self.config = config
-            self._open(config)
+        connect = self.begin(config)
+        if connect is not None:
+            connect.run()
+            self.adopt(connect)
         return self.client
 
-    def _is_alive(self) -> bool:
-        """True while the client exists and a local backend process (if any) still runs."""
-        if self.client is None:
-            return False
-        return self.backend is None or self.backend.process.poll() is None
-
-    def _open(self, config: BackendConfig) -> None:
-        """Start the local backend (LOCAL), or check the endpoint's handshake (REMOTE), and connect a Client.
-
-        Raises:
-            InputError: a CURVE key preference is empty, missing or not a key.
-            BackendUnavailable: the backend does not start, answer or accept our keys.
-        """
-        client_mod = load("link.client")
-        if config.is_local:
-            python = find_backend_python(config.python)
-            log_path = None
-            if config.log_dir:
-                Path(config.log_dir).mkdir(parents=True, exist_ok=True)
-                log_path = str(Path(config.log_dir) / "backend.log")
-            log.info("starting a local Stillflow backend with %s", python)
-            self.backend = load("link.launcher").start_local_backend(
-                python, log_path=log_path, timeout=config.start_timeout, results_dir=config.results_dir or None)
-            endpoint = self.backend.endpoint
-            self.client = client_mod.Client(endpoint, timeout=config.timeout, retries=RETRIES)
-            return
-        if not config.endpoint:
-            raise _errors.BackendUnavailable("no backend endpoint is set",
-                                             hint="enter one such as tcp://gpu-box:5555 in the Stillflow preferences")
-        keys = handshake.load_keys(config.server_key, config.client_key_file)
-        # a refused key only shows as silence to the Client; the probe says which preference is wrong
-        handshake.check_handshake(config.endpoint, keys, timeout=config.timeout * RETRIES,
-                                  client_key_file=config.client_key_file)
-        server_key, client_keys = keys
-        self.client = client_mod.Client(config.endpoint, timeout=config.timeout, retries=RETRIES,
-                                        server_key=server_key, client_keys=client_keys,
-                                        key_names=handshake.PREFERENCE_NAMES)
-
     def hello(self, config: BackendConfig) -> dict[str, Any]:
-        """The backend's ``hello`` answer; BackendUnavailable names the endpoint and the log."""
-        try:
-            return self.get_client(config).hello()
-        except _errors.BackendUnavailable as error:
-            where = f"; backend log: {self.log_path}" if self.log_path else ""
-            self.close()
-            raise _errors.BackendUnavailable(f"{error}{where}") from None
+        """The backend's ``hello`` answer (blocks; not for the timer)."""
+        connect = self.begin(config)
+        if connect is None:
+            return self.client.hello()
+        connect.run()
+        self.adopt(connect)
+        return self.hello_body
 
     def close(self) -> None:
         """Close the client and stop a local backend this connection started."""
@@ -201,3 +182,4 @@ class Connection:
             self.backend.stop()
             self.backend = None
         self.config = None
+        self.hello_body = {}

@@ -7,8 +7,11 @@ Thread and process contract:
   - The Client's DEALER socket is polled only from ``tick()``, ``cancel()`` and ``wait()``, all on
     the main thread (timer ticks, operators, or a ``blender -b`` script).
   - The add-on starts no Python threads; the engine runs in the backend process.
-  - ``tick()`` drains with ``client.poll(0)`` and never blocks; job state changes only inside tick().
-  - Without timers (``blender -b``) ``wait()`` loops tick() until the job ends or a deadline passes.
+  - ``tick()`` first steps the ``Connect`` state machine (when the job still needs a backend), then
+    submits once, then drains with ``client.poll(0)``; it never blocks for long (submit is one
+    request to a backend that has just answered hello). Job state changes only inside tick().
+  - Without timers (``blender -b``) ``wait()`` loops tick() until the job ends or a deadline passes;
+    Ctrl+C (KeyboardInterrupt) there cancels the job on the backend before it propagates.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .lib import load
+from .progress_model import ProgressModel, StagePlan
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +58,28 @@ class JobRequest:
 class JobTracker:
     """One job's state as the panel shows it: progress, stage, result or a one-line error."""
 
-    def __init__(self, client: Any, request: JobRequest, *,
+    def __init__(self, client: Any | None, request: JobRequest, *,
+                 connect: Any | None = None, adopt: Callable[[Any], Any] | None = None,
                  on_update: Callable[["JobTracker"], None] | None = None,
                  on_finish: Callable[["JobTracker"], None] | None = None,
                  interval: float = TICK_INTERVAL) -> None:
+        """``client`` None: tick() steps ``connect`` (a core.connect.Connect) and ``adopt(connect)`` gives the Client."""
         self.client = client
+        self.connect = connect
+        self.adopt = adopt
         self.request = request
+        self.progress = ProgressModel(StagePlan.for_job(writes_frames_here=not request.share_files, video=False))
         self.on_update = on_update
         self.on_finish = on_finish
         self.interval = interval
         self.job: Any | None = None
-        self.state = "new"
+        self.state = "new" if client is not None else "connecting"
         self.stage = ""
+        self.preview: np.ndarray | None = None
+        self.preview_count = 0
         self.fraction = 0.0
         self.error: str = ""
+        self.exception: Exception | None = None
         self.result: dict[str, Any] | None = None
         self._finished = False
 
@@ -75,6 +87,13 @@ class JobTracker:
     def is_finished(self) -> bool:
         """True once the job is done, failed or cancelled and ``on_finish`` has run."""
         return self._finished
+
+    @property
+    def label(self) -> str:
+        """What the panel shows: the connection step, 'Queued', or the progress line."""
+        if self.state == "connecting" and self.connect is not None:
+            return self.connect.label()
+        return self.progress.text()
 
     def submit(self) -> None:
         """Send the job; InputError / BackendUnavailable propagate to the operator that reports them."""
@@ -88,8 +107,8 @@ class JobTracker:
         """Drain the backend's events, update the state; seconds to the next tick, or None when over."""
         if self._finished:
             return None
-        if self.job is None:
-            raise RuntimeError("tick() before submit()")
+        if self.job is None and not self._connect_step():
+            return None if self._finished else self._updated()
         try:
             self.client.poll(timeout=0.0)
         except _errors.StillflowError as error:
@@ -97,19 +116,59 @@ class JobTracker:
             return None
         job = self.job
         self.stage = job.stage or self.stage
-        if job.total:
-            self.fraction = min(1.0, max(0.0, job.done / job.total))
+        self.progress.update(job.stage, job.done, job.total)
+        self.fraction = self.progress.fraction
+        if job.preview is not None and job.preview is not self.preview:
+            self.preview, self.preview_count = job.preview, self.preview_count + 1
         if job.state in TERMINAL_STATES:
             self._end(job.state, str(job.error) if job.error is not None else "")
             return None
         self.state = job.state
+        return self._updated()
+
+    def _updated(self) -> float:
+        """Tell the panel and return the next tick's delay."""
         if self.on_update is not None:
             self.on_update(self)
         return self.interval
 
+    def _connect_step(self) -> bool:
+        """Step the connection; True once the job is submitted (then tick() polls it)."""
+        if self.client is None:
+            if self.connect is None or self.adopt is None:
+                raise RuntimeError("tick() without a client or a Connect")
+            self.connect.step()
+            if self.connect.state == "cancelled":
+                self._end("cancelled", "cancelled before the job reached the backend")
+                return False
+            if self.connect.state == "failed":
+                self.exception = self.connect.error
+                self._end("failed", str(self.connect.error))
+                return False
+            if self.connect.state != "ready":
+                return False
+            try:
+                self.client = self.adopt(self.connect)
+            except _errors.StillflowError as error:
+                self.exception = error
+                self._end("failed", str(error))
+                return False
+        try:
+            self.submit()
+        except _errors.StillflowError as error:
+            self.exception = error
+            self._end("failed", str(error))
+            return False
+        return True
+
     def cancel(self) -> None:
         """Ask the backend to stop the job; the next tick() sees ``cancelled``."""
-        if self.job is None or self._finished:
+        if self._finished:
+            return
+        if self.job is None:
+            if self.connect is not None:
+                self.connect.cancel()
+            self._end("cancelled", "cancelled before the job reached the backend")
             return
         try:
             self.client.cancel(self.job)
@@ -130,17 +189,31 @@ class JobTracker:
             (the job is cancelled) or the backend went away.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.tick() is not None:
-            if deadline is not None and time.monotonic() > deadline:
-                self.cancel()
-                self._end("failed", f"the backend did not finish '{self.request.label}' within {timeout:g} s")
-                raise _errors.BackendUnavailable(self.error, hint="raise the timeout or use a faster device")
-            time.sleep(sleep)
+        try:
+            while self.tick() is not None:
+                if deadline is not None and time.monotonic() > deadline:
+                    self.cancel()
+                    self._end("failed", f"the backend did not finish '{self.request.label}' within {timeout:g} s")
+                    raise _errors.BackendUnavailable(self.error, hint="raise the timeout or use a faster device")
+                time.sleep(sleep)
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
         if self.state == "done":
             return self.result or {}
         if self.state == "cancelled":
             raise _errors.Cancelled(self.error or f"job '{self.request.label}' was cancelled")
+        if self.exception is not None:
+            raise self.exception
         raise _errors.JobFailed(self.error or f"job '{self.request.label}' failed")
+
+    def interrupt(self, reason: str = "interrupted (Ctrl+C)") -> None:
+        """Cancel the job on the backend and end it here at once (Ctrl+C while waiting, a file being closed)."""
+        try:
+            self.cancel()
+        except KeyboardInterrupt:  # a second Ctrl+C while the cancel request is out: end here regardless
+            pass
+        self._end("cancelled", f"{reason}; the job was cancelled on the backend")
 
     def _end(self, state: str, error: str) -> None:
         """Record the final state and run ``on_finish`` once."""
@@ -150,7 +223,9 @@ class JobTracker:
         self.error = error
         if state == "done" and self.job is not None:
             self.result = dict(self.job.result or {})
-            self.fraction = 1.0
+            if self.request.share_files:
+                self.progress.finish()
+            self.fraction = self.progress.fraction
         self._finished = True
         log.info("job %s ended: %s %s", getattr(self.job, "job_id", "?"), state, error)
         if self.on_finish is not None:

@@ -84,9 +84,15 @@ class TestTick:
         with pytest.raises(_errors.Cancelled):
             tracker.wait(1.0)
 
-    def test_exception_before_submit(self, client: Any, tmp_path: Path) -> None:
-        with pytest.raises(RuntimeError, match="tick\\(\\) before submit\\(\\)"):
-            JobTracker(client, request(tmp_path, 4)).tick()
+    def test_exception_no_client_no_connect(self, tmp_path: Path) -> None:
+        with pytest.raises(RuntimeError, match="tick\\(\\) without a client or a Connect"):
+            JobTracker(None, request(tmp_path, 4)).tick()
+
+    def test_feature_first_tick_submits(self, client: Any, tmp_path: Path) -> None:
+        tracker = JobTracker(client, request(tmp_path, 4))
+        assert tracker.tick() is not None and tracker.job is not None
+        tracker.wait(60.0)
+        assert tracker.state == "done" and tracker.fraction == 1.0
 
 
 class TestWait:

@@ -84,6 +84,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="ADDR", help="run the jobs as tasks on the Ray cluster at ADDR (auto, local "
                                                       "or HOST:PORT; needs stillflow[ray]); --workers = jobs at once")
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
+    parser.add_argument("--parent-pid", type=int, metavar="PID",
+                        help="shut down when process PID exits (the add-on passes Blender's)")
 
 
 def _add_client_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +108,7 @@ def run_serve(args: argparse.Namespace) -> int:
     log_path = Path(args.log) if args.log else Path(tempfile.gettempdir()) / "stillflow" / f"serve-{os.getpid()}.log"
     _log_to_file(log_path, int(args.log_max_mb * 2**20))
     devices = tuple(d.strip() for d in args.device.split(",") if d.strip()) or ("auto",)
-    _check_devices(devices)
+    devices = _check_devices(devices)
     # load torch and the engine before announcing readiness: the first job starts at full speed
     # and a broken install fails here rather than inside a job
     importlib.import_module("stillflow.pipeline")
@@ -121,6 +123,10 @@ def run_serve(args: argparse.Namespace) -> int:
     endpoint = server.bind()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.request_stop())
+    if args.parent_pid:
+        from .parent_watch import watch_parent
+
+        watch_parent(args.parent_pid, server.request_stop)
     if args.endpoint_file:
         staging = Path(f"{args.endpoint_file}.tmp")
         staging.write_text(endpoint)
@@ -254,12 +260,11 @@ def _existing_folder(given: str, flag: str) -> Path:
     return folder
 
 
-def _check_devices(devices: tuple[str, ...]) -> None:
-    """Raise InputError for a --device that does not exist here (imports torch)."""
+def _check_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
+    """The devices as torch names ('auto' resolved, so hello says which); InputError for one missing here."""
     from ..devices import pick
 
-    for device in devices:
-        pick(device)
+    return tuple(str(pick(device)) for device in devices)
 
 
 def _client_limits(args: argparse.Namespace) -> dict[str, int]:
