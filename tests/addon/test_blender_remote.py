@@ -149,8 +149,9 @@ class TestRemoteFrames:
         assert "frames" not in tracker.result and "frames" not in tracker.job.result  # released once written
         written = sorted(Path(settings.result_dir).glob("frame_*.png"))
         assert [p.name for p in written] == [f"frame_{i:04d}.png" for i in range(FRAMES)]
-        assert Path(settings.result_dir).parent == Path(prefs.output_dir)
-        assert not list(Path(prefs.output_dir).glob(".*tmp-*")), "no staging folder left behind"
+        assert Path(settings.result_dir) == Path(prefs.output_dir) / "remote_still" / "take_0001"
+        assert json.loads((Path(settings.result_dir) / "manifest.json").read_text())["frames"] == FRAMES
+        assert not list(Path(prefs.output_dir).rglob(".*tmp-*")), "no staging folder left behind"
         assert settings.status == f"Done: {FRAMES} frames in {settings.result_dir}"
 
         direct = _reference(backend_python, tracker.request, tmp_path)
@@ -251,5 +252,6 @@ class TestOutputFolder:
         sf.results.write_frames(np.zeros((3, 4, 5, 3), np.uint8), str(out_dir))
         paths = sf.results.write_frames(np.full((2, 4, 5, 3), 0.5, np.float32), str(out_dir))
         assert paths == [str(out_dir / "frame_0000.png"), str(out_dir / "frame_0001.png")]
-        assert sorted(p.name for p in out_dir.iterdir()) == ["frame_0000.png", "frame_0001.png"]  # no stale third
+        assert sorted(p.name for p in out_dir.iterdir()) == ["frame_0000.png", "frame_0001.png",  # no stale third
+                                                             "manifest.json"]
         assert [p.name for p in tmp_path.iterdir()] == ["job"]
