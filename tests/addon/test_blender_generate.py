@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from tests.addon.blender_probe import render_frames
+from tests.addon.blender_probe import file_pixels, render_frames
 
 bpy = pytest.importorskip("bpy")
 
@@ -66,18 +66,6 @@ def _read_png_frames(backend_python: str, paths: list[str]) -> np.ndarray:
             "np.save(sys.argv[1], np.stack([cv2.imread(p, cv2.IMREAD_COLOR)[..., ::-1] for p in sys.argv[2:]]))")
     subprocess.run([backend_python, "-c", code, str(out), *paths], check=True, timeout=120)
     return np.load(out)
-
-
-def _blender_pixels(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 of an image file as Blender decodes it (rows top-down)."""
-    image = bpy.data.images.load(path, check_existing=False)
-    try:
-        width, height = image.size
-        buffer = np.empty(width * height * image.channels, np.float32)
-        image.pixels.foreach_get(buffer)
-    finally:
-        bpy.data.images.remove(image)
-    return np.round(buffer.reshape(height, width, -1)[::-1, :, :3] * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +145,11 @@ class TestUseResult:
         scene.render.filepath = str(folder / name / "f_####")
         scene.frame_start, scene.frame_end = 1, frames
         bpy.ops.render.render(animation=True, scene=scene.name)
-        return [_blender_pixels(str(folder / name / f"f_{f:04d}.png")) for f in range(1, frames + 1)]
+        return [file_pixels(str(folder / name / f"f_{f:04d}.png")) for f in range(1, frames + 1)]
 
     def _expected(self, generated: dict) -> list[np.ndarray]:
         settings = generated["scene"].stillflow
-        return [_blender_pixels(str(p)) for p in sorted(Path(settings.result_dir).glob("frame_*.png"))]
+        return [file_pixels(str(p)) for p in sorted(Path(settings.result_dir).glob("frame_*.png"))]
 
     def test_compositor(self, generated: dict) -> None:
         scene = generated["scene"]
@@ -236,7 +224,7 @@ class TestRegenerate:
         user = generated["area"].spaces.active.image_user
         assert node.frame_duration == texture.image_user.frame_duration == user.frame_duration == FRAMES - 1
         assert Path(bpy.path.abspath(strip.directory)) == take and len(strip.elements) == 2 * (FRAMES - 1)
-        expected = [_blender_pixels(str(p)) for p in sorted(take.glob("frame_*.png"))]
+        expected = [file_pixels(str(p)) for p in sorted(take.glob("frame_*.png"))]
         scene.render.resolution_x, scene.render.resolution_y = SIZE
         rendered = render_frames(scene, generated["folder"] / "regenerated", SIZE, FRAMES, compositor=True)
         for frame, pixels in enumerate(rendered, start=1):
