@@ -232,6 +232,25 @@ class TestRegenerate:
         scene.compositing_node_group = None
         scene.sequence_editor.strips.remove(strip)
 
+    def test_backend_exr_frames_reproduce_the_png_loop(self, generated: dict, sf: ModuleType) -> None:
+        """EXR frames from the backend hold sRGB-encoded floats; the tagged loop renders like the PNG loop."""
+        scene, settings = generated["scene"], generated["scene"].stillflow
+        png_take = Path(bpy.path.abspath(settings.result_dir)).parent / "take_0001"
+        expected = [file_pixels(str(p)) for p in sorted(png_take.glob("frame_*.png"))]
+        assert len(expected) == FRAMES
+        settings.format = "exr"
+        try:
+            assert bpy.ops.stillflow.generate() == {"FINISHED"}
+        finally:
+            settings.format = "png"
+        loop = settings.result
+        assert loop.filepath.endswith("frame_0000.exr") and loop.colorspace_settings.name == "sRGB"
+        assert bpy.ops.stillflow.add_to_compositor() == {"FINISHED"}
+        rendered = render_frames(scene, generated["folder"] / "exr", SIZE, FRAMES, compositor=True)
+        for frame, pixels in enumerate(rendered, start=1):
+            assert np.abs(pixels - expected[frame - 1]).max() <= 1, f"scene frame {frame}"
+        scene.compositing_node_group = None
+
 
 def _mask_png(path: Path) -> None:
     """A mask image file whose left half is white (moves)."""
