@@ -33,7 +33,6 @@ from .core import batch as core_batch
 from .core import result_paths
 from .core.lib import load
 from .core.mask_sources import pixels_to_normalised
-from .properties import results_root
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def _digest(settings: bpy.types.PropertyGroup, still: bpy.types.Image) -> str:
 
 def _take_with(image_name: str, digest: str) -> Path | None:
     """The newest take of the still made from inputs with this digest, if one is on disk."""
-    for take in reversed(result_paths.takes(results_root() / result_paths.safe_stem(image_name))):
+    for take in reversed(result_paths.takes(placement.image_folder(image_name))):
         record = take / core_batch.INPUTS_FILE
         try:
             if json.loads(record.read_text()).get("digest") == digest and placement.frame_files(take):

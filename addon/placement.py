@@ -19,12 +19,12 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import results
-from .core import colour, result_paths
+from .core import result_paths
 from .properties import preferences, results_root, session_results_root
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOOP_SOURCE", "find_loop", "place_take", "show_take", "take_of", "blend_path", "frame_files",
+__all__ = ["LOOP_SOURCE", "find_loop", "place_take", "image_folder", "show_take", "take_of", "blend_path", "frame_files",
            "retarget_users", "undo_step", "relocate_session_results", "register", "unregister"]
 
 LOOP_SOURCE = "stillflow_source"
@@ -64,12 +64,17 @@ def place_take(scene: bpy.types.Scene, image_name: str, frames_dir: Path) -> tup
 
     Returns the loop Image (the same datablock as before for a regenerate) and its frame files.
     """
-    image_dir = results_root() / result_paths.safe_stem(image_name)
+    image_dir = image_folder(image_name)
     take = result_paths.move_folder(frames_dir, result_paths.next_take(image_dir))
     _remove_if_empty(frames_dir.parent)
     loop, paths = show_take(image_name, take)
     result_paths.prune_takes(image_dir, preferences().keep_results, take)
     return loop, paths
+
+
+def image_folder(image_name: str) -> Path:
+    """The folder holding a still's takes (``<results root>/<still name>``)."""
+    return results_root() / result_paths.folder_name(image_name)
 
 
 def show_take(image_name: str, take: Path) -> tuple[bpy.types.Image, list[Path]]:
@@ -86,7 +91,7 @@ def show_take(image_name: str, take: Path) -> tuple[bpy.types.Image, list[Path]]
         old_dir, old_count = _folder_of(loop), int(loop.get("stillflow_frames", 0))
     loop.filepath = blend_path(paths[0])
     loop["stillflow_frames"] = len(paths)
-    loop.colorspace_settings.name = colour.frame_colorspace(paths[0].suffix)
+    results.tag_colorspace(loop, paths[0].suffix)
     loop.reload()
     if old_dir is not None and old_dir != take.resolve():
         retarget_users(loop, old_dir, old_count, take.resolve(), len(paths))
@@ -111,9 +116,9 @@ def _image_users(image: bpy.types.Image) -> Iterator[bpy.types.bpy_struct]:
     for tree in [*bpy.data.node_groups, *(m.node_tree for m in bpy.data.materials if m.node_tree),
                  *(w.node_tree for w in bpy.data.worlds if w.node_tree)]:
         for node in tree.nodes:
-            if getattr(node, "image", None) != image:
-                continue
-            yield node if node.bl_idname == "CompositorNodeImage" else node.image_user
+            user = getattr(node, "image_user", node)  # a CompositorNodeImage holds the fields itself
+            if getattr(node, "image", None) == image and hasattr(user, "frame_duration"):
+                yield user
     for texture in bpy.data.textures:
         if texture.type == "IMAGE" and texture.image == image:
             yield texture.image_user
@@ -150,7 +155,7 @@ def _retarget_strip(strip: bpy.types.Strip, new_dir: Path, names: list[str], old
         element.filename = name
     for name in wanted[len(strip.elements):]:
         strip.elements.append(name)
-    strip.colorspace_settings.name = colour.frame_colorspace(Path(names[0]).suffix)
+    results.tag_colorspace(strip, Path(names[0]).suffix)
 
 
 def undo_step(message: str) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "add_to_material",
     "apply_scene_fps",
     "sequence_files",
+    "tag_colorspace",
 ]
 
 FIRST_FILE_NUMBER = 0
@@ -184,8 +185,18 @@ def add_to_sequencer(scene: bpy.types.Scene, image: bpy.types.Image, frames: int
                                     frame_start=scene.frame_start if frame_start is None else frame_start)
     for element in elements[1:]:
         strip.elements.append(element)
-    strip.colorspace_settings.name = colour.frame_colorspace(Path(elements[0]).suffix)
+    tag_colorspace(strip, Path(elements[0]).suffix)
     return strip
+
+
+def tag_colorspace(target: bpy.types.bpy_struct, suffix: str) -> None:
+    """Tag an Image or image strip with the colour space of Stillflow frame files (``core.colour``)."""
+    name = colour.frame_colorspace(suffix)
+    try:
+        target.colorspace_settings.name = name
+    except TypeError:  # a custom OCIO configuration without that name: keep Blender's choice, say so
+        log.warning("colour space %r is not in this OCIO configuration; %s keeps %r", name,
+                    getattr(target, "name", target), target.colorspace_settings.name)
 
 
 def add_to_material(material: bpy.types.Material, image: bpy.types.Image, frames: int,

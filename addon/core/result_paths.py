@@ -3,8 +3,8 @@
 No ``bpy`` module use. Layout (``<root>`` is ``stillflow/`` beside a saved .blend, else a per-session
 folder under the extension's user folder)::
 
-    <root>/<image stem>/take_0001/frame_0000.png ... manifest.json
-    <root>/<image stem>/take_0002/...
+    <root>/<image name>/take_0001/frame_0000.png ... manifest.json
+    <root>/<image name>/take_0002/...
 
 A new take never overwrites the one Blender shows: it is written (or moved) whole into the next free
 number, the loop Image is pointed at it, and only then are older takes beyond the history removed.
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RESULTS_DIRNAME",
     "TAKE_PREFIX",
-    "safe_stem",
+    "folder_name",
     "blend_results_root",
     "session_folder_name",
     "takes",
@@ -41,10 +41,9 @@ TAKE_PREFIX = "take_"
 _TAKE = re.compile(rf"^{TAKE_PREFIX}(\d+)$")
 
 
-def safe_stem(image_name: str) -> str:
-    """A file-system-safe folder name for an image (its name without extension)."""
-    stem = Path(image_name).stem if "." in image_name else image_name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "loop"
+def folder_name(image_name: str) -> str:
+    """A file-system-safe folder name for a still's results (its whole name: lake.png and lake.jpg differ)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", image_name).strip("._") or "loop"
 
 
 def blend_results_root(blend_path: str) -> Path | None:

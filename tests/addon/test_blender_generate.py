@@ -204,7 +204,7 @@ class TestRegenerate:
         scene, settings = generated["scene"], generated["scene"].stillflow
         loop = settings.result
         first_take = Path(bpy.path.abspath(settings.result_dir))
-        assert first_take.name == "take_0001" and first_take.parent.name == "lake"
+        assert first_take.name == "take_0001" and first_take.parent.name == "lake.png"
         assert bpy.ops.stillflow.add_to_compositor() == {"FINISHED"}
         scene.stillflow.sequencer_loops = 2
         assert bpy.ops.stillflow.add_to_sequencer() == {"FINISHED"}

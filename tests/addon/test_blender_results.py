@@ -78,7 +78,7 @@ class TestRegenerateInPlace:
         assert again.as_pointer() == loop.as_pointer() and scene.stillflow.result == loop
         assert [i.name for i in bpy.data.images if i.get("stillflow_source") == "still.png"] == [loop.name]
         take = Path(bpy.path.abspath(loop.filepath)).parent
-        assert take == Path(out.output_dir) / "still" / "take_0002" and loop.filepath.endswith("frame_0000.png")
+        assert take == Path(out.output_dir) / "still.png" / "take_0002" and loop.filepath.endswith("frame_0000.png")
         assert node.frame_duration == 3 and texture.image_user.frame_duration == 3
         assert Path(bpy.path.abspath(strip.directory)) == take and len(strip.elements) == 2 * 3
         assert [e.filename for e in strip.elements] == [f"frame_{i % 3:04d}.png" for i in range(6)]
@@ -102,7 +102,7 @@ class TestRegenerateInPlace:
         out.keep_results = keep
         for seed in range(4):
             _place(sf, scene, tmp_path, _frames(2, seed), name="history.png")
-        folder = Path(out.output_dir) / "history"
+        folder = Path(out.output_dir) / "history.png"
         assert sorted(p.name for p in folder.iterdir()) == left
         assert not list((Path(out.output_dir) / ".jobs").glob("*")), "job folders are moved, not copied"
 
@@ -144,7 +144,7 @@ out["after_redo"] = state()
 bpy.ops.wm.save_as_mainfile(filepath=str(root / "proj" / "shot.blend"))
 out["saved"] = state()
 out["session_left"] = [str(p) for p in sf.properties.session_results_root().rglob("frame_*")]
-out["beside_blend"] = sorted(os.listdir(root / "proj" / "stillflow" / "still"))
+out["beside_blend"] = sorted(os.listdir(root / "proj" / "stillflow" / "still.png"))
 shutil.move(str(root / "proj"), str(root / "farm"))
 bpy.ops.wm.open_mainfile(filepath=str(root / "farm" / "shot.blend"))
 out["farm"] = state()
@@ -173,19 +173,19 @@ def test_unsaved_file_results_move_beside_blend_on_first_save(extension_zips: di
     result = json.loads(done.stdout.split("RESULT ", 1)[1])
     session = str(tmp_path / "user")
     placed = result["placed"]
-    assert placed["abs"].startswith(session) and placed["abs"].endswith("still/take_0002/frame_0000.png")
+    assert placed["abs"].startswith(session) and placed["abs"].endswith("still.png/take_0002/frame_0000.png")
     assert placed["node_frames"] == 2 and placed["strip_dir"].endswith("take_0002/")
     # undo goes back to the first take (kept as history), redo to the second
     assert result["undo"] == ["FINISHED"] and result["after_undo"]["abs"].endswith("take_0001/frame_0000.png")
     assert result["after_undo"]["exists"] and result["after_undo"]["node_frames"] == 3
     assert result["redo"] == ["FINISHED"] and result["after_redo"] == placed
     # first save: every take moves beside the .blend; the paths are relative
-    assert result["saved"]["path"] == "//stillflow/still/take_0002/frame_0000.png"
-    assert result["saved"]["strip_dir"] == "//stillflow/still/take_0002/"
-    assert result["saved"]["result_dir"] == "//stillflow/still/take_0002"
+    assert result["saved"]["path"] == "//stillflow/still.png/take_0002/frame_0000.png"
+    assert result["saved"]["strip_dir"] == "//stillflow/still.png/take_0002/"
+    assert result["saved"]["result_dir"] == "//stillflow/still.png/take_0002"
     assert result["beside_blend"] == ["take_0001", "take_0002"] and result["session_left"] == []
     # the project folder moved to another place (a farm) still finds and renders its loop
-    assert result["farm"]["path"] == "//stillflow/still/take_0002/frame_0000.png" and result["farm"]["exists"]
+    assert result["farm"]["path"] == "//stillflow/still.png/take_0002/frame_0000.png" and result["farm"]["exists"]
     assert result["farm"]["abs"].startswith(str(tmp_path / "farm"))
     assert result["farm_level"] == pytest.approx(90.0, abs=0.5)
 

@@ -21,11 +21,13 @@ def _take(image_dir: Path, name: str, frames: int = 2) -> Path:
 
 
 class TestNames:
-    def test_safe_stem(self) -> None:
-        assert result_paths.safe_stem("lake.png") == "lake"
-        assert result_paths.safe_stem("my photo (2).JPG") == "my_photo_2"
-        assert result_paths.safe_stem("...") == "loop"
-        assert result_paths.safe_stem("Render Result") == "Render_Result"
+    def test_folder_name(self) -> None:
+        assert result_paths.folder_name("lake.png") == "lake.png"
+        assert result_paths.folder_name("lake.png") != result_paths.folder_name("lake.jpg")
+        assert result_paths.folder_name("my photo (2).JPG") == "my_photo_2_.JPG"
+        assert result_paths.folder_name("...") == "loop"
+        assert result_paths.folder_name("../../etc") == "etc"
+        assert result_paths.folder_name("Render Result") == "Render_Result"
 
     def test_blend_results_root(self, tmp_path: Path) -> None:
         assert result_paths.blend_results_root(str(tmp_path / "shot.blend")) == tmp_path.resolve() / "stillflow"
