@@ -66,7 +66,8 @@ def place_take(scene: bpy.types.Scene, image_name: str, frames_dir: Path) -> tup
     """
     image_dir = image_folder(image_name)
     take = result_paths.move_folder(frames_dir, result_paths.next_take(image_dir))
-    _remove_if_empty(frames_dir.parent)
+    if frames_dir.parent.name == ".jobs":  # the backend's staging folder (properties.output_root)
+        _remove_if_empty(frames_dir.parent)
     loop, paths = show_take(image_name, take)
     result_paths.prune_takes(image_dir, preferences().keep_results, take)
     return loop, paths
@@ -104,9 +105,9 @@ def take_of(loop: bpy.types.Image) -> Path:
 
 
 def _remove_if_empty(folder: Path) -> None:
-    """Remove the backend's job staging folder once its last job has moved out."""
+    """Remove a folder the add-on made once its last result has moved out (a folder with files stays)."""
     try:
-        folder.rmdir() if folder.name == ".jobs" else None
+        folder.rmdir()
     except OSError:
         pass
 

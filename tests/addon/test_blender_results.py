@@ -143,7 +143,7 @@ out["redo"] = sorted(bpy.ops.ed.redo())
 out["after_redo"] = state()
 bpy.ops.wm.save_as_mainfile(filepath=str(root / "proj" / "shot.blend"))
 out["saved"] = state()
-out["session_left"] = [str(p) for p in sf.properties.session_results_root().rglob("frame_*")]
+out["session_left"] = [str(p) for p in sf.properties.session_results_root().rglob("*") if p.name != ".jobs"]
 out["beside_blend"] = sorted(os.listdir(root / "proj" / "stillflow" / "still.png"))
 shutil.move(str(root / "proj"), str(root / "farm"))
 bpy.ops.wm.open_mainfile(filepath=str(root / "farm" / "shot.blend"))
