@@ -14,9 +14,9 @@ _log_handler: logging.Handler | None = None
 
 def _classes() -> tuple[type, ...]:
     """Every class to register, in dependency order."""
-    from . import operators, panels, properties
+    from . import operators, panels, properties, result_ops
 
-    return (*properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
+    return (*properties.CLASSES, *operators.CLASSES, *result_ops.CLASSES, *panels.CLASSES)
 
 
 def register() -> None:
@@ -24,7 +24,7 @@ def register() -> None:
     global _log_handler
     import bpy
 
-    from . import file_handlers, preview, properties
+    from . import file_handlers, placement, preview, properties
 
     for cls in _classes():
         bpy.utils.register_class(cls)
@@ -35,6 +35,7 @@ def register() -> None:
     logging.getLogger(__name__).setLevel(logging.INFO)
     preview.register()
     file_handlers.register()
+    placement.register()
 
 
 def unregister() -> None:
@@ -42,10 +43,11 @@ def unregister() -> None:
     global _log_handler
     import bpy
 
-    from . import file_handlers, preview, runner
+    from . import file_handlers, placement, preview, runner
 
     file_handlers.unregister()
     runner.shutdown()
+    placement.unregister()
     preview.unregister()
     if _log_handler is not None:
         logging.getLogger(__name__).removeHandler(_log_handler)

@@ -198,13 +198,13 @@ class STILLFLOW_OT_batch_generate(bpy.types.Operator):
             self.report({"ERROR"}, f"no stills matching {self.pattern} in {folder}")
             return {"CANCELLED"}
         try:
-            done = batch.generate_loops(paths, context=context, timeout=self.timeout,
-                                        place_in_sequencer=self.add_to_sequencer, loops=self.loops)
+            report = batch.generate_loops(paths, context=context, timeout=self.timeout,
+                                          place_in_sequencer=self.add_to_sequencer, loops=self.loops)
         except _errors.StillflowError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Generated {len(done)} loops")
-        return {"FINISHED"}
+        self.report({"INFO"} if report.ok else {"WARNING"}, report.summary().replace("\n", "; "))
+        return {"FINISHED"} if report.images else {"CANCELLED"}
 
 
 CLASSES = (

@@ -41,7 +41,6 @@ class STILLFLOW_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(settings, "frames")
         col.prop(settings, "fps")
         col.prop(settings, "speed")
-        col.prop(settings, "loops")
         layout.prop(settings, "show_live_preview")
         row = layout.row(align=True)
         if runner.active_tracker() is not None:
@@ -63,7 +62,7 @@ class STILLFLOW_PT_advanced(_Sidebar, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         settings = context.scene.stillflow
         col = self.layout.column()
-        for name in ("levels", "detail", "feather", "refine_mask", "engine", "device"):
+        for name in ("levels", "detail", "feather", "refine_mask", "engine", "device", "format"):
             col.prop(settings, name)
 
 
@@ -81,12 +80,25 @@ class STILLFLOW_PT_result(_Sidebar, bpy.types.Panel):
             return
         layout.label(text=f"{settings.result.name}: {settings.result_frames} frames at {settings.result_fps:g} fps")
         layout.prop(settings, "use_scene_fps")
+        _draw_view_hint(layout, context.scene)
         col = layout.column(align=True)
         col.operator("stillflow.add_to_compositor", icon="NODE_COMPOSITING")
         row = col.row(align=True)
         row.operator("stillflow.add_to_sequencer", icon="SEQUENCE")
-        row.prop(settings, "sequencer_loops", text="")
+        row.prop(settings, "sequencer_loops", text="Loops")
         col.operator("stillflow.add_to_material", icon="MATERIAL")
+
+
+def _draw_view_hint(layout: bpy.types.UILayout, scene: bpy.types.Scene) -> None:
+    """Issue 12: say when colour management changes the loop's colours, with a one-click fix."""
+    from .core.colour import view_advice
+
+    view = scene.view_settings
+    advice = view_advice(view.view_transform, view.look, view.exposure, view.gamma)
+    if advice is not None:
+        box = layout.box()
+        box.label(text=advice[0].upper() + advice[1:], icon="COLOR")
+        box.operator("stillflow.use_standard_view", icon="CHECKMARK")
 
 
 class STILLFLOW_PT_preview(_Sidebar, bpy.types.Panel):

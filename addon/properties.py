@@ -14,6 +14,7 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
+from .core import network, result_paths
 from .core.backend import BackendConfig
 from .core.lib import load
 from .core.request import option_field
@@ -66,7 +67,6 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
     fps: FloatProperty(name="FPS", description=_describe("fps"), default=_default("fps"), min=0.01, max=240.0)
     speed: FloatProperty(name="Speed", description=_describe("speed"), default=_default("speed"),
                          min=0.0, soft_max=3.0)
-    loops: IntProperty(name="Loops", description=_describe("loops"), default=_default("loops"), min=1, max=1000)
     levels: IntProperty(name="Levels", description=_describe("levels"), default=_default("levels"), min=1, max=8)
     detail: EnumProperty(name="Detail", description=_describe("detail"),
                          items=[(d, d.title(), "") for d in _options.DETAIL_MODES], default=_default("detail"))
@@ -74,14 +74,20 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
                            min=0.0, max=256.0, subtype="PIXEL")
     refine_mask: BoolProperty(name="Refine Mask", description=_describe("refine_mask"),
                               default=_default("refine_mask"))
+    format: EnumProperty(name="File Format", description=_describe("format"),
+                         items=(("png", "PNG", "8-bit PNG"), ("png16", "PNG 16-bit", "16-bit PNG"),
+                                ("exr", "OpenEXR", "Float OpenEXR (sRGB-encoded values; the loop Image is "
+                                 "tagged sRGB so Blender reads them right)")),
+                         default=_default("format"))
     engine: EnumProperty(name="Engine", description=_describe("engine"),
                          items=[(e, e.title(), "") for e in _options.ENGINES], default=_default("engine"))
     device: StringProperty(name="Device", description=_describe("device"), default=_default("device"))
 
     use_scene_fps: BoolProperty(name="Set Scene FPS", default=False,
                                 description="Set the scene's frame rate to the loop's when the result is placed")
-    sequencer_loops: IntProperty(name="Strip Loops", default=0, min=0, max=10000,
-                                 description="Loops in a sequencer strip; 0 = enough to cover the scene's frame range")
+    sequencer_loops: IntProperty(name="Loops", default=0, min=0, max=10000,
+                                 description="How many times a sequencer strip (Add to Sequencer, Batch) repeats "
+                                 "the loop; 0 = enough to cover the scene's frame range")
 
     show_motion_overlay: BoolProperty(name="Motion Overlay", default=False,
                                       description="Draw the motion field over the image")
@@ -134,7 +140,12 @@ class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
     timeout: FloatProperty(name="Answer Timeout", default=2.5, min=0.05, max=120.0, subtype="TIME_ABSOLUTE",
                            description="Seconds to wait for each answer of the backend before retrying")
     output_dir: StringProperty(name="Output Folder", subtype="DIR_PATH", default="",
-                               description="Where generated frames are written; empty = the extension's user folder")
+                               description="Where loops are written (one folder per image, one take per "
+                               "Generate); empty = 'stillflow' beside the saved .blend (the extension's "
+                               "user folder until the file is first saved)")
+    keep_results: IntProperty(name="Keep Older Results", default=2, min=0, max=100,
+                              description="Older takes of an image's loop kept on disk after a new Generate "
+                              "(undo can go back to them); 0 = remove them")
     backend_status: StringProperty(name="Backend Status", default="", options={"SKIP_SAVE"})
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -150,6 +161,7 @@ class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
             col.prop(self, "client_key_file")
         layout.prop(self, "timeout")
         layout.prop(self, "output_dir")
+        layout.prop(self, "keep_results")
         row = layout.row()
         row.operator("stillflow.check_backend", icon="PLUGIN")
         row.operator("stillflow.cancel", text="", icon="CANCEL")
@@ -176,6 +188,9 @@ def preferences(context: bpy.types.Context | None = None) -> STILLFLOW_AP_prefer
 def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
     """Plain copy of the preferences for core.backend."""
     prefs = preferences(context)
+    if prefs.backend_mode == "REMOTE":
+        network.check_online_access(prefs.endpoint.strip(), online_access=bpy.app.online_access,
+                                    forced_offline=bpy.app.online_access_override and not bpy.app.online_access)
     return BackendConfig(
         mode=prefs.backend_mode,
         python=bpy.path.abspath(prefs.python_path) if prefs.python_path else "",
@@ -188,18 +203,39 @@ def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
     )
 
 
-def output_root(context: bpy.types.Context | None = None) -> Path:
-    """Folder under which every job gets its own result folder; InputError when it cannot be created."""
+_SESSION_FOLDER = result_paths.session_folder_name()
+"""Results of files not saved yet go here (under the user folder) until their first save."""
+
+
+def session_results_root() -> Path:
+    """This Blender session's folder for the results of unsaved files."""
+    return user_folder("results") / _SESSION_FOLDER
+
+
+def results_root(context: bpy.types.Context | None = None, blend_path: str | None = None) -> Path:
+    """Folder holding ``<image>/take_NNNN`` result folders for the current (or the given) .blend file.
+
+    The Output Folder preference when set (``//`` = beside the .blend); else ``stillflow/`` beside a
+    saved .blend; else the session folder under the user folder (moved beside the .blend on first save).
+    """
     prefs = preferences(context)
-    if prefs.output_dir:
-        root = Path(bpy.path.abspath(prefs.output_dir))
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise _errors.InputError(f"the Output Folder {root} cannot be created ({error.strerror or error})",
-                                     hint="choose another one in the Stillflow preferences") from None
-        return root
-    return user_folder("results")
+    blend_path = bpy.data.filepath if blend_path is None else blend_path
+    chosen = prefs.output_dir.strip()
+    if chosen and not (chosen.startswith("//") and not blend_path):
+        start = str(Path(blend_path).parent) if blend_path else None
+        return Path(bpy.path.abspath(chosen, start=start) if chosen.startswith("//") else bpy.path.abspath(chosen))
+    return result_paths.blend_results_root(blend_path) or session_results_root()
+
+
+def output_root(context: bpy.types.Context | None = None) -> Path:
+    """Folder where the backend writes each job before it becomes a take; InputError when it cannot be created."""
+    root = results_root(context)
+    try:
+        (root / ".jobs").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _errors.InputError(f"the Output Folder {root} cannot be created ({error.strerror or error})",
+                                 hint="choose another one in the Stillflow preferences") from None
+    return root / ".jobs"
 
 
 CLASSES = (STILLFLOW_PG_settings, STILLFLOW_AP_preferences)

@@ -14,7 +14,7 @@ from typing import Iterable
 import bpy
 import numpy as np
 
-from .core import loop_math
+from .core import colour, loop_math
 from .core.lib import load, stillflow
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ __all__ = [
     "add_to_material",
     "apply_scene_fps",
     "sequence_files",
+    "tag_colorspace",
 ]
 
 FIRST_FILE_NUMBER = 0
@@ -53,27 +54,45 @@ def load_sequence(frame_paths: Iterable[str], name: str) -> bpy.types.Image:
     return image
 
 
-def write_frames(frames: np.ndarray, out_dir: str) -> list[str]:
+def write_frames(frames: np.ndarray, out_dir: str, manifest: dict | None = None, fmt: str = "png") -> list[str]:
     """Write (N, H, W, C) frames that a remote backend sent back as frame_0000.png ... in out_dir.
 
-    ``frames`` is uint8 or float32 in [0, 1], rows top-down, C = 3 or 4. The folder appears
-    whole or not at all (a full disk leaves no half loop behind), like the backend's own results;
-    its manifest.json (with ``stillflow_version``) lets a later call replace it.
+    ``frames`` is uint8 or float32 in [0, 1], rows top-down, C = 3 or 4; ``fmt`` is the job's frame
+    format (png, png16 or exr; float frames keep their precision). The folder appears whole or not
+    at all (a full disk leaves no half loop behind), with a manifest.json like the backend's own
+    results (``stillflow_version`` marks it as a Stillflow result folder that a later result may replace).
     """
     # Making the folder first reports an unusable Output Folder as the OSError it is.
     os.makedirs(out_dir, exist_ok=True)
-    frames_io = load("io.frames")
-    with frames_io.atomic_dir(out_dir) as staging:
-        names = _save_pngs(frames, str(staging))
-        manifest = {"stillflow_version": stillflow().__version__, "frames": len(names), "files": names}
-        (staging / frames_io.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    with load("io.frames").atomic_dir(out_dir) as staging:
+        names = _save_frames(frames, str(staging), fmt)
+        count, height, width, channels = frames.shape
+        record = {**(manifest or {}), "stillflow_version": stillflow().__version__, "frames": count,
+                  "width": width, "height": height, "channels": channels, "format": fmt, "files": names,
+                  "written_by": "blender add-on (Connect mode)"}
+        Path(staging, "manifest.json").write_text(json.dumps(record, indent=2, default=str))
     return [os.path.join(out_dir, name) for name in names]
 
 
-def _save_pngs(frames: np.ndarray, folder: str) -> list[str]:
-    """Save (N, H, W, C) frames as frame_0000.png ... in ``folder`` through Blender; the file names."""
+_SUFFIX = {"png": ".png", "png16": ".png", "exr": ".exr"}
+
+
+def _save_frames(frames: np.ndarray, folder: str, fmt: str) -> list[str]:
+    """Save (N, H, W, C) frames as frame_0000.<ext> ... in ``folder`` through Blender; the file names.
+
+    The values are written unchanged (the backend's sRGB-encoded values, as its own files hold
+    them): png from a byte image, png16 (16-bit) and exr (ZIP, float) from a Non-Color float image.
+    """
     count, height, width, channels = frames.shape
-    scratch = bpy.data.images.new("stillflow frame", width, height, alpha=True)
+    is_float = fmt in ("png16", "exr")
+    scratch = bpy.data.images.new("stillflow frame", width, height, alpha=True, float_buffer=is_float)
+    if is_float:
+        scratch.colorspace_settings.name = "Non-Color"
+    writer = bpy.data.scenes.new("stillflow frame writer") if fmt == "exr" else None
+    if writer is not None:
+        settings = writer.render.image_settings
+        settings.file_format, settings.color_mode, settings.color_depth = "OPEN_EXR", "RGBA", "32"
+        settings.exr_codec = "ZIP"
     names: list[str] = []
     try:
         rgba = np.ones((height, width, 4), np.float32)
@@ -83,12 +102,17 @@ def _save_pngs(frames: np.ndarray, folder: str) -> list[str]:
                 frame /= 255.0
             rgba[..., :channels] = frame[..., :4]
             scratch.pixels.foreach_set(rgba[::-1].ravel())
-            names.append(f"frame_{FIRST_FILE_NUMBER + index:04d}.png")
-            scratch.filepath_raw = os.path.join(folder, names[-1])
-            scratch.file_format = "PNG"
-            scratch.save()
+            names.append(f"frame_{FIRST_FILE_NUMBER + index:04d}{_SUFFIX.get(fmt, '.png')}")
+            path = os.path.join(folder, names[-1])
+            if writer is not None:
+                scratch.save_render(path, scene=writer)
+            else:
+                scratch.filepath_raw, scratch.file_format = path, "PNG"
+                scratch.save()
     finally:
         bpy.data.images.remove(scratch)
+        if writer is not None:
+            bpy.data.scenes.remove(writer)
     return names
 
 
@@ -141,10 +165,12 @@ def add_to_compositor(scene: bpy.types.Scene, image: bpy.types.Image, frames: in
 
 
 def add_to_sequencer(scene: bpy.types.Scene, image: bpy.types.Image, frames: int,
-                     loops: int = 0, *, frame_start: int | None = None) -> bpy.types.Strip:
+                     loops: int = 0, *, frame_start: int | None = None,
+                     channel: int | None = None) -> bpy.types.Strip:
     """An image strip that repeats the loop ``loops`` times (0 = enough to cover the scene's range).
 
-    The strip starts at ``frame_start`` (default: the scene start) on the lowest free channel.
+    The strip starts at ``frame_start`` (default: the scene start) on ``channel`` (default: the
+    lowest free one). Its colour space is the frames' own (``core.colour``).
     """
     if loops <= 0:
         loops = loop_math.loops_to_cover(frames, scene.frame_start, scene.frame_end)
@@ -152,13 +178,25 @@ def add_to_sequencer(scene: bpy.types.Scene, image: bpy.types.Image, frames: int
     elements = loop_math.strip_elements(names, loops)
     editor = scene.sequence_editor or scene.sequence_editor_create()
     used = {s.channel for s in editor.strips}
-    channel = next(c for c in range(1, 129) if c not in used) if len(used) < 128 else 128
+    if channel is None:
+        channel = next(c for c in range(1, 129) if c not in used) if len(used) < 128 else 128
     strip = editor.strips.new_image(name=image.name, filepath=os.path.join(folder, elements[0]),
                                     channel=channel, fit_method="FIT",
                                     frame_start=scene.frame_start if frame_start is None else frame_start)
     for element in elements[1:]:
         strip.elements.append(element)
+    tag_colorspace(strip, Path(elements[0]).suffix)
     return strip
+
+
+def tag_colorspace(target: bpy.types.bpy_struct, suffix: str) -> None:
+    """Tag an Image or image strip with the colour space of Stillflow frame files (``core.colour``)."""
+    name = colour.frame_colorspace(suffix)
+    try:
+        target.colorspace_settings.name = name
+    except TypeError:  # a custom OCIO configuration without that name: keep Blender's choice, say so
+        log.warning("colour space %r is not in this OCIO configuration; %s keeps %r", name,
+                    getattr(target, "name", target), target.colorspace_settings.name)
 
 
 def add_to_material(material: bpy.types.Material, image: bpy.types.Image, frames: int,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import bpy
 
-from . import checking, inputs, live_preview, results
+from . import checking, inputs, live_preview, placement, results
 from .core.backend import Connection
 from .core.frame_writer import FrameWriter
 from .core.jobs import TICK_INTERVAL, JobTracker
@@ -300,33 +300,37 @@ def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker, writ
 
 def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir: str, frames: int,
                  fps: float) -> bpy.types.Image:
-    """Load a result as an Image sequence and play it in the Image Editors that showed the still.
+    """Move a result into the still's next take, show it through its loop Image (the same one on a regenerate).
+
+    The placement is an undo step (``placement``).
 
     Raises:
         StillflowError: the frames a remote backend sent cannot be written to ``out_dir``, or the
-            frame files cannot be loaded (one line naming the folder).
+            frame files cannot be moved or loaded (one line naming the folder).
     """
     settings = scene.stillflow
     try:
         if result.get("frame_paths"):
-            paths = [str(p) for p in result["frame_paths"]]
+            frames_dir = Path(str(result["frame_paths"][0])).parent
         else:
-            paths = results.write_frames(result["frames"], out_dir)
-        loop = results.load_sequence(paths, f"{Path(image_name).stem} loop")
+            fmt = (result.get("manifest") or {}).get("options", {}).get("format", "png")
+            frames_dir = Path(results.write_frames(result["frames"], out_dir, result.get("manifest"), fmt)[0]).parent
+        loop, paths = placement.place_take(scene, image_name, frames_dir)
     except (OSError, RuntimeError) as error:
         reason = (error.strerror if isinstance(error, OSError) and error.strerror else str(error)).strip()
         raise _errors.StillflowError(f"the loop's frames cannot be written to or loaded from {out_dir}: "
                                      f"{reason.splitlines()[0] if reason else type(error).__name__}",
                                      hint="check the Output Folder in the Stillflow preferences") from None
     results.show_in_image_editors(loop, len(paths), scene, replace=bpy.data.images.get(image_name))
-    settings.result, settings.result_dir = loop, str(Path(paths[0]).parent)
+    settings.result, settings.result_dir = loop, placement.blend_path(paths[0].parent)
     settings.result_frames, settings.result_fps = len(paths), fps
     settings.progress = 1.0
-    settings.status = f"Done: {len(paths)} frames in {settings.result_dir}"
+    settings.status = f"Done: {len(paths)} frames in {paths[0].parent}"
     if settings.use_scene_fps:
         results.apply_scene_fps(scene, fps)
     if len(paths) != frames:
         log.warning("asked for %d frames, the backend wrote %d", frames, len(paths))
+    placement.undo_step(f"Stillflow: {loop.name}")
     return loop
 
 

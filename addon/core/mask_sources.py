@@ -24,6 +24,7 @@ from .lib import load
 __all__ = [
     "Spline",
     "normalised_to_pixels",
+    "pixels_to_normalised",
     "hints_from_splines",
     "image_from_pixels",
     "mask_from_pixels",
@@ -48,6 +49,14 @@ def normalised_to_pixels(points: npt.ArrayLike, width: int, height: int) -> npt.
     side = max(width, height)
     return np.stack([(pts[:, 0] - 0.5) * side + width / 2 - 0.5,
                      height / 2 - (pts[:, 1] - 0.5) * side - 0.5], axis=1)
+
+
+def pixels_to_normalised(points: npt.ArrayLike, width: int, height: int) -> npt.NDArray[np.float64]:
+    """Pixel coordinates (K, 2), x right, y down -> Mask points (K, 2); the inverse of normalised_to_pixels."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    side = max(width, height)
+    return np.stack([(pts[:, 0] + 0.5 - width / 2) / side + 0.5,
+                     (height / 2 - 0.5 - pts[:, 1]) / side + 0.5], axis=1)
 
 
 def hints_from_splines(splines: Sequence[Spline], width: int, height: int

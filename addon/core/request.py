@@ -23,8 +23,13 @@ __all__ = [
 _options = load("options")
 _errors = load("errors")
 
-SCENE_OPTIONS = ("frames", "fps", "speed", "loops", "levels", "detail", "feather", "refine_mask", "engine", "device")
-"""RenderOptions fields that the scene settings expose under the same names."""
+SCENE_OPTIONS = ("frames", "fps", "speed", "levels", "detail", "feather", "refine_mask", "engine", "device",
+                 "format")
+"""RenderOptions fields that the scene settings expose under the same names.
+
+``loops`` is not one of them: it only repeats the loop in a video the backend encodes, and the add-on
+asks for none; in Blender the sequencer strip's *Loops* (``sequencer_loops``) repeats the loop.
+"""
 
 MotionSource = Literal["HINTS", "FILE", "CLIP"]
 MOTION_SOURCES: tuple[MotionSource, ...] = ("HINTS", "FILE", "CLIP")

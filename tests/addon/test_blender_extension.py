@@ -80,8 +80,9 @@ class TestInstall:
         assert prefs.backend_mode == "LOCAL"
         settings = bpy.context.scene.stillflow
         defaults = sf.core.lib.load("options").RenderOptions()
-        assert (settings.frames, settings.fps, settings.speed, settings.loops) == (
-            defaults.frames, pytest.approx(defaults.fps), pytest.approx(defaults.speed), defaults.loops)
+        assert (settings.frames, settings.fps, settings.speed, settings.format) == (
+            defaults.frames, pytest.approx(defaults.fps), pytest.approx(defaults.speed), defaults.format)
+        assert not hasattr(settings, "loops"), "the render option Loops did nothing in Blender"
         assert settings.show_motion_overlay is False and settings.show_loop_preview is False
 
     def test_disable_enable(self, sf: ModuleType) -> None:

@@ -5,6 +5,7 @@ Runs under ``.venv-blender``; the backend is started by the add-on itself with `
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +13,8 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+
+from tests.addon.blender_probe import file_pixels, render_frames
 
 bpy = pytest.importorskip("bpy")
 
@@ -63,18 +66,6 @@ def _read_png_frames(backend_python: str, paths: list[str]) -> np.ndarray:
             "np.save(sys.argv[1], np.stack([cv2.imread(p, cv2.IMREAD_COLOR)[..., ::-1] for p in sys.argv[2:]]))")
     subprocess.run([backend_python, "-c", code, str(out), *paths], check=True, timeout=120)
     return np.load(out)
-
-
-def _blender_pixels(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 of an image file as Blender decodes it (rows top-down)."""
-    image = bpy.data.images.load(path, check_existing=False)
-    try:
-        width, height = image.size
-        buffer = np.empty(width * height * image.channels, np.float32)
-        image.pixels.foreach_get(buffer)
-    finally:
-        bpy.data.images.remove(image)
-    return np.round(buffer.reshape(height, width, -1)[::-1, :, :3] * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +145,11 @@ class TestUseResult:
         scene.render.filepath = str(folder / name / "f_####")
         scene.frame_start, scene.frame_end = 1, frames
         bpy.ops.render.render(animation=True, scene=scene.name)
-        return [_blender_pixels(str(folder / name / f"f_{f:04d}.png")) for f in range(1, frames + 1)]
+        return [file_pixels(str(folder / name / f"f_{f:04d}.png")) for f in range(1, frames + 1)]
 
     def _expected(self, generated: dict) -> list[np.ndarray]:
         settings = generated["scene"].stillflow
-        return [_blender_pixels(str(p)) for p in sorted(Path(settings.result_dir).glob("frame_*.png"))]
+        return [file_pixels(str(p)) for p in sorted(Path(settings.result_dir).glob("frame_*.png"))]
 
     def test_compositor(self, generated: dict) -> None:
         scene = generated["scene"]
@@ -207,22 +198,122 @@ class TestUseResult:
             assert evaluated.node_tree.nodes[node.name].image_user.frame_current == (frame - 1) % FRAMES
 
 
+class TestRegenerate:
+    def test_same_image_every_user_follows(self, generated: dict, sf: ModuleType) -> None:
+        """A second Generate for the still updates the one loop Image; compositor, strip, material, editor follow."""
+        scene, settings = generated["scene"], generated["scene"].stillflow
+        loop = settings.result
+        first_take = Path(bpy.path.abspath(settings.result_dir))
+        assert first_take.name == "take_0001" and first_take.parent.name == "lake.png"
+        assert bpy.ops.stillflow.add_to_compositor() == {"FINISHED"}
+        scene.stillflow.sequencer_loops = 2
+        assert bpy.ops.stillflow.add_to_sequencer() == {"FINISHED"}
+        strip = scene.sequence_editor.strips[-1]
+        node = next(n for n in scene.compositing_node_group.nodes if n.type == "IMAGE")
+        texture = next(n for n in bpy.data.objects["plane"].active_material.node_tree.nodes if n.type == "TEX_IMAGE")
+        settings.frames = FRAMES - 1
+        try:
+            assert bpy.ops.stillflow.generate() == {"FINISHED"}
+        finally:
+            settings.frames = FRAMES
+        assert settings.result.as_pointer() == loop.as_pointer() and settings.result_frames == FRAMES - 1
+        assert [i.name for i in bpy.data.images if i.get("stillflow_source") == "lake.png"] == [loop.name]
+        take = Path(bpy.path.abspath(settings.result_dir))
+        assert take == first_take.parent / "take_0002" and first_take.is_dir()  # the first kept as history
+        assert Path(bpy.path.abspath(loop.filepath)).parent == take
+        user = generated["area"].spaces.active.image_user
+        assert node.frame_duration == texture.image_user.frame_duration == user.frame_duration == FRAMES - 1
+        assert Path(bpy.path.abspath(strip.directory)) == take and len(strip.elements) == 2 * (FRAMES - 1)
+        expected = [file_pixels(str(p)) for p in sorted(take.glob("frame_*.png"))]
+        scene.render.resolution_x, scene.render.resolution_y = SIZE
+        rendered = render_frames(scene, generated["folder"] / "regenerated", SIZE, FRAMES, compositor=True)
+        for frame, pixels in enumerate(rendered, start=1):
+            assert np.abs(pixels - expected[(frame - 1) % (FRAMES - 1)]).max() <= 1, f"scene frame {frame}"
+        scene.compositing_node_group = None
+        scene.sequence_editor.strips.remove(strip)
+
+    def test_backend_exr_frames_reproduce_the_png_loop(self, generated: dict, sf: ModuleType) -> None:
+        """EXR frames from the backend hold sRGB-encoded floats; the tagged loop renders like the PNG loop."""
+        scene, settings = generated["scene"], generated["scene"].stillflow
+        png_take = Path(bpy.path.abspath(settings.result_dir)).parent / "take_0001"
+        expected = [file_pixels(str(p)) for p in sorted(png_take.glob("frame_*.png"))]
+        assert len(expected) == FRAMES
+        settings.format = "exr"
+        try:
+            assert bpy.ops.stillflow.generate() == {"FINISHED"}
+        finally:
+            settings.format = "png"
+        loop = settings.result
+        assert loop.filepath.endswith("frame_0000.exr") and loop.colorspace_settings.name == "sRGB"
+        assert bpy.ops.stillflow.add_to_compositor() == {"FINISHED"}
+        rendered = render_frames(scene, generated["folder"] / "exr", SIZE, FRAMES, compositor=True)
+        for frame, pixels in enumerate(rendered, start=1):
+            assert np.abs(pixels - expected[frame - 1]).max() <= 1, f"scene frame {frame}"
+        scene.compositing_node_group = None
+
+
+def _mask_png(path: Path) -> None:
+    """A mask image file whose left half is white (moves)."""
+    width, height = SIZE
+    pixels = np.zeros((height, width, 4), np.float32)
+    pixels[..., 3] = 1.0
+    pixels[:, : width // 2, :3] = 1.0
+    image = bpy.data.images.new("batch mask", width, height)
+    image.pixels.foreach_set(pixels.ravel())
+    image.filepath_raw, image.file_format = str(path), "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+
+
 class TestBatch:
-    def test_generate_loops(self, generated: dict, sf: ModuleType) -> None:
+    def test_own_inputs_failures_resume(self, generated: dict, sf: ModuleType) -> None:
         scene = generated["scene"]
         folder = generated["folder"] / "stills"
         folder.mkdir()
-        for seed, name in enumerate(("a", "b")):
+        for seed, name in enumerate(("a", "b", "d")):
             _still(folder, name, seed)
+        _mask_png(folder / "a_mask.png")
+        (folder / "b.hints.txt").write_text("# wind to the left\n40,16,10,16\n5,5\n")
+        np.save(folder / "d_motion.npy", np.full((2, SIZE[1], SIZE[0]), 0.5, np.float32))
+        (folder / "c.png").write_bytes(b"not a picture")
         batch = importlib.import_module(f"{sf.__name__}.batch")  # as a script would: from bl_ext... import batch
         stills = batch.find_stills(folder)
-        assert [p.name for p in stills] == ["a.png", "b.png"]
-        loops = batch.generate_loops(stills, timeout=300, loops=2)
-        assert [img.source for img in loops] == ["SEQUENCE", "SEQUENCE"]
-        strips = sorted(scene.sequence_editor.strips, key=lambda s: s.frame_final_start)[-2:]
-        assert [s.frame_final_duration for s in strips] == [2 * FRAMES, 2 * FRAMES]
-        assert strips[1].frame_final_start == strips[0].frame_final_end
-        assert scene.frame_end == strips[1].frame_final_end - 1
+        assert [p.name for p in stills] == ["a.png", "b.png", "c.png", "d.png"]
+        editor = scene.sequence_editor_create()
+        editor.strips.new_image(name="other", filepath=str(folder / "a.png"), channel=1, frame_start=1)
+        report = batch.generate_loops(stills, timeout=300, loops=2)
+        assert report.made == ["a.png", "b.png", "d.png"] and report.reused == []
+        assert [name for name, _ in report.failed] == ["c.png"] and "c.png" in report.failed[0][1]
+        assert report.summary().startswith("batch: 3 made, 0 reused (already there), 1 failed")
+
+        strips = sorted((s for s in editor.strips if s.name != "other"), key=lambda s: s.frame_final_start)
+        assert [s.frame_final_duration for s in strips] == [2 * FRAMES] * 3
+        assert {s.channel for s in strips} == {2}, "every loop on one channel"
+        assert [s.frame_final_start for s in strips] == [1, 1 + 2 * FRAMES, 1 + 4 * FRAMES]
+        assert scene.frame_end == strips[-1].frame_final_end - 1
+
+        def manifest(name: str) -> dict:
+            return json.loads((Path(bpy.path.abspath(bpy.data.images[name].filepath)).parent / "manifest.json")
+                              .read_text())
+
+        a, b, d = (manifest(name) for name in report.images)
+        assert a["mask_fraction"] == pytest.approx(0.5, abs=0.08)  # a_mask.png, not the scene's Mask
+        assert abs(b["mask_fraction"] - a["mask_fraction"]) > 0.05  # the scene's Mask
+        assert b["motion"]["kind"] == "hints" and len(b["motion"]["hints"]) == 1
+        np.testing.assert_allclose(b["motion"]["hints"][0], [40, 16, 10, 16], atol=1e-4)
+        assert d["motion"]["kind"] == "file" and d["motion"]["path"].endswith("d_motion.npy")
+        settings = scene.stillflow
+        assert settings.mask_source == "MASK" and settings.motion_source == "HINTS" and settings.arrows is None
+        assert not [m for m in bpy.data.masks if m.name.startswith("stillflow hints")]
+
+        for strip in strips:
+            editor.strips.remove(strip)
+        takes = sorted(p.relative_to(generated["folder"]) for p in (generated["folder"] / "out").rglob("take_*"))
+        again = batch.generate_loops(stills, timeout=300, loops=2)  # resume: nothing to generate again
+        assert again.reused == ["a.png", "b.png", "d.png"] and again.made == []
+        assert again.images == report.images
+        assert sorted(p.relative_to(generated["folder"]) for p in (generated["folder"] / "out").rglob("take_*")) == takes
+        editor.strips.remove(editor.strips["other"])
 
     def test_timeout(self, generated: dict, sf: ModuleType) -> None:
         error = sf.core.lib.load("errors").BackendUnavailable

@@ -149,8 +149,9 @@ class TestRemoteFrames:
         assert "frames" not in tracker.result and "frames" not in tracker.job.result  # released once written
         written = sorted(Path(settings.result_dir).glob("frame_*.png"))
         assert [p.name for p in written] == [f"frame_{i:04d}.png" for i in range(FRAMES)]
-        assert Path(settings.result_dir).parent == Path(prefs.output_dir)
-        assert not list(Path(prefs.output_dir).glob(".*tmp-*")), "no staging folder left behind"
+        assert Path(settings.result_dir) == Path(prefs.output_dir) / "remote_still.png" / "take_0001"
+        assert json.loads((Path(settings.result_dir) / "manifest.json").read_text())["frames"] == FRAMES
+        assert not list(Path(prefs.output_dir).rglob(".*tmp-*")), "no staging folder left behind"
         assert settings.status == f"Done: {FRAMES} frames in {settings.result_dir}"
 
         direct = _reference(backend_python, tracker.request, tmp_path)
