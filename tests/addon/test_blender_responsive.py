@@ -20,7 +20,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender_scenes import region_mask, saved_still  # noqa: E402
+from tests.addon.blender_scenes import region_mask, saved_still  # noqa: E402
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
