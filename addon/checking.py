@@ -11,9 +11,12 @@ import bpy
 
 from .core.backend import Connection, describe_hello
 from .core.connect import Connect
+from .core.lib import load
 from .properties import backend_config, preferences
 
 __all__ = ["start", "step", "cancel", "is_checking"]
+
+StillflowError = load("errors").StillflowError
 
 _check: Connect | None = None
 _adopts = False
@@ -31,7 +34,11 @@ def start(context: bpy.types.Context, connection: Connection, *, busy: bool, wai
     """
     global _check, _adopts
     prefs = preferences(context)
-    config = backend_config(context)
+    try:
+        config = backend_config(context)
+    except StillflowError as error:  # refused before any connection attempt (e.g. online access is off)
+        prefs.backend_status = f"Cannot connect: {error}"
+        return prefs.backend_status
     if _check is not None:
         cancel()
     if busy and not connection.is_ready(config):

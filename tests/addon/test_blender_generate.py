@@ -301,7 +301,8 @@ class TestBatch:
         assert abs(b["mask_fraction"] - a["mask_fraction"]) > 0.05  # the scene's Mask
         assert b["motion"]["kind"] == "hints" and len(b["motion"]["hints"]) == 1
         np.testing.assert_allclose(b["motion"]["hints"][0], [40, 16, 10, 16], atol=1e-4)
-        assert d["motion"]["kind"] == "file" and d["motion"]["path"].endswith("d_motion.npy")
+        # d_motion.npy, not the scene's arrows (the backend reads no paths: the file travels as bytes)
+        assert d["motion"]["kind"] == "file" and d["motion"]["path"].endswith(".npy")
         settings = scene.stillflow
         assert settings.mask_source == "MASK" and settings.motion_source == "HINTS" and settings.arrows is None
         assert not [m for m in bpy.data.masks if m.name.startswith("stillflow hints")]

@@ -77,10 +77,11 @@ class TestRegenerateInPlace:
         again = _place(sf, scene, tmp_path, second)
         assert again.as_pointer() == loop.as_pointer() and scene.stillflow.result == loop
         assert [i.name for i in bpy.data.images if i.get("stillflow_source") == "still.png"] == [loop.name]
-        take = Path(bpy.path.abspath(loop.filepath)).parent
-        assert take == Path(out.output_dir) / "still.png" / "take_0002" and loop.filepath.endswith("frame_0000.png")
+        # resolve(): paths are relative to whatever .blend an earlier test left loaded ("//../…")
+        take = Path(bpy.path.abspath(loop.filepath)).parent.resolve()
+        assert take == (Path(out.output_dir) / "still.png" / "take_0002").resolve() and loop.filepath.endswith("frame_0000.png")
         assert node.frame_duration == 3 and texture.image_user.frame_duration == 3
-        assert Path(bpy.path.abspath(strip.directory)) == take and len(strip.elements) == 2 * 3
+        assert Path(bpy.path.abspath(strip.directory)).resolve() == take and len(strip.elements) == 2 * 3
         assert [e.filename for e in strip.elements] == [f"frame_{i % 3:04d}.png" for i in range(6)]
 
         compositor = render_frames(scene, tmp_path / "comp", SIZE, 4, compositor=True)
