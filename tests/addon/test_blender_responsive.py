@@ -9,6 +9,7 @@ from __future__ import annotations
 import _thread
 import re
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest imports test files without touching sys.path
 from blender_scenes import region_mask, saved_still  # noqa: E402
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]

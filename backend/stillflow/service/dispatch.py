@@ -37,7 +37,9 @@ class Dispatcher:
         self._jobs = jobs
         self._peers = peers
         self._finish = finish
-        self._devices = list(config.devices)
+        from ..devices import resolved_name  # torch: serve has loaded the engine already
+
+        self._devices = [resolved_name(d) for d in config.devices]  # hello says cpu/cuda, not auto
         self._paths = PathPolicy(config.results_dir, config.allow_read, models=config.models,
                                  local=is_local_endpoint(config.bind))
         self._started = time.monotonic()
