@@ -134,7 +134,6 @@ def start(context: bpy.types.Context, image: bpy.types.Image) -> JobTracker:
 
 def cancel() -> bool:
     """Stop the running job (or Check Backend) wherever it is; False when nothing runs."""
-    global _writer
     stopped = False
     if checking.is_checking():
         checking.cancel()

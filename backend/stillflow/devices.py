@@ -7,7 +7,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["pick"]
+__all__ = ["pick", "resolved_name"]
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +38,8 @@ def pick(requested: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"unsupported device {requested!r}", hint="use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def resolved_name(requested: str) -> str:
+    """The device name ``requested`` stands for here: 'auto' becomes cuda, mps or cpu; others are kept."""
+    return str(pick(requested)) if (requested or "auto").strip().lower() == "auto" else requested

@@ -108,7 +108,7 @@ def run_serve(args: argparse.Namespace) -> int:
     log_path = Path(args.log) if args.log else Path(tempfile.gettempdir()) / "stillflow" / f"serve-{os.getpid()}.log"
     _log_to_file(log_path, int(args.log_max_mb * 2**20))
     devices = tuple(d.strip() for d in args.device.split(",") if d.strip()) or ("auto",)
-    devices = _check_devices(devices)
+    _check_devices(devices)
     # load torch and the engine before announcing readiness: the first job starts at full speed
     # and a broken install fails here rather than inside a job
     importlib.import_module("stillflow.pipeline")
@@ -260,11 +260,12 @@ def _existing_folder(given: str, flag: str) -> Path:
     return folder
 
 
-def _check_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
-    """The devices as torch names ('auto' resolved, so hello says which); InputError for one missing here."""
+def _check_devices(devices: tuple[str, ...]) -> None:
+    """Raise InputError for a --device that does not exist here (imports torch)."""
     from ..devices import pick
 
-    return tuple(str(pick(device)) for device in devices)
+    for device in devices:
+        pick(device)
 
 
 def _client_limits(args: argparse.Namespace) -> dict[str, int]:

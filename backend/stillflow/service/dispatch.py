@@ -47,7 +47,9 @@ class Dispatcher:
         self._peers = peers
         self._finish = finish
         self._watchdog = watchdog
-        self._devices = list(config.devices)
+        from ..devices import resolved_name  # torch: serve has loaded the engine already
+
+        self._devices = [resolved_name(d) for d in config.devices]  # hello says cpu/cuda, not auto
         self._paths = PathPolicy(config.results_dir, config.allow_read, models=config.models,
                                  local=is_local_endpoint(config.bind))
         self._started = time.monotonic()
