@@ -43,7 +43,8 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
     """(1 - alpha) F + alpha B with weights moved off a copy where it has a hole.
 
     Args:
-        out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own weight.
+        out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own
+            weight (fresh splat results: their cracks are filled in place).
         den_f, den_b: (H, W) float32 their splat weights (validity x softmax weight; 0 = hole); set
             them above ``threshold`` where nothing is read, or those holes are filled for nothing.
         alpha: the backward copy's share.
@@ -55,8 +56,8 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
     """
     # Only cracks need a value: a pixel the passes cannot reach has no covered neighbour, so its
     # coverage and share are 0 (and where both copies lack one, the caller fills the blend).
-    out_f, _ = fill_cracks(out_f, den_f, threshold)
-    out_b, _ = fill_cracks(out_b, den_b, threshold)
+    out_f, _ = fill_cracks(out_f.contiguous(), den_f, threshold, in_place=True)
+    out_b, _ = fill_cracks(out_b.contiguous(), den_b, threshold, in_place=True)
     if out_f.device.type == "cpu" and cpu_kernels.available():
         out, den = cpu_kernels.blend_copies_cpu(out_f.numpy(), den_f.contiguous().numpy(), out_b.numpy(),
                                                 den_b.contiguous().numpy(), alpha, threshold)

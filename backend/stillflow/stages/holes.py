@@ -57,13 +57,15 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
     return torch.where(known > 0, values, filled)
 
 
-def fill_cracks(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def fill_cracks(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0, *,
+                in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill holes up to a few pixels from known ones with den-weighted 3x3 means, ring by ring.
 
     Every device runs the same passes (compiled on a CPU), so CPU and GPU renders agree on cracks.
 
     Args:
-        values: (C, H, W) float32 normalised splat output (not modified).
+        values: (C, H, W) float32 normalised splat output (modified only with ``in_place``,
+            which needs it contiguous).
         den: (H, W) float32 summed splat weights.
         threshold: weight at or below which a pixel is a hole.
 
@@ -74,7 +76,7 @@ def fill_cracks(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0)
     remaining = den <= threshold
     if not bool(remaining.any()):
         return values.contiguous(), remaining
-    values = values.contiguous().clone()
+    values = values if in_place else values.contiguous().clone()
     work = den.contiguous().clone()
     for _ in range(_NEIGHBOUR_PASSES):
         remaining = _fill_from_neighbours(values, work, threshold)
