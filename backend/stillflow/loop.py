@@ -161,7 +161,9 @@ class LoopRenderer:
                 # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
                 out_f, den_f = splat_joint(values, df, vf * weights, df, None, **splat)
                 out_b, den_b = splat_joint(values, db, vb * weights, db, None, **splat)
-                out, den = blend_copies(out_f, den_f, out_b, den_b, alpha, self.hole_threshold)
+                ignore = self._ignore[level]
+                out, den = blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0),
+                                        alpha, self.hole_threshold)
                 out = out.contiguous()
             else:
                 out, den = splat_joint(values, df, vf * weights, df, None, **splat)

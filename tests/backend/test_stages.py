@@ -296,6 +296,19 @@ class TestCompiledMatchesReference:
         torch.testing.assert_close(fast, slow, atol=FLOAT32_ATOL, rtol=1e-5)
         assert not torch.equal(fast, values), "cracks must be filled"
 
+    def test_blend(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.blend import blend_copies_torch
+
+        out_f, out_b = (torch.from_numpy(rng.random((4, 30, 40), dtype=np.float32)) for _ in range(2))
+        den_f = torch.from_numpy((rng.random((30, 40)) * 2 * (rng.random((30, 40)) > 0.2)).astype(np.float32))
+        den_b = torch.from_numpy((rng.random((30, 40)) * (rng.random((30, 40)) > 0.5)).astype(np.float32))
+        den_b[5:15, 5:15] = 0.0
+        fast, fast_den = cpu_kernels.blend_copies_cpu(out_f.numpy(), den_f.numpy(), out_b.numpy(), den_b.numpy(),
+                                                      0.3, 1e-3)
+        slow, slow_den = blend_copies_torch(out_f, den_f, out_b, den_b, 0.3, 1e-3)
+        torch.testing.assert_close(torch.from_numpy(fast), slow, atol=FLOAT32_ATOL, rtol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(fast_den), slow_den, atol=FLOAT32_ATOL, rtol=1e-5)
+
 
 class TestBlend:
     def test_even_coverage_is_the_plain_cross_fade(self, rng: np.random.Generator) -> None:

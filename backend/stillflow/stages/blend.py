@@ -15,9 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .holes import fill_holes
+from . import cpu_kernels
+from .holes import fill_cracks
 
-__all__ = ["blend_copies", "blend_schedule"]
+__all__ = ["blend_copies", "blend_copies_torch", "blend_schedule"]
 
 
 def blend_schedule(phase: float) -> float:
@@ -42,8 +43,10 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
     """(1 - alpha) F + alpha B with weights moved off a copy where it has a hole.
 
     Args:
-        out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own weight.
-        den_f, den_b: (H, W) float32 their splat weights (validity x softmax weight; 0 = hole).
+        out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own
+            weight (fresh splat results: their cracks are filled in place).
+        den_f, den_b: (H, W) float32 their splat weights (validity x softmax weight; 0 = hole); set
+            them above ``threshold`` where nothing is read, or those holes are filled for nothing.
         alpha: the backward copy's share.
         threshold: splat weight at or below which a pixel is a hole.
 
@@ -51,10 +54,22 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
         out: (C, H, W) float32 blend (holes of both copies still holes).
         den: (H, W) float32 the blend's weight (<= threshold where both copies had a hole).
     """
+    # Only cracks need a value: a pixel the passes cannot reach has no covered neighbour, so its
+    # coverage and share are 0 (and where both copies lack one, the caller fills the blend).
+    out_f, _ = fill_cracks(out_f.contiguous(), den_f, threshold, in_place=True)
+    out_b, _ = fill_cracks(out_b.contiguous(), den_b, threshold, in_place=True)
+    if out_f.device.type == "cpu" and cpu_kernels.available():
+        out, den = cpu_kernels.blend_copies_cpu(out_f.numpy(), den_f.contiguous().numpy(), out_b.numpy(),
+                                                den_b.contiguous().numpy(), alpha, threshold)
+        return torch.from_numpy(out), torch.from_numpy(den)
+    return blend_copies_torch(out_f, den_f, out_b, den_b, alpha, threshold)
+
+
+def blend_copies_torch(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,
+                       alpha: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torch reference of the mix in ``blend_copies`` (cracks already filled; any device)."""
     weight_f = (1.0 - alpha) * _coverage(den_f)
     weight_b = alpha * _coverage(den_b)
-    out_f = fill_holes(out_f, den_f, threshold)
-    out_b = fill_holes(out_b, den_b, threshold)
     den = weight_f + weight_b
     covered = den > threshold
     share_b = torch.where(covered, weight_b / torch.where(covered, den, torch.ones_like(den)), 0.0)

@@ -19,7 +19,7 @@ CUBIC_A = -1.0
 real clips -0.75 brought a one-shot drift's sharpness ratio to 0.78, -1.0 to 0.85)."""
 
 __all__ = ["CUBIC_A", "available", "euler_step_cpu", "splat_normalised_cpu", "fill_from_neighbours_cpu",
-           "restore_gain_cpu", "composite_cpu"]
+           "restore_gain_cpu", "composite_cpu", "blend_copies_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,31 @@ if numba is not None:
                                 acc += den[yy, xx] * values[c, yy, xx]
                     values[c, y, x] = acc / total
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _coverage_at(den: np.ndarray, y: int, x: int) -> float:
+        height, width = den.shape
+        total = 0.0
+        count = 0
+        for yy in range(max(0, y - 1), min(height, y + 2)):
+            for xx in range(max(0, x - 1), min(width, x + 2)):
+                total += den[yy, xx]
+                count += 1
+        return min(total / count, 1.0)
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _blend_copies(out_f: np.ndarray, den_f: np.ndarray, out_b: np.ndarray, den_b: np.ndarray, alpha: float,
+                      threshold: float, out: np.ndarray, den: np.ndarray) -> None:
+        channels, height, width = out_f.shape
+        for y in numba.prange(height):
+            for x in range(width):
+                weight_f = (1.0 - alpha) * _coverage_at(den_f, y, x)
+                weight_b = alpha * _coverage_at(den_b, y, x)
+                total = weight_f + weight_b
+                den[y, x] = total
+                share = weight_b / total if total > threshold else 0.0
+                for c in range(channels):
+                    out[c, y, x] = out_f[c, y, x] + share * (out_b[c, y, x] - out_f[c, y, x])
+
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _energy(values: np.ndarray, out: np.ndarray) -> None:
         channels, height, width = values.shape
@@ -271,6 +296,15 @@ def fill_from_neighbours_cpu(values: np.ndarray, den: np.ndarray, threshold: flo
     remaining = np.empty(den.shape, np.bool_)
     _fill_from_neighbours(values, den, np.float32(threshold), remaining)
     return remaining
+
+
+def blend_copies_cpu(out_f: np.ndarray, den_f: np.ndarray, out_b: np.ndarray, den_b: np.ndarray, alpha: float,
+                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The coverage-weighted mix of two (C, H, W) copies (see stages/blend.py): (out, den)."""
+    out = np.empty_like(out_f)
+    den = np.empty_like(den_f)
+    _blend_copies(out_f, den_f, out_b, den_b, np.float32(alpha), np.float32(threshold), out, den)
+    return out, den
 
 
 def restore_gain_cpu(values: np.ndarray, particle_energy: np.ndarray, max_gain: float, window: int,

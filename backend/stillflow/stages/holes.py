@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .._cv import cv2
 from . import cpu_kernels
 
-__all__ = ["fill_holes", "fill_from_neighbours_torch", "inpaint_telea"]
+__all__ = ["fill_holes", "fill_cracks", "fill_from_neighbours_torch", "inpaint_telea"]
 
 _NEIGHBOUR_PASSES = 4
 _FILLED_WEIGHT = 1e-3
@@ -33,20 +33,13 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
         (C, H, W) float32, holes filled; unchanged where den > threshold. If nothing is
         known at all the input is returned as is.
     """
-    holes = den <= threshold
-    if not bool(holes.any()):
+    if not bool((den <= threshold).any()):
         return values
     # Most holes are cracks a pixel or two wide: den-weighted 3x3 means fill them ring by ring in
-    # a few cheap passes; only wide holes go on to the push-pull pyramid. Every device does the
-    # same passes (compiled on a CPU), so CPU and GPU renders agree on cracks too.
-    values = values.contiguous().clone()
-    work = den.contiguous().clone()
-    for _ in range(_NEIGHBOUR_PASSES):
-        remaining = _fill_from_neighbours(values, work, threshold)
-        if not bool(remaining.any()):
-            return values
-        work[(work <= threshold) & ~remaining] = _FILLED_WEIGHT + threshold
-    holes = remaining
+    # a few cheap passes; only wide holes go on to the push-pull pyramid.
+    values, holes = fill_cracks(values, den, threshold)
+    if not bool(holes.any()):
+        return values
     known = (~holes).to(values.dtype)
     if not bool(known.any()):
         return values
@@ -62,6 +55,35 @@ def fill_holes(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0) 
         own = sums[level] / weights[level].clamp(min=1e-12)
         filled = torch.where(weights[level] > 0, own, upsampled)
     return torch.where(known > 0, values, filled)
+
+
+def fill_cracks(values: torch.Tensor, den: torch.Tensor, threshold: float = 0.0, *,
+                in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill holes up to a few pixels from known ones with den-weighted 3x3 means, ring by ring.
+
+    Every device runs the same passes (compiled on a CPU), so CPU and GPU renders agree on cracks.
+
+    Args:
+        values: (C, H, W) float32 normalised splat output (modified only with ``in_place``,
+            which needs it contiguous).
+        den: (H, W) float32 summed splat weights.
+        threshold: weight at or below which a pixel is a hole.
+
+    Returns:
+        (C, H, W) float32 with the cracks filled, and (H, W) bool of the holes still left (all
+        farther than the passes reach from any known pixel).
+    """
+    remaining = den <= threshold
+    if not bool(remaining.any()):
+        return values.contiguous(), remaining
+    values = values if in_place else values.contiguous().clone()
+    work = den.contiguous().clone()
+    for _ in range(_NEIGHBOUR_PASSES):
+        remaining = _fill_from_neighbours(values, work, threshold)
+        if not bool(remaining.any()):
+            break
+        work[(work <= threshold) & ~remaining] = _FILLED_WEIGHT + threshold
+    return values, remaining
 
 
 def _fill_from_neighbours(values: torch.Tensor, den: torch.Tensor, threshold: float) -> torch.Tensor:
