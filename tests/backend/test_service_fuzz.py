@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +38,16 @@ def test_every_fuzzed_message_gets_an_explicit_answer(backend: LocalBackend) -> 
                                  "pong", "status", "ok"}, report.codes
     with Client(backend.endpoint, timeout=5.0) as client:
         assert client.ping() < 5.0
+        # accepted fuzz jobs (e.g. 1000 px/frame drift: a 4000 px canvas) may still be running; what
+        # must not grow is the memory the backend keeps once it is idle again
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = client.status()
+            if state["queue_length"] == 0 and state["busy_workers"] == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the backend is still busy 120 s after the fuzz: {state}")
     grown = rss_bytes(backend.process.pid) - before
     assert grown < 200 << 20, f"the backend grew by {grown / 2**20:.0f} MiB"
 
