@@ -110,6 +110,7 @@ def endpoint(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A real `stillflow serve --ray` process using the module's cluster."""
     log_path = tmp_path_factory.mktemp("serve-ray") / "serve.log"
     backend = start_local_backend(sys.executable, log_path=str(log_path), timeout=180.0,
+                                  results_dir=tmp_path_factory.getbasetemp(),
                                   extra_args=("--ray", cluster, "--workers", "2"))
     yield backend.endpoint
     assert backend.stop() == 0, log_path.read_text()[-2000:]

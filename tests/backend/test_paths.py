@@ -175,12 +175,14 @@ class TestOutputs:
         assert not [p for p in expected.parent.iterdir() if p.name.startswith(".")], "staging left behind"
 
     def test_status_reports_the_real_out_dir(self, reading: LocalBackend, places: dict[str, Path]) -> None:
-        reply = _submit(reading.endpoint, {"out_dir": "status_check", "options": {"frames": 40, "levels": 2}})
-        assert reply.op == "accepted" and reply.body["out_dir"] == str(places["results"] / "status_check")
+        # one connection: a job's status is visible to its own client only
         with Client(reading.endpoint, timeout=5.0) as client:
-            status = client.status(reply.job)
+            job = client.submit(_image(), options=RenderOptions(frames=40, levels=2), out_dir="status_check",
+                                motion=_drift())
+            assert job.out_dir == str(places["results"] / "status_check")
+            status = client.status(job)
             assert status["out_dir"] == str(places["results"] / "status_check")
-            client.cancel(reply.job)
+            client.cancel(job)
 
 
 def _drift() -> Any:

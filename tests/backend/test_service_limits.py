@@ -131,7 +131,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 def test_image_files_are_sized_from_their_header(backend: LocalBackend, tmp_path: Path) -> None:
     with Client(backend.endpoint) as client:
         (tmp_path / "bomb.png").write_bytes(_png_claiming(100_000, 90_000))
-        with pytest.raises(InputError, match="image_file 'bomb.png' is 100000x90000 px; sides must be 1 to"):
+        with pytest.raises(InputError, match=r"image_file '[^']+\.png' is 100000x90000 px; sides must be 1 to"):
             client.submit(tmp_path / "bomb.png", options=RenderOptions(frames=2))
         (tmp_path / "still.tiff").write_bytes(b"II*\x00" + bytes(200))
         with pytest.raises(InputError, match="is not a PNG, JPEG or OpenEXR file"):

@@ -28,6 +28,7 @@ SHORT = RenderOptions(frames=2, levels=1)
 
 def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) -> None:
     backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  results_dir=tmp_path,
                                   extra_args=("--heartbeat", "0.5"))
     out = tmp_path / "loop"
     try:
@@ -54,6 +55,7 @@ def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) 
 
 def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_path: Path) -> None:
     backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  results_dir=tmp_path,
                                   extra_args=("--heartbeat", "0.5", "--client-timeout", "2"))
     out = tmp_path / "loop"
     try:
