@@ -9,6 +9,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from stillflow import MotionSpec, RenderOptions
 from stillflow.link.client import Client
 from stillflow.link.launcher import LocalBackend, start_local_backend
 
@@ -47,3 +48,11 @@ def module_backend(factory: pytest.TempPathFactory, name: str, *args: str) -> It
     started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0, extra_args=args)
     yield started
     assert started.stop() == 0, Path(log_path).read_text()[-2000:]
+
+
+def warm_up(endpoint: str, height: int = 64, width: int = 64) -> None:
+    """Run one small moving job so one-time costs (kernel loading, lazy imports) precede a memory baseline."""
+    with Client(endpoint, timeout=10.0) as client:
+        job = client.submit(image(99, height, width), motion=MotionSpec(kind="drift", drift=(0.0, 1.0)),
+                            options=RenderOptions(frames=2))
+        client.wait(job, timeout=120)

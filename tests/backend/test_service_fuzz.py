@@ -11,7 +11,7 @@ import pytest
 from stillflow.link.client import Client
 from stillflow.link.launcher import LocalBackend
 
-from .service_helpers import module_backend
+from .service_helpers import module_backend, warm_up
 from .fuzz_messages import CATEGORIES, FuzzReport, cases, oversize_cases, rss_bytes, send_all
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
 
 
 def test_every_fuzzed_message_gets_an_explicit_answer(backend: LocalBackend) -> None:
+    warm_up(backend.endpoint)
     before = rss_bytes(backend.process.pid)
     report = send_all(backend.endpoint, cases(SEED, COUNT), FuzzReport())
     assert backend.process.poll() is None, "the backend stopped"

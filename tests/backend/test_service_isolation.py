@@ -33,14 +33,16 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
 
 
 def _finish(client: Client, *jobs: object) -> None:
-    """Cancel and wait for ``jobs``."""
+    """Cancel ``jobs`` and wait until each has ended (cancelled, or done before the cancel reached it)."""
     for job in jobs:
         try:
             client.cancel(job)  # type: ignore[arg-type]
         except InputError:
             pass
-        with pytest.raises(Cancelled):
+        try:
             client.wait(job, timeout=60)  # type: ignore[arg-type]
+        except Cancelled:
+            pass
 
 
 def test_status_cancel_and_clear_see_only_the_callers_jobs(backend: LocalBackend) -> None:
@@ -83,7 +85,8 @@ def test_a_second_connection_with_a_clients_routing_id_gets_nothing(backend: Loc
             assert not any(message.op in ("progress", "part", "heartbeat") for message in heard), heard
             before = job.done
             alice.poll(1.0)
-            assert job.done > before or job.state == "running", "alice stopped hearing her job"
+            # she hears it advance, or hears it end (a quiet machine renders the whole job meanwhile)
+            assert job.done > before or job.state in ("running", "done"), "alice stopped hearing her job"
         finally:
             intruder.close()
         _finish(alice, job)

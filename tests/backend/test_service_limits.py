@@ -27,6 +27,7 @@ from stillflow.options import MotionSpec, RenderOptions
 from stillflow.tiles import MEMORY_ENV
 
 from .fuzz_messages import rss_bytes
+from .service_helpers import warm_up
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,7 @@ def _log_text(backend: LocalBackend) -> str:
 
 
 def test_a_client_that_stops_reading_pauses_its_job(backend: LocalBackend) -> None:
+    warm_up(backend.endpoint, 512, 512)
     reader = _dealer(backend.endpoint, RCVHWM=1, RCVBUF=64 << 10)
     try:
         before = rss_bytes(backend.process.pid)

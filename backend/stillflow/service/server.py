@@ -70,7 +70,9 @@ class Server:
         self._auth: Any = None
         self._queue = JobQueue(config.queue_size)
         self._outbound: queue.SimpleQueue[tuple[bytes, Message, bool, int]] = queue.SimpleQueue()
-        self._backlog = Backlog(config.client_backlog_bytes, config.client_timeout_s)
+        # a silent client is forgotten (its jobs cancelled) after client_timeout_s; the backlog's patience
+        # is longer, so only a client that is alive but not reading has its job failed
+        self._backlog = Backlog(config.client_backlog_bytes, 1.5 * config.client_timeout_s + 1.0)
         self._watchdog = Watchdog(3.0 * config.heartbeat_s)
         self._peers = Peers(self._queue, self._try_send, config.client_timeout_s, self._backlog, self._watchdog)
         self._refusals = RefusalLog()
