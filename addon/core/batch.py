@@ -87,9 +87,13 @@ def parse_hints(text: str, where: str) -> tuple[tuple[tuple[float, float, float,
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
+        # `stillflow batch` also reads a keyword first ("hint x0,y0,x1,y1", "anchor x,y")
+        keyword = re.match(r"(hint|arrow|anchor)\b", line, flags=re.IGNORECASE)
+        wanted = (2,) if keyword and keyword.group(1).lower() == "anchor" else (4,) if keyword else (2, 4)
+        line = line[keyword.end():] if keyword else line
         values = [float(v) for v in _NUMBER.findall(line)]
         leftover = _NUMBER.sub("", line).replace(",", " ").split()
-        if leftover or len(values) not in (2, 4):
+        if leftover or len(values) not in wanted:
             raise _errors.InputError(f"{where} line {number} is not 'x0,y0,x1,y1' (arrow) or 'x,y' (anchor): "
                                      f"{raw.strip()[:60]!r}", hint="write pixel coordinates, one hint per line")
         if len(values) == 4:

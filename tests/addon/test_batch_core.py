@@ -35,6 +35,10 @@ class TestHints:
         arrows, anchors = batch.parse_hints("# sky\n10,20,30,40\n 1.5 2.5  -3e1 4 # wind\n\n7,8\n", "a.hints.txt")
         assert arrows == ((10.0, 20.0, 30.0, 40.0), (1.5, 2.5, -30.0, 4.0)) and anchors == ((7.0, 8.0),)
 
+    def test_reads_the_keyword_form_of_stillflow_batch(self) -> None:
+        arrows, anchors = batch.parse_hints("hint 10,20,30,40\nARROW 1 2 3 4\nanchor 7,8\n", "a.hints.txt")
+        assert arrows == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0)) and anchors == ((7.0, 8.0),)
+
     @pytest.mark.parametrize(("text", "message"), [
         ("10,20,30\n", "a.hints.txt line 1 is not 'x0,y0,x1,y1' \\(arrow\\) or 'x,y' \\(anchor\\): '10,20,30'"),
         ("1,2,3,4\narrow 1,2\n", "line 2 is not"),

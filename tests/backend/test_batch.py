@@ -35,6 +35,12 @@ class TestItems:
         assert items[1].motion.kind == "hints" and items[1].motion.anchors == ((5.0, 5.0),)
         assert items[2].motion.kind == "file" and items[2].motion.path == str(tmp_path / "still2_motion.npy")
 
+    def test_hints_file_reads_the_add_ons_bare_form(self) -> None:
+        spec = parse_hints("# sky\n10,20,30,40\n5 6\nhint 1,2,3,4\n", "a.hints.txt")
+        assert spec.hints == ((10.0, 20.0, 30.0, 40.0), (1.0, 2.0, 3.0, 4.0)) and spec.anchors == ((5.0, 6.0),)
+        with pytest.raises(InputError, match="a.hints.txt line 1"):
+            parse_hints("1,2,3\n", "a.hints.txt")
+
     def test_hints_file_errors_name_the_line(self) -> None:
         with pytest.raises(InputError, match="a.hints.txt line 2"):
             parse_hints("hint 1,2,3,4\nhint 1,2\n", "a.hints.txt")

@@ -47,7 +47,8 @@ class BatchItem:
 
 def parse_hints(text: str, source: str) -> MotionSpec:
     """Arrows and anchors from a hints file: one per line, ``hint X0,Y0,X1,Y1`` / ``anchor X,Y`` /
-    ``anchor_radius PX`` (image pixels, commas or spaces; ``#`` starts a comment)."""
+    ``anchor_radius PX``, or bare ``X0,Y0,X1,Y1`` / ``X,Y`` as the add-on writes them (image pixels,
+    commas or spaces; ``#`` starts a comment)."""
     hints: list[tuple[float, ...]] = []
     anchors: list[tuple[float, ...]] = []
     radius = None
@@ -56,14 +57,16 @@ def parse_hints(text: str, source: str) -> MotionSpec:
         if not line:
             continue
         word, values = line[0].lower(), line[1:]
+        if word.lstrip("+-").replace(".", "", 1).isdigit():  # the add-on's form: bare x0,y0,x1,y1 / x,y
+            word, values = {4: "hint", 2: "anchor"}.get(len(line), "?"), line
         try:
             numbers = tuple(float(v) for v in values)
         except ValueError:
             numbers = ()
         wanted = {"hint": 4, "arrow": 4, "anchor": 2, "anchor_radius": 1}.get(word)
         if wanted is None or len(numbers) != wanted:
-            raise InputError(f"{source} line {number}: expected 'hint X0,Y0,X1,Y1', 'anchor X,Y' or "
-                             f"'anchor_radius PX', got {raw.strip()!r}"[:300])
+            raise InputError(f"{source} line {number}: expected 'hint X0,Y0,X1,Y1', 'anchor X,Y', "
+                             f"'anchor_radius PX' or bare 'X0,Y0,X1,Y1' / 'X,Y', got {raw.strip()!r}"[:300])
         if word == "anchor_radius":
             radius = numbers[0]
         else:
