@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ._cv import cv2
-from .stages.blend import blend_copies, blend_schedule
+from .stages.blend import blend_schedule, splat_blend
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
@@ -159,12 +159,8 @@ class LoopRenderer:
                          carry_remainder=self.detail == "precise", reach=pad, crop=(pad, pad, height, width))
             if alpha > 0:
                 # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
-                out_f, den_f = splat_joint(values, df, vf * weights, df, None, **splat)
-                out_b, den_b = splat_joint(values, db, vb * weights, db, None, **splat)
-                ignore = self._ignore[level]
-                out, den = blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0),
-                                        alpha, self.hole_threshold)
-                out = out.contiguous()
+                out, den = splat_blend(values, (df, vf * weights), (db, vb * weights), alpha, self.hole_threshold,
+                                       self._ignore[level], **splat)
             else:
                 out, den = splat_joint(values, df, vf * weights, df, None, **splat)
             if out.shape[0] > self._channels:

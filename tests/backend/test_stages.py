@@ -42,7 +42,7 @@ class TestEuler:
         for _ in range(15):
             euler_step(fast, motion, -1.0)
             euler_step_torch(ref, motion, -1.0)
-        assert torch.equal(fast.positions, ref.positions)
+        assert torch.equal(fast.displacement, ref.displacement)
         assert torch.equal(fast.valid, ref.valid)
         assert not bool(ref.valid.all()), "some particles should have left the canvas"
 
@@ -59,9 +59,8 @@ class TestEuler:
                 euler_step_torch(fwd, motion, 1.0)
             for _ in range(frames - t):
                 euler_step_torch(bwd, motion, -1.0)
-            origin = EulerState.start(24, 20, CPU).positions
-            assert torch.equal(disp_f, fwd.positions - origin)
-            assert torch.equal(disp_b, bwd.positions - origin)
+            assert torch.equal(disp_f, fwd.displacement)
+            assert torch.equal(disp_b, bwd.displacement)
             assert torch.equal(valid_f, fwd.valid) and torch.equal(valid_b, bwd.valid)
             assert alpha == t / frames
 
@@ -296,18 +295,38 @@ class TestCompiledMatchesReference:
         torch.testing.assert_close(fast, slow, atol=FLOAT32_ATOL, rtol=1e-5)
         assert not torch.equal(fast, values), "cracks must be filled"
 
-    def test_blend(self, rng: np.random.Generator) -> None:
-        from stillflow.stages.blend import blend_copies_torch
+    @pytest.mark.parametrize("size", [(17, 23), (16, 24), (33, 9)])
+    def test_pyramid_collapse(self, rng: np.random.Generator, size: tuple[int, int]) -> None:
+        """The compiled up(coarse) + band gives torch's numbers bit for bit, odd sizes included."""
+        from stillflow.stages.cpu_pyramid import pyr_up_add_cpu
 
-        out_f, out_b = (torch.from_numpy(rng.random((4, 30, 40), dtype=np.float32)) for _ in range(2))
-        den_f = torch.from_numpy((rng.random((30, 40)) * 2 * (rng.random((30, 40)) > 0.2)).astype(np.float32))
-        den_b = torch.from_numpy((rng.random((30, 40)) * (rng.random((30, 40)) > 0.5)).astype(np.float32))
-        den_b[5:15, 5:15] = 0.0
-        fast, fast_den = cpu_kernels.blend_copies_cpu(out_f.numpy(), den_f.numpy(), out_b.numpy(), den_b.numpy(),
-                                                      0.3, 1e-3)
-        slow, slow_den = blend_copies_torch(out_f, den_f, out_b, den_b, 0.3, 1e-3)
-        torch.testing.assert_close(torch.from_numpy(fast), slow, atol=FLOAT32_ATOL, rtol=1e-5)
-        torch.testing.assert_close(torch.from_numpy(fast_den), slow_den, atol=FLOAT32_ATOL, rtol=1e-5)
+        band = torch.from_numpy(rng.normal(0, 0.2, (3, *size)).astype(np.float32))
+        coarse = torch.from_numpy(rng.random((3, (size[0] + 1) // 2, (size[1] + 1) // 2), dtype=np.float32))
+        assert torch.equal(torch.from_numpy(pyr_up_add_cpu(coarse.numpy(), band.numpy())), pyr_up(coarse, size) + band)
+
+    @pytest.mark.parametrize("whole_pixels", [False, True])
+    def test_splat_blend(self, rng: np.random.Generator, whole_pixels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The fused CPU splat + mix matches two torch splats and the torch mix (cracks, holes, ignored pixels)."""
+        from stillflow.stages.blend import splat_blend
+        from stillflow.stages.splat import channels_last
+
+        values = channels_last(torch.from_numpy(rng.random((4, 40, 50), dtype=np.float32)))
+        ys = torch.linspace(0, 1, 40)[:, None].expand(40, 50)
+        disp_f = torch.stack([3.3 * ys + 0.4, 1.7 * ys * ys]).contiguous()  # stretched: cracks
+        disp_b = torch.stack([-2.6 * ys, -0.9 + 0 * ys]).contiguous()
+        weight_f = torch.from_numpy((rng.random((40, 50)) > 0.15).astype(np.float32))
+        weight_b = torch.ones(40, 50)
+        weight_b[10:25, 10:30] = 0.0  # a wide hole in the backward copy, partly in the forward one too
+        weight_f[14:28, 14:34] = 0.0
+        ignore = torch.zeros(34, 44, dtype=torch.bool)
+        ignore[:, :4] = True
+        splat = dict(whole_pixels=whole_pixels, reach=6, crop=(3, 3, 34, 44))
+        fast, fast_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
+        monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        slow, slow_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
+        assert bool((slow_den <= 1e-3).any()) and bool(((slow_den > 1e-3) & (slow_den < 0.5)).any())
+        torch.testing.assert_close(fast, slow, atol=SPLAT_ORDER_ATOL, rtol=1e-5)
+        torch.testing.assert_close(fast_den, slow_den, atol=SPLAT_ORDER_ATOL, rtol=1e-5)
 
 
 class TestBlend:

@@ -9,6 +9,11 @@ forward one. Here each copy is normalised and crack-filled by itself, and the co
 (1 - alpha) and alpha times a coverage reliability: the copy's splat weight averaged over 3x3 and
 capped at 1. A pile next to a crack averages out; where a copy is stretched thin or has a real
 hole (a disocclusion, content that left the frame) the other one takes over in proportion.
+
+Only a copy's cracks need a value of their own: a pixel with no covered 3x3 neighbour has coverage
+0, so that copy has no share there (and where neither copy has one, the caller fills the blend).
+A crack takes the weighted mean of its covered neighbours. On a CPU the two copies are splatted
+into raw accumulators and mixed in one compiled pass (stages/cpu_blend.py).
 """
 from __future__ import annotations
 
@@ -16,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from . import cpu_kernels
-from .holes import fill_cracks
+from .splat import splat_joint
 
-__all__ = ["blend_copies", "blend_copies_torch", "blend_schedule"]
+__all__ = ["splat_blend", "blend_copies", "blend_schedule"]
 
 
 def blend_schedule(phase: float) -> float:
@@ -32,21 +37,56 @@ def blend_schedule(phase: float) -> float:
     return phase * phase * (3.0 - 2.0 * phase)
 
 
-def _coverage(den: torch.Tensor) -> torch.Tensor:
-    """A copy's reliability per pixel: its splat weight averaged over 3x3, capped at 1."""
-    mean = F.avg_pool2d(den[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
-    return mean.clamp_(max=1.0)
+def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bwd: tuple[torch.Tensor, torch.Tensor],
+                alpha: float, threshold: float, ignore: torch.Tensor, **splat) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splat the forward and backward copies of ``values`` and mix them by coverage.
+
+    Args:
+        values: (C, H, W) float tensor (channels-last storage on a CPU, see splat.channels_last).
+        fwd, bwd: (displacement (2, H, W), weight (H, W)) of each copy, as ``splat_joint`` takes them.
+        alpha: the backward copy's share.
+        threshold: splat weight at or below which a pixel is a hole.
+        ignore: (h, w) bool target pixels nothing reads (treated as covered).
+        **splat: ``splat_joint``'s keyword options (whole_pixels, carry_remainder, reach, crop).
+
+    Returns:
+        out: (C, h, w) float32 blend; den: (h, w) float32 its weight (<= threshold: hole of both).
+    """
+    if values.device.type == "cpu" and cpu_kernels.available():
+        from .cpu_blend import blend_accumulated_cpu
+
+        acc = cpu_kernels.splat_accumulate_cpu(
+            values.permute(1, 2, 0).float().contiguous().numpy(),
+            [d.float().contiguous().numpy() for d, _ in (fwd, bwd)], [w.float().contiguous().numpy() for _, w in (fwd, bwd)],
+            threads=max(1, torch.get_num_threads()), separate=True, **splat)
+        out, den = blend_accumulated_cpu(acc, ignore.contiguous().numpy(), alpha, threshold)
+        return torch.from_numpy(out), torch.from_numpy(den)
+    out_f, den_f = splat_joint(values, fwd[0], fwd[1], fwd[0], None, **splat)
+    out_b, den_b = splat_joint(values, bwd[0], bwd[1], bwd[0], None, **splat)
+    return blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0), alpha, threshold)
+
+
+def _fill_and_cover(values: torch.Tensor, den: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A copy with its cracks filled from covered 3x3 neighbours, and its coverage (3x3 mean, capped at 1)."""
+    known = torch.where(den > threshold, den, 0.0)
+    ones = torch.ones((1, 1, 3, 3), dtype=torch.float32, device=den.device)
+    total = F.conv2d(known[None, None], ones, padding=1)[0, 0]
+    count = F.conv2d(torch.ones_like(known)[None, None], ones, padding=1)[0, 0]
+    sums = F.conv2d((values * known).unsqueeze(1), ones, padding=1)[:, 0]
+    cracks = (known == 0) & (total > 0)
+    filled = torch.where(cracks, sums / torch.where(cracks, total, torch.ones_like(total)), 0.0)
+    return torch.where(known > 0, values, filled), (total / count).clamp_(max=1.0)
 
 
 def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,
                  alpha: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1 - alpha) F + alpha B with weights moved off a copy where it has a hole.
+    """(1 - alpha) F + alpha B with weights moved off a copy where it has a hole (any device).
 
     Args:
         out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own
-            weight (fresh splat results: their cracks are filled in place).
-        den_f, den_b: (H, W) float32 their splat weights (validity x softmax weight; 0 = hole); set
-            them above ``threshold`` where nothing is read, or those holes are filled for nothing.
+            weight.
+        den_f, den_b: (H, W) float32 their splat weights (0 = hole); set them to 1 where nothing
+            is read.
         alpha: the backward copy's share.
         threshold: splat weight at or below which a pixel is a hole.
 
@@ -54,22 +94,10 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
         out: (C, H, W) float32 blend (holes of both copies still holes).
         den: (H, W) float32 the blend's weight (<= threshold where both copies had a hole).
     """
-    # Only cracks need a value: a pixel the passes cannot reach has no covered neighbour, so its
-    # coverage and share are 0 (and where both copies lack one, the caller fills the blend).
-    out_f, _ = fill_cracks(out_f.contiguous(), den_f, threshold, in_place=True)
-    out_b, _ = fill_cracks(out_b.contiguous(), den_b, threshold, in_place=True)
-    if out_f.device.type == "cpu" and cpu_kernels.available():
-        out, den = cpu_kernels.blend_copies_cpu(out_f.numpy(), den_f.contiguous().numpy(), out_b.numpy(),
-                                                den_b.contiguous().numpy(), alpha, threshold)
-        return torch.from_numpy(out), torch.from_numpy(den)
-    return blend_copies_torch(out_f, den_f, out_b, den_b, alpha, threshold)
-
-
-def blend_copies_torch(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,
-                       alpha: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The torch reference of the mix in ``blend_copies`` (cracks already filled; any device)."""
-    weight_f = (1.0 - alpha) * _coverage(den_f)
-    weight_b = alpha * _coverage(den_b)
+    out_f, coverage_f = _fill_and_cover(out_f.float(), den_f.float(), threshold)
+    out_b, coverage_b = _fill_and_cover(out_b.float(), den_b.float(), threshold)
+    weight_f = (1.0 - alpha) * coverage_f
+    weight_b = alpha * coverage_b
     den = weight_f + weight_b
     covered = den > threshold
     share_b = torch.where(covered, weight_b / torch.where(covered, den, torch.ones_like(den)), 0.0)

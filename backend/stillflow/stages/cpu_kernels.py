@@ -18,8 +18,8 @@ CUBIC_A = -1.0
 """Keys' cubic parameter for the carried remainder: sharper than torch's and OpenCV's -0.75 (on the
 real clips -0.75 brought a one-shot drift's sharpness ratio to 0.78, -1.0 to 0.85)."""
 
-__all__ = ["CUBIC_A", "available", "euler_step_cpu", "splat_normalised_cpu", "fill_from_neighbours_cpu",
-           "restore_gain_cpu", "composite_cpu", "blend_copies_cpu"]
+__all__ = ["CUBIC_A", "available", "euler_step_cpu", "splat_normalised_cpu", "splat_accumulate_cpu",
+           "fill_from_neighbours_cpu", "restore_gain_cpu", "composite_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -37,70 +37,69 @@ def available() -> bool:
 if numba is not None:
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _euler_step(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
+    def _euler_step(disp: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
         _, height, width = motion.shape
         for y in numba.prange(height):
             for x in range(width):
-                px = positions[0, y, x]
-                py = positions[1, y, x]
+                dx = disp[0, y, x]
+                dy = disp[1, y, x]
+                # The same float32 sums as the torch reference: position = pixel + displacement.
+                px = np.float32(x) + dx
+                py = np.float32(y) + dy
                 # np.round is round-half-even, like torch.round on every device.
                 ix = min(max(int(np.round(px)), 0), width - 1)
                 iy = min(max(int(np.round(py)), 0), height - 1)
-                px += sign * motion[0, iy, ix]
-                py += sign * motion[1, iy, ix]
-                positions[0, y, x] = px
-                positions[1, y, x] = py
+                dx += sign * motion[0, iy, ix]
+                dy += sign * motion[1, iy, ix]
+                disp[0, y, x] = dx
+                disp[1, y, x] = dy
+                px = np.float32(x) + dx
+                py = np.float32(y) + dy
                 if not (px >= 0 and px <= width - 1 and py >= 0 and py <= height - 1):
                     valid[y, x] = False
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _tap(acc: np.ndarray, values: np.ndarray, y: int, x: int, yy: int, xx: int, w: float,
-             channels: int) -> None:
+             channels: int, base: int) -> None:
         for c in range(channels):
-            acc[yy, xx, c] += w * values[y, x, c]
-        acc[yy, xx, channels] += w
+            acc[yy, xx, base + c] += w * values[y, x, c]
+        acc[yy, xx, base + channels] += w
 
-    @numba.njit(cache=True, nogil=True)
-    def _splat_band(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, src0: int, src1: int,
-                    dst0: int, dst1: int, top: int, left: int, acc: np.ndarray) -> None:
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _particle_bilinear(values: np.ndarray, disp: np.ndarray, w0: float, y: int, x: int, dst0: int, dst1: int,
+                           top: int, left: int, acc: np.ndarray, base: int) -> None:
         # Source pixel (y, x) lands at (y + dy - top, x + dx - left) of the accumulator.
-        width = values.shape[1]
         channels = values.shape[2]
         out_width = acc.shape[1]
-        for y in range(src0, src1):
-            for x in range(width):
-                w0 = weight[y, x]
-                if w0 == 0.0:
+        tx = x + disp[0, y, x] - left
+        ty = y + disp[1, y, x] - top
+        fx0 = math.floor(tx)
+        fy0 = math.floor(ty)
+        x0 = int(fx0)
+        y0 = int(fy0)
+        fx = np.float32(tx - fx0)
+        fy = np.float32(ty - fy0)
+        wx0 = np.float32(1.0) - fx
+        wy0 = np.float32(1.0) - fy
+        if x0 >= 0 and x0 + 1 < out_width and y0 >= dst0 and y0 + 1 < dst1:
+            # Common case: all four taps inside this band.
+            _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels, base)
+            _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels, base)
+            _tap(acc, values, y, x, y0 + 1, x0, w0 * fy * wx0, channels, base)
+            _tap(acc, values, y, x, y0 + 1, x0 + 1, w0 * fy * fx, channels, base)
+            return
+        for j in range(2):
+            yy = y0 + j
+            if yy < dst0 or yy >= dst1:
+                continue
+            wy = fy if j == 1 else wy0
+            for i in range(2):
+                xx = x0 + i
+                if xx < 0 or xx >= out_width:
                     continue
-                tx = x + disp[0, y, x] - left
-                ty = y + disp[1, y, x] - top
-                fx0 = math.floor(tx)
-                fy0 = math.floor(ty)
-                x0 = int(fx0)
-                y0 = int(fy0)
-                fx = np.float32(tx - fx0)
-                fy = np.float32(ty - fy0)
-                wx0 = np.float32(1.0) - fx
-                wy0 = np.float32(1.0) - fy
-                if x0 >= 0 and x0 + 1 < out_width and y0 >= dst0 and y0 + 1 < dst1:
-                    # Common case: all four taps inside this band.
-                    _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels)
-                    _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels)
-                    _tap(acc, values, y, x, y0 + 1, x0, w0 * fy * wx0, channels)
-                    _tap(acc, values, y, x, y0 + 1, x0 + 1, w0 * fy * fx, channels)
-                    continue
-                for j in range(2):
-                    yy = y0 + j
-                    if yy < dst0 or yy >= dst1:
-                        continue
-                    wy = fy if j == 1 else wy0
-                    for i in range(2):
-                        xx = x0 + i
-                        if xx < 0 or xx >= out_width:
-                            continue
-                        w = w0 * wy * (fx if i == 1 else wx0)
-                        if w != 0.0:
-                            _tap(acc, values, y, x, yy, xx, w, channels)
+                w = w0 * wy * (fx if i == 1 else wx0)
+                if w != 0.0:
+                    _tap(acc, values, y, x, yy, xx, w, channels, base)
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _cubic(t: float, k: int) -> float:
@@ -119,7 +118,7 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _tap_resampled(acc: np.ndarray, values: np.ndarray, sy: float, sx: float, yy: int, xx: int, w0: float,
-                       channels: int) -> None:
+                       channels: int, base: int) -> None:
         # values at (sy, sx) by Keys' bicubic with border-clamped taps, added with weight w0.
         height, width = values.shape[0], values.shape[1]
         ix = int(math.floor(sx))
@@ -137,54 +136,77 @@ if numba is not None:
                      + ay1 * _row4(values, y1, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c)
                      + ay2 * _row4(values, y2, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c)
                      + ay3 * _row4(values, y3, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c))
-            acc[yy, xx, c] += w0 * total
-        acc[yy, xx, channels] += w0
+            acc[yy, xx, base + c] += w0 * total
+        acc[yy, xx, base + channels] += w0
 
-    @numba.njit(cache=True, nogil=True)
-    def _splat_band_whole(values: np.ndarray, disp: np.ndarray, weight: np.ndarray, src0: int, src1: int,
-                          dst0: int, dst1: int, top: int, left: int, carry: bool, acc: np.ndarray) -> None:
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _particle_whole(values: np.ndarray, disp: np.ndarray, w0: float, y: int, x: int, dst0: int, dst1: int,
+                        top: int, left: int, carry: bool, acc: np.ndarray, base: int) -> None:
         # Displacements rounded to whole pixels: one tap per particle (5x faster than bilinear).
         # With ``carry`` the particle brings its values resampled at its sub-pixel remainder, so
         # detail lands where it belongs without the blur of bilinear taps.
-        width = values.shape[1]
-        channels = values.shape[2]
-        out_width = acc.shape[1]
-        for y in range(src0, src1):
-            for x in range(width):
-                w0 = weight[y, x]
-                if w0 == 0.0:
-                    continue
-                # np.round is round-half-even, like torch.round on every device.
-                rx = np.round(disp[0, y, x])
-                ry = np.round(disp[1, y, x])
-                xx = x + int(rx) - left
-                yy = y + int(ry) - top
-                if yy < dst0 or yy >= dst1 or xx < 0 or xx >= out_width:
-                    continue
-                if carry and (rx != disp[0, y, x] or ry != disp[1, y, x]):
-                    _tap_resampled(acc, values, y - (disp[1, y, x] - ry), x - (disp[0, y, x] - rx), yy, xx, w0,
-                                   channels)
-                else:
-                    _tap(acc, values, y, x, yy, xx, w0, channels)
+        # np.round is round-half-even, like torch.round on every device.
+        rx = np.round(disp[0, y, x])
+        ry = np.round(disp[1, y, x])
+        xx = x + int(rx) - left
+        yy = y + int(ry) - top
+        if yy < dst0 or yy >= dst1 or xx < 0 or xx >= acc.shape[1]:
+            return
+        if carry and (rx != disp[0, y, x] or ry != disp[1, y, x]):
+            _tap_resampled(acc, values, y - (disp[1, y, x] - ry), x - (disp[0, y, x] - rx), yy, xx, w0,
+                           values.shape[2], base)
+        else:
+            _tap(acc, values, y, x, yy, xx, w0, values.shape[2], base)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, bounds: np.ndarray, reach: int,
-                     mode: int, top: int, left: int, acc: np.ndarray) -> None:
+    def _row_spans(disps: tuple, weights: tuple, top: int, spans: np.ndarray) -> None:
+        # Lowest and highest accumulator row any particle of each source row can touch.
+        height, width = weights[0].shape
+        for y in numba.prange(height):
+            low = np.float32(np.inf)
+            high = np.float32(-np.inf)
+            for s in range(len(disps)):
+                for x in range(width):
+                    if weights[s][y, x] != 0.0:
+                        dy = disps[s][1, y, x]
+                        low = min(low, dy)
+                        high = max(high, dy)
+            if low > high:  # no particle on this row
+                spans[y, 0], spans[y, 1] = 1, 0
+            else:
+                spans[y, 0] = int(math.floor(low)) + y - top - 1
+                spans[y, 1] = int(math.ceil(high)) + y - top + 1
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, bases: np.ndarray, bounds: np.ndarray,
+                     reach: int, mode: int, top: int, left: int, spans: np.ndarray, acc: np.ndarray) -> None:
         # Band k owns the *target* rows [bounds[k], bounds[k+1]) and scans every source row that
-        # can reach them, so bands never write the same pixel: no races and no per-thread copies.
+        # can reach them (``spans``, within ``reach``), so bands never write the same pixel: no
+        # races and no per-thread copies. Every source's particle of a pixel is splatted before
+        # the next pixel's, so the values are read once for all sources; source s accumulates
+        # from channel bases[s] on.
         # mode: 0 bilinear, 1 whole pixels, 2 whole pixels carrying the sub-pixel remainder.
-        height = values.shape[0]
+        height, width = values.shape[0], values.shape[1]
         for k in numba.prange(bounds.shape[0] - 1):
             dst0 = bounds[k]
             dst1 = bounds[k + 1]
             src0 = max(0, dst0 + top - reach)
             src1 = min(height, dst1 + top + reach)
-            for s in range(len(disps)):
-                if mode > 0:
-                    _splat_band_whole(values, disps[s], weights[s], src0, src1, dst0, dst1, top, left, mode == 2,
-                                      acc)
-                else:
-                    _splat_band(values, disps[s], weights[s], src0, src1, dst0, dst1, top, left, acc)
+            acc[dst0:dst1] = 0.0
+            for y in range(src0, src1):
+                if spans[y, 1] < dst0 or spans[y, 0] >= dst1:
+                    continue
+                for x in range(width):
+                    for s in range(len(disps)):
+                        w0 = weights[s][y, x]
+                        if w0 == 0.0:
+                            continue
+                        if mode > 0:
+                            _particle_whole(values, disps[s], w0, y, x, dst0, dst1, top, left, mode == 2, acc,
+                                            bases[s])
+                        else:
+                            _particle_bilinear(values, disps[s], w0, y, x, dst0, dst1, top, left, acc, bases[s])
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _normalise(acc: np.ndarray, out: np.ndarray, den: np.ndarray) -> None:
@@ -194,11 +216,8 @@ if numba is not None:
             for x in range(width):
                 total = acc[y, x, channels]
                 den[y, x] = total
-                acc[y, x, channels] = 0.0
                 for c in range(channels):
                     out[c, y, x] = acc[y, x, c] / total if total > 0.0 else 0.0
-                    # Leave the reused accumulator zeroed for the next splat (saves a pass).
-                    acc[y, x, c] = 0.0
 
 
     @numba.njit(parallel=True, cache=True, nogil=True)
@@ -225,31 +244,6 @@ if numba is not None:
                             if den[yy, xx] > threshold:
                                 acc += den[yy, xx] * values[c, yy, xx]
                     values[c, y, x] = acc / total
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _coverage_at(den: np.ndarray, y: int, x: int) -> float:
-        height, width = den.shape
-        total = 0.0
-        count = 0
-        for yy in range(max(0, y - 1), min(height, y + 2)):
-            for xx in range(max(0, x - 1), min(width, x + 2)):
-                total += den[yy, xx]
-                count += 1
-        return min(total / count, 1.0)
-
-    @numba.njit(parallel=True, cache=True, nogil=True)
-    def _blend_copies(out_f: np.ndarray, den_f: np.ndarray, out_b: np.ndarray, den_b: np.ndarray, alpha: float,
-                      threshold: float, out: np.ndarray, den: np.ndarray) -> None:
-        channels, height, width = out_f.shape
-        for y in numba.prange(height):
-            for x in range(width):
-                weight_f = (1.0 - alpha) * _coverage_at(den_f, y, x)
-                weight_b = alpha * _coverage_at(den_b, y, x)
-                total = weight_f + weight_b
-                den[y, x] = total
-                share = weight_b / total if total > threshold else 0.0
-                for c in range(channels):
-                    out[c, y, x] = out_f[c, y, x] + share * (out_b[c, y, x] - out_f[c, y, x])
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _energy(values: np.ndarray, out: np.ndarray) -> None:
@@ -298,15 +292,6 @@ def fill_from_neighbours_cpu(values: np.ndarray, den: np.ndarray, threshold: flo
     return remaining
 
 
-def blend_copies_cpu(out_f: np.ndarray, den_f: np.ndarray, out_b: np.ndarray, den_b: np.ndarray, alpha: float,
-                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """The coverage-weighted mix of two (C, H, W) copies (see stages/blend.py): (out, den)."""
-    out = np.empty_like(out_f)
-    den = np.empty_like(den_f)
-    _blend_copies(out_f, den_f, out_b, den_b, np.float32(alpha), np.float32(threshold), out, den)
-    return out, den
-
-
 def restore_gain_cpu(values: np.ndarray, particle_energy: np.ndarray, max_gain: float, window: int,
                      box: Callable[[np.ndarray, int], np.ndarray]) -> None:
     """Scale (C, H, W) ``values`` in place by clamp(sqrt(box(E_particles) / box(E_values)), 1, max_gain)."""
@@ -326,11 +311,11 @@ _local = threading.local()
 
 
 def _scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """A zeroed float32 accumulator of ``shape``, reused per thread between calls.
+    """A float32 accumulator of ``shape``, reused per thread between calls.
 
     Allocating ~30 MB afresh for every splat costs page faults on first touch; a buffer that
-    stays mapped is several times cheaper. ``_normalise`` zeroes it again as it reads it. One
-    per thread: service workers may splat at the same time.
+    stays mapped is several times cheaper. ``_splat_bands`` zeroes each band's rows before it
+    accumulates them. One per thread: service workers may splat at the same time.
     """
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
@@ -339,20 +324,20 @@ def _scratch(shape: tuple[int, ...]) -> np.ndarray:
     if buffer is None:
         if len(buffers) >= 8:
             buffers.clear()
-        buffer = buffers[shape] = np.zeros(shape, np.float32)
+        buffer = buffers[shape] = np.empty(shape, np.float32)
     return buffer
 
 
-def euler_step_cpu(positions: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
-    """One Euler step in place: positions (2, H, W) f32, valid (H, W) bool, motion (2, H, W) f32."""
-    _euler_step(positions, valid, motion, np.float32(sign))
+def euler_step_cpu(displacement: np.ndarray, valid: np.ndarray, motion: np.ndarray, sign: float) -> None:
+    """One Euler step in place: displacement (2, H, W) f32, valid (H, W) bool, motion (2, H, W) f32."""
+    _euler_step(displacement, valid, motion, np.float32(sign))
 
 
-def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
+def splat_accumulate_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
                          threads: int = 2, whole_pixels: bool = False, carry_remainder: bool = False,
-                         reach: int | None = None,
-                         crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear forward splat of one image moved by several displacement fields, normalised.
+                         reach: int | None = None, crop: tuple[int, int, int, int] | None = None,
+                         separate: bool = False) -> np.ndarray:
+    """Forward splat of one image moved by several displacement fields, not normalised.
 
     Args:
         values: (H, W, C) float32, channels last.
@@ -364,20 +349,42 @@ def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: l
             (bicubic) at its sub-pixel remainder, so content lands sub-pixel accurate, unblurred.
         reach: an upper bound of |vertical displacement| in pixels (measured when None).
         crop: (top, left, height, width) of the only target pixels wanted (default: all).
+        separate: give every source its own C + 1 channels instead of one shared sum (the
+            values are still read once for all sources).
 
     Returns:
-        out: (C, h, w) float32 = sum of w * value / sum of w where that sum > 0, else 0.
-        den: (h, w) float32 sum of w (0 = hole); (h, w) = the crop's size.
+        acc: (h, w, K (C + 1)) float32, K = 1 or (``separate``) the number of sources: sum of
+        w * value per channel, then sum of w; (h, w) = the crop. The buffer is this thread's and
+        is reused by the next call of the same shape.
     """
     height, width, channels = values.shape
     top, left, out_height, out_width = crop if crop is not None else (0, 0, height, width)
     if reach is None:
         reach = int(math.ceil(max(float(np.abs(d[1]).max()) for d in disps)))
     bounds = np.linspace(0, out_height, 2 * max(1, threads) + 1).astype(np.int64)
-    acc = _scratch((out_height, out_width, channels + 1))
+    copies = len(disps) if separate else 1
+    acc = _scratch((out_height, out_width, copies * (channels + 1)))
+    bases = np.arange(len(disps), dtype=np.int64) * (channels + 1) if separate else np.zeros(len(disps), np.int64)
     mode = (2 if carry_remainder else 1) if whole_pixels else 0
-    _splat_bands(values, tuple(disps), tuple(weights), bounds, int(reach) + 2, mode, top, left, acc)
-    out = np.empty((channels, out_height, out_width), np.float32)
+    spans = np.empty((height, 2), np.int64)
+    _row_spans(tuple(disps), tuple(weights), top, spans)
+    _splat_bands(values, tuple(disps), tuple(weights), bases, bounds, int(reach) + 2, mode, top, left, spans, acc)
+    return acc
+
+
+def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
+                         threads: int = 2, whole_pixels: bool = False, carry_remainder: bool = False,
+                         reach: int | None = None,
+                         crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``splat_accumulate_cpu`` normalised by the summed weight.
+
+    Returns:
+        out: (C, h, w) float32 = sum of w * value / sum of w where that sum > 0, else 0.
+        den: (h, w) float32 sum of w (0 = hole); (h, w) = the crop's size.
+    """
+    acc = splat_accumulate_cpu(values, disps, weights, threads, whole_pixels, carry_remainder, reach, crop)
+    out_height, out_width, stride = acc.shape
+    out = np.empty((stride - 1, out_height, out_width), np.float32)
     den = np.empty((out_height, out_width), np.float32)
     _normalise(acc, out, den)
     return out, den

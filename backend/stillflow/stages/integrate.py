@@ -18,37 +18,53 @@ __all__ = ["EulerState", "euler_step", "euler_step_torch", "LoopTrajectories", "
 
 
 class EulerState:
-    """Positions and validity of every particle of the canvas after ``steps`` Euler steps."""
+    """Displacements and validity of every particle of the canvas after ``steps`` Euler steps.
 
-    __slots__ = ("positions", "valid", "steps")
+    The state holds the displacement from each particle's own pixel (what the splat reads), not
+    its position: a frame then needs no subtraction pass over the canvas.
+    """
 
-    def __init__(self, positions: torch.Tensor, valid: torch.Tensor, steps: int) -> None:
-        self.positions = positions
+    __slots__ = ("displacement", "valid", "steps")
+
+    def __init__(self, displacement: torch.Tensor, valid: torch.Tensor, steps: int) -> None:
+        self.displacement = displacement
         self.valid = valid
         self.steps = steps
 
     @classmethod
     def start(cls, height: int, width: int, device: torch.device) -> "EulerState":
         """Every particle at its own pixel centre, all valid, zero steps."""
-        ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                                torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
-        return cls(torch.stack([xs, ys]), torch.ones(height, width, dtype=torch.bool, device=device), 0)
+        return cls(torch.zeros((2, height, width), dtype=torch.float32, device=device),
+                   torch.ones(height, width, dtype=torch.bool, device=device), 0)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """(2, H, W) float32 positions x + dx, y + dy in canvas pixels."""
+        return _grid(self.displacement) + self.displacement
 
     def copy(self) -> "EulerState":
         """An independent copy."""
-        return EulerState(self.positions.clone(), self.valid.clone(), self.steps)
+        return EulerState(self.displacement.clone(), self.valid.clone(), self.steps)
+
+
+def _grid(like: torch.Tensor) -> torch.Tensor:
+    """(2, H, W) float32 pixel coordinates x then y of a (2, H, W) field."""
+    _, height, width = like.shape
+    ys, xs = torch.meshgrid(torch.arange(height, device=like.device, dtype=torch.float32),
+                            torch.arange(width, device=like.device, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs, ys])
 
 
 def euler_step(state: EulerState, motion: torch.Tensor, sign: float) -> EulerState:
     """Advance every particle by one step of ``sign`` x motion, in place; returns the state.
 
     Args:
-        state: positions (2, H, W) float32 in canvas pixels, valid (H, W) bool.
+        state: displacement (2, H, W) float32 in canvas pixels, valid (H, W) bool.
         motion: (2, H, W) float32, px/frame on the same canvas.
         sign: +1 forward in time, -1 backward.
     """
-    if state.positions.device.type == "cpu" and cpu_kernels.available():
-        cpu_kernels.euler_step_cpu(state.positions.numpy(), state.valid.numpy(), motion.contiguous().numpy(), sign)
+    if state.displacement.device.type == "cpu" and cpu_kernels.available():
+        cpu_kernels.euler_step_cpu(state.displacement.numpy(), state.valid.numpy(), motion.contiguous().numpy(), sign)
         state.steps += 1
         return state
     return euler_step_torch(state, motion, sign)
@@ -57,12 +73,14 @@ def euler_step(state: EulerState, motion: torch.Tensor, sign: float) -> EulerSta
 def euler_step_torch(state: EulerState, motion: torch.Tensor, sign: float) -> EulerState:
     """The torch reference of ``euler_step`` (any device)."""
     _, height, width = motion.shape
-    pos = state.positions
+    disp = state.displacement
+    pos = _grid(disp) + disp
     ix = torch.round(pos[0]).clamp_(0, width - 1).long()
     iy = torch.round(pos[1]).clamp_(0, height - 1).long()
     flat = iy * width + ix
     step = motion.reshape(2, -1)[:, flat.reshape(-1)].reshape(2, height, width)
-    pos.add_(step, alpha=sign)
+    disp.add_(step, alpha=sign)
+    pos = _grid(disp) + disp
     state.valid &= (pos[0] >= 0) & (pos[0] <= width - 1) & (pos[1] >= 0) & (pos[1] <= height - 1)
     state.steps += 1
     return state
@@ -131,12 +149,11 @@ class LoopTrajectories:
                 self._segment[k] = state.copy()
         return self._segment[steps]
 
-    def displacement(self, state: EulerState) -> torch.Tensor:
-        """Displacement (2, H, W) float32 of a state from the particles' origins."""
-        return state.positions - self._origin.positions
 
     def at(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """Displacements, validity and blend weight for frame ``t`` (0 <= t <= N).
+
+        The tensors are the trajectories' own state: read them before the next call, do not modify them.
 
         Returns:
             disp_fwd (2, H, W), valid_fwd (H, W) bool, disp_bwd (2, H, W), valid_bwd (H, W) bool,
@@ -144,9 +161,9 @@ class LoopTrajectories:
         """
         fwd = self._forward(t)
         if self.once:
-            return self.displacement(fwd), fwd.valid, torch.zeros_like(fwd.positions), self._origin.valid, 0.0
+            return fwd.displacement, fwd.valid, self._origin.displacement, self._origin.valid, 0.0
         bwd = self._backward(self.frames - t)
-        return self.displacement(fwd), fwd.valid, self.displacement(bwd), bwd.valid, t / self.frames
+        return fwd.displacement, fwd.valid, bwd.displacement, bwd.valid, t / self.frames
 
 
 def resample_displacement(disp: torch.Tensor, valid: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:

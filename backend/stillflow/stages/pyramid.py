@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import cpu_kernels
+
 __all__ = ["pyramid_levels", "pyr_down", "pyr_up", "laplacian_bands", "reconstruct"]
 
 _KERNEL_1D = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -92,5 +94,10 @@ def reconstruct(bands: list[torch.Tensor]) -> torch.Tensor:
     """Collapse bands from coarse to fine: Y = B_{L-1}; Y = up(Y) + B_l."""
     image = bands[-1]
     for band in reversed(bands[:-1]):
-        image = pyr_up(image, band.shape[-2:]) + band
+        if band.device.type == "cpu" and cpu_kernels.available() and band.dtype == torch.float32:
+            from .cpu_pyramid import pyr_up_add_cpu
+
+            image = torch.from_numpy(pyr_up_add_cpu(image.numpy(), band.numpy()))
+        else:
+            image = pyr_up(image, band.shape[-2:]) + band
     return image

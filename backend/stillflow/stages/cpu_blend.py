@@ -1,0 +1,122 @@
+"""The compiled CPU mix of the loop's two copies (numba): normalise, fill cracks, mix, in one pass.
+
+Same arithmetic as ``blend.blend_copies`` (the torch reference, every device) on the raw
+accumulator of ``cpu_kernels.splat_accumulate_cpu(..., separate=True)``, which holds both copies
+side by side; see stages/blend.py for what the mix is. Reading that accumulator once, instead of
+normalising, crack-filling and mixing in separate passes over separate arrays, is what keeps the
+split blend about as cheap as one shared normaliser (on a CPU this is memory-bound).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import cpu_kernels
+
+__all__ = ["blend_accumulated_cpu"]
+
+if cpu_kernels.numba is not None:
+    numba = cpu_kernels.numba
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _known(acc: np.ndarray, ignore: np.ndarray, threshold: float, known: np.ndarray) -> None:
+        # Each copy's splat weight as the mix sees it: 1 where nothing reads it, 0 for a hole.
+        height, width = ignore.shape
+        stride = acc.shape[2] // 2
+        for y in numba.prange(height):
+            for x in range(width):
+                for k in range(2):
+                    total = acc[y, x, k * stride + stride - 1]
+                    known[k, y, x] = 1.0 if ignore[y, x] else (total if total > threshold else 0.0)
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _value(acc: np.ndarray, y: int, x: int, base: int, c: int, last: int) -> float:
+        total = acc[y, x, base + last]
+        return acc[y, x, base + c] / total if total > 0.0 else np.float32(0.0)
+
+    @numba.njit(cache=True, nogil=True)
+    def _filled(acc: np.ndarray, known: np.ndarray, k: int, y: int, x: int, c: int, around: float) -> float:
+        # Copy k's value: its own where it has one, else the weighted mean of its 3x3 neighbours.
+        last = acc.shape[2] // 2 - 1
+        base = k * (last + 1)
+        if known[k, y, x] > 0.0:
+            return _value(acc, y, x, base, c, last)
+        if around == 0.0:
+            return np.float32(0.0)
+        height, width = known.shape[1], known.shape[2]
+        total = np.float32(0.0)
+        for yy in range(max(0, y - 1), min(height, y + 2)):
+            for xx in range(max(0, x - 1), min(width, x + 2)):
+                if known[k, yy, xx] > 0.0:
+                    total += known[k, yy, xx] * _value(acc, yy, xx, base, c, last)
+        return total / around
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _blend(acc: np.ndarray, known: np.ndarray, alpha: float, threshold: float, out: np.ndarray,
+               den: np.ndarray) -> None:
+        height, width = known.shape[1], known.shape[2]
+        stride = acc.shape[2] // 2
+        channels = stride - 1
+        for y in numba.prange(height):
+            y0, y1 = max(0, y - 1), min(height, y + 2)
+            # 3x3 sums as column sums over three rows, then over three columns.
+            column_f = np.empty(width, np.float32)
+            column_b = np.empty(width, np.float32)
+            for x in range(width):
+                total_f = np.float32(0.0)
+                total_b = np.float32(0.0)
+                for yy in range(y0, y1):
+                    total_f += known[0, yy, x]
+                    total_b += known[1, yy, x]
+                column_f[x] = total_f
+                column_b[x] = total_b
+            for x in range(width):
+                x0, x1 = max(0, x - 1), min(width, x + 2)
+                around_f = np.float32(0.0)
+                around_b = np.float32(0.0)
+                for xx in range(x0, x1):
+                    around_f += column_f[xx]
+                    around_b += column_b[xx]
+                count = np.float32((y1 - y0) * (x1 - x0))
+                weight_f = (1.0 - alpha) * min(around_f / count, np.float32(1.0))
+                weight_b = alpha * min(around_b / count, np.float32(1.0))
+                total = weight_f + weight_b
+                den[y, x] = total
+                share = weight_b / total if total > threshold else np.float32(0.0)
+                if known[0, y, x] > 0.0 and known[1, y, x] > 0.0:
+                    # Both copies landed here (most pixels): no crack to fill.
+                    total_f = acc[y, x, channels]
+                    total_b = acc[y, x, stride + channels]
+                    scale_f = np.float32(1.0) / total_f if total_f > 0.0 else np.float32(0.0)
+                    scale_b = np.float32(1.0) / total_b if total_b > 0.0 else np.float32(0.0)
+                    for c in range(channels):
+                        value_f = acc[y, x, c] * scale_f
+                        out[c, y, x] = value_f + share * (acc[y, x, stride + c] * scale_b - value_f)
+                    continue
+                for c in range(channels):
+                    value_f = _filled(acc, known, 0, y, x, c, around_f)
+                    value_b = _filled(acc, known, 1, y, x, c, around_b) if share > 0.0 else value_f
+                    out[c, y, x] = value_f + share * (value_b - value_f)
+
+
+def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
+                          threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mix the two copies of a raw splat accumulator by coverage (``blend.blend_copies`` on the CPU).
+
+    Args:
+        acc: (H, W, 2 (C + 1)) float32: the forward copy's weighted sums and summed weight, then
+            the backward copy's, as ``cpu_kernels.splat_accumulate_cpu(..., separate=True)`` gives.
+        ignore: (H, W) bool pixels nothing reads (they count as covered, weight 1).
+        alpha: the backward copy's share.
+        threshold: splat weight at or below which a pixel is a hole.
+
+    Returns:
+        out: (C, H, W) float32 blend; den: (H, W) float32 its weight (<= threshold: a hole of both).
+    """
+    height, width, stride = acc.shape
+    threshold = np.float32(threshold)
+    known = np.empty((2, height, width), np.float32)
+    _known(acc, ignore, threshold, known)
+    out = np.empty((stride // 2 - 1, height, width), np.float32)
+    den = np.empty((height, width), np.float32)
+    _blend(acc, known, np.float32(alpha), threshold, out, den)
+    return out, den
