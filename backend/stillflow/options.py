@@ -68,7 +68,7 @@ class RenderOptions:
     speed: float = _opt(1.0, "multiplies the motion field (0 = still)", "x")
     levels: int = _opt(4, "Laplacian pyramid levels splatted separately; 1 = single-scale", "levels")
     detail: str = _opt("sharp", "how detail bands move: sharp (finest band by whole pixels, contrast lost to "
-                                "the loop's blend restored), precise (as sharp, the finest band's sub-pixel offset "
+                                "the loop's blend restored; --once carries the sub-pixel offset as precise does), precise (as sharp, the finest band's sub-pixel offset "
                                 "carried by bicubic resampling: more accurate, ~1.6x slower on a CPU), restore "
                                 "(sub-pixel, contrast restored) or smooth (plain bilinear splat: softer, best PSNR)")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")

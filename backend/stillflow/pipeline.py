@@ -111,12 +111,15 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     from .loop import LoopRenderer
     from .tiles import StripRenderer, memory_budget
 
+    # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel.
+    max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+
     def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
              importance: np.ndarray | None) -> LoopRenderer:
         return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
                             once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
                             importance=importance, device=device, detail=options.detail,
-                            should_cancel=should_cancel)
+                            should_cancel=should_cancel, inflow_keep=max_speed)
 
     if progress is not None:
         progress(Progress("motion", 0, 1))

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-__all__ = ["loop_padding", "pad_reflect", "reflect_indices"]
+__all__ = ["loop_padding", "pad_reflect", "reflect_indices", "fade_padding"]
 
 
 def loop_padding(max_speed_px: float, frames: int, multiple: int = 1) -> int:
@@ -46,3 +46,35 @@ def pad_reflect(values: torch.Tensor, pad: int) -> torch.Tensor:
     rows = reflect_indices(height, pad, values.device)
     cols = reflect_indices(width, pad, values.device)
     return values.index_select(-2, rows).index_select(-1, cols)
+
+
+def fade_padding(values: torch.Tensor, pad: int, keep: float, ramp: float) -> torch.Tensor:
+    """Scale a padded detail band down to 0 from ``keep`` to ``keep + ramp`` pixels outside the unpadded region.
+
+    Content that flows in from outside the frame is the reflected padding. For the low-pass band
+    that is the right guess (sky colour goes on), but reflected detail repeats whatever touches
+    the edge (a dark wire, a cloud's rim) as a mirrored streak that grows into the frame. Fading
+    the detail bands out lets the inflow carry the smooth continuation only. The first ``keep``
+    pixels (one frame's travel) keep their detail: the frames next to the input (t = 1 and, in a
+    loop, N - 1) then continue its edge without a step, so the seam does not jump.
+
+    Args:
+        values: (..., H + 2 pad, W + 2 pad) reflect-padded band.
+        pad: the padding of each side.
+        keep: distance outside the edge, in this band's pixels, up to which detail is kept whole.
+        ramp: distance over which it then fades out.
+
+    Returns:
+        A new tensor: ``values`` times per-axis weights clamp(1 - (d - keep) / ramp, 0, 1)
+        (d = pixels outside).
+    """
+    if pad == 0:
+        return values
+    height, width = values.shape[-2:]
+
+    def weights(size: int) -> torch.Tensor:
+        index = torch.arange(size, device=values.device, dtype=torch.float32)
+        outside = torch.clamp(torch.maximum(pad - index, index - (size - 1 - pad)), min=0.0)
+        return torch.clamp(1.0 - (outside - keep) / ramp, min=0.0, max=1.0)
+
+    return values * (weights(height)[:, None] * weights(width)[None, :]).to(values.dtype)
