@@ -189,7 +189,7 @@ class LoopRenderer:
         if self.inpaint:
             result = self._inpaint_deep_holes(result, dens)
         frame = self.image.copy()
-        frame[self.window] = composite(self._image_w, composite_mask_t=self._mask_t, result=result)
+        composite(self._image_w, composite_mask_t=self._mask_t, result=result, out=frame[self.window])
         return frame
 
     def _inpaint_deep_holes(self, result: torch.Tensor, dens: list[torch.Tensor]) -> torch.Tensor:

@@ -271,6 +271,9 @@ class TestCompiledMatchesReference:
                                    atol=FLOAT32_ATOL)
         static = mask.numpy() == 0
         assert static.any() and np.array_equal(fast[static], image[static])
+        frame = np.zeros((26, 30, 3), np.float32)
+        into = composite(image, composite_mask_t=mask, result=result, out=frame[3:23])  # a view of a larger frame
+        assert into.base is frame and np.array_equal(frame[3:23], fast) and not frame[:3].any()
 
     def test_neighbour_fill_then_push_pull(self, rng: np.random.Generator) -> None:
         values = torch.full((3, 30, 30), 0.4)

@@ -300,9 +300,12 @@ def restore_gain_cpu(values: np.ndarray, particle_energy: np.ndarray, max_gain: 
     _apply_gain(values, box(particle_energy, window), box(blended, window), np.float32(max_gain))
 
 
-def composite_cpu(image: np.ndarray, mask: np.ndarray, result: np.ndarray) -> np.ndarray:
-    """(H, W, C) frame: mask * result + (1 - mask) * image where mask > 0, image elsewhere (bit-exact)."""
-    out = np.empty_like(image)
+def composite_cpu(image: np.ndarray, mask: np.ndarray, result: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) frame: mask * result + (1 - mask) * image where mask > 0, image elsewhere (bit-exact).
+
+    ``out`` (optional, any strides) receives the frame instead of a new array.
+    """
+    out = np.empty_like(image) if out is None else out
     _composite(image, mask, result, out)
     return out
 
