@@ -309,21 +309,22 @@ class TestCompiledMatchesReference:
 
     @pytest.mark.parametrize("whole_pixels", [False, True])
     def test_splat_blend(self, rng: np.random.Generator, whole_pixels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The fused CPU splat + mix matches two torch splats and the torch mix (cracks, holes, ignored pixels)."""
+        """The banded CPU splat + mix matches two torch splats and the torch mix (cracks, holes, ignored pixels)."""
         from stillflow.stages.blend import splat_blend
         from stillflow.stages.splat import channels_last
 
-        values = channels_last(torch.from_numpy(rng.random((4, 40, 50), dtype=np.float32)))
-        ys = torch.linspace(0, 1, 40)[:, None].expand(40, 50)
-        disp_f = torch.stack([3.3 * ys + 0.4, 1.7 * ys * ys]).contiguous()  # stretched: cracks
-        disp_b = torch.stack([-2.6 * ys, -0.9 + 0 * ys]).contiguous()
-        weight_f = torch.from_numpy((rng.random((40, 50)) > 0.15).astype(np.float32))
-        weight_b = torch.ones(40, 50)
-        weight_b[10:25, 10:30] = 0.0  # a wide hole in the backward copy, partly in the forward one too
-        weight_f[14:28, 14:34] = 0.0
-        ignore = torch.zeros(34, 44, dtype=torch.bool)
+        height, width = 200, 50  # several bands of target rows, particles crossing between them
+        values = channels_last(torch.from_numpy(rng.random((4, height, width), dtype=np.float32)))
+        ys = torch.linspace(0, 1, height)[:, None].expand(height, width)
+        disp_f = torch.stack([3.3 * ys + 0.4, 9.7 * ys * ys]).contiguous()  # stretched: cracks
+        disp_b = torch.stack([-2.6 * ys, -5.9 + 0 * ys]).contiguous()
+        weight_f = torch.from_numpy((rng.random((height, width)) > 0.15).astype(np.float32))
+        weight_b = torch.ones(height, width)
+        weight_b[60:95, 10:30] = 0.0  # a wide hole in the backward copy, partly in the forward one too
+        weight_f[64:98, 14:34] = 0.0
+        ignore = torch.zeros(height - 6, width - 6, dtype=torch.bool)
         ignore[:, :4] = True
-        splat = dict(whole_pixels=whole_pixels, reach=6, crop=(3, 3, 34, 44))
+        splat = dict(whole_pixels=whole_pixels, reach=12, crop=(3, 3, height - 6, width - 6))
         fast, fast_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
         monkeypatch.setattr(cpu_kernels, "available", lambda: False)
         slow, slow_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
