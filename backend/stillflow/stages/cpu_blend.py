@@ -34,21 +34,27 @@ if cpu_kernels.numba is not None:
         return acc[y, x, base + c] / total if total > 0.0 else np.float32(0.0)
 
     @numba.njit(cache=True, nogil=True)
-    def _filled(acc: np.ndarray, known: np.ndarray, k: int, y: int, x: int, c: int, around: float) -> float:
-        # Copy k's value: its own where it has one, else the weighted mean of its 3x3 neighbours.
+    def _filled(acc: np.ndarray, known: np.ndarray, k: int, y: int, x: int, around: float, into: np.ndarray) -> None:
+        # Copy k's values at (y, x) into ``into``: its own where it has them, else the weighted
+        # mean of its covered 3x3 neighbours (0 where it has none).
         last = acc.shape[2] // 2 - 1
         base = k * (last + 1)
         if known[k, y, x] > 0.0:
-            return _value(acc, y, x, base, c, last)
+            for c in range(last):
+                into[c] = _value(acc, y, x, base, c, last)
+            return
+        into[:] = 0.0
         if around == 0.0:
-            return np.float32(0.0)
+            return
         height, width = known.shape[1], known.shape[2]
-        total = np.float32(0.0)
         for yy in range(max(0, y - 1), min(height, y + 2)):
             for xx in range(max(0, x - 1), min(width, x + 2)):
-                if known[k, yy, xx] > 0.0:
-                    total += known[k, yy, xx] * _value(acc, yy, xx, base, c, last)
-        return total / around
+                weight = known[k, yy, xx]
+                if weight > 0.0:
+                    for c in range(last):
+                        into[c] += weight * _value(acc, yy, xx, base, c, last)
+        for c in range(last):
+            into[c] /= around
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _blend(acc: np.ndarray, known: np.ndarray, alpha: float, threshold: float, out: np.ndarray,
@@ -61,6 +67,8 @@ if cpu_kernels.numba is not None:
             # 3x3 sums as column sums over three rows, then over three columns.
             column_f = np.empty(width, np.float32)
             column_b = np.empty(width, np.float32)
+            values_f = np.empty(channels, np.float32)
+            values_b = np.empty(channels, np.float32)
             for x in range(width):
                 total_f = np.float32(0.0)
                 total_b = np.float32(0.0)
@@ -92,10 +100,14 @@ if cpu_kernels.numba is not None:
                         value_f = acc[y, x, c] * scale_f
                         out[c, y, x] = value_f + share * (acc[y, x, stride + c] * scale_b - value_f)
                     continue
+                # A crack in either copy (or an ignored pixel): one pass over the 3x3 per copy.
+                _filled(acc, known, 0, y, x, around_f, values_f)
+                if share > 0.0:
+                    _filled(acc, known, 1, y, x, around_b, values_b)
+                else:
+                    values_b[:] = values_f
                 for c in range(channels):
-                    value_f = _filled(acc, known, 0, y, x, c, around_f)
-                    value_b = _filled(acc, known, 1, y, x, c, around_b) if share > 0.0 else value_f
-                    out[c, y, x] = value_f + share * (value_b - value_f)
+                    out[c, y, x] = values_f[c] + share * (values_b[c] - values_f[c])
 
 
 def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
