@@ -9,6 +9,7 @@ and amortised over N. Targets (issue 6): <= 100 ms/frame at 1024² on a 2-core C
 at 1024² on a GPU.
 
 Usage: python bench/bench_speed.py [--sizes 512 1024 2048] [--frames 60] [--timed 8] [--device auto] [--json F]
+       python bench/bench_speed.py --interleaved 1024 [--timed 12]   (ratio on a noisy machine)
 """
 from __future__ import annotations
 
@@ -57,19 +58,14 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_one(mode: str, size: int, frames: int, timed: int, device_name: str) -> dict:
-    """One configuration in this process; returns its figures."""
+def make_frame_fn(mode: str, image: np.ndarray, mask: np.ndarray, motion_px: np.ndarray, frames: int, device):
+    """A callable frame(t) for one configuration, and the seconds its set-up took (the loop's integration)."""
     import torch
 
-    from stillflow.devices import pick
     from stillflow.loop import LoopRenderer
     from stillflow.stages.padding import loop_padding, pad_reflect
     from stillflow.stages.splat import splat_sum_torch
 
-    device = pick(device_name)
-    image, mask, motion = make_inputs(size)
-    motion_px = motion * mask[None]
-    times = []
     if mode == "reference":
         # Plain transcription: one joint splat of the padded RGB image per frame with torch ops,
         # displacements t*M and -(N-t)*M (straight-line, i.e. even cheaper than Euler paths).
@@ -77,27 +73,36 @@ def run_one(mode: str, size: int, frames: int, timed: int, device_name: str) -> 
         values = pad_reflect(torch.from_numpy(image).permute(2, 0, 1).to(device), pad)
         flow = pad_reflect(torch.from_numpy(motion_px).to(device), pad)
         ones = torch.ones(flow.shape[1:], device=device)
-        init = 0.0
-        for t in range(1, timed + 2):
-            sync(device)
-            start = time.perf_counter()
-            splat_sum_torch(values, [flow * t, flow * -(frames - t)], [ones * (1 - t / frames), ones * (t / frames)])
-            sync(device)
-            times.append(time.perf_counter() - start)
-    else:
-        levels = 1 if mode == "single-scale" else 4
-        start = time.perf_counter()
-        renderer = LoopRenderer(image, mask, motion_px, frames=frames, levels=levels, once=False,
-                                hole_threshold=1e-3, inpaint=True, importance=None, device=device,
-                                detail="precise" if mode == "precise" else "sharp")
-        sync(device)
-        init = time.perf_counter() - start
-        for t in range(1, timed + 2):
-            sync(device)
-            start = time.perf_counter()
-            renderer.frame(t)
-            sync(device)
-            times.append(time.perf_counter() - start)
+        return (lambda t: splat_sum_torch(values, [flow * t, flow * -(frames - t)],
+                                          [ones * (1 - t / frames), ones * (t / frames)])), 0.0
+    levels = 1 if mode == "single-scale" else 4
+    start = time.perf_counter()
+    renderer = LoopRenderer(image, mask, motion_px, frames=frames, levels=levels, once=False,
+                            hole_threshold=1e-3, inpaint=True, importance=None, device=device,
+                            detail="precise" if mode == "precise" else "sharp")
+    sync(device)
+    return renderer.frame, time.perf_counter() - start
+
+
+def timed_call(fn, t: int, device) -> float:
+    """Seconds of fn(t), device work included."""
+    sync(device)
+    start = time.perf_counter()
+    fn(t)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def run_one(mode: str, size: int, frames: int, timed: int, device_name: str) -> dict:
+    """One configuration in this process; returns its figures."""
+    import torch
+
+    from stillflow.devices import pick
+
+    device = pick(device_name)
+    image, mask, motion = make_inputs(size)
+    frame, init = make_frame_fn(mode, image, mask, motion * mask[None], frames, device)
+    times = [timed_call(frame, t, device) for t in range(1, timed + 2)]
     times = times[1:]  # the first frame pays for compilation and allocator warm-up
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
@@ -105,6 +110,26 @@ def run_one(mode: str, size: int, frames: int, timed: int, device_name: str) -> 
     return {"mode": mode, "size": size, "device": str(device), "ms_per_frame": 1000 * statistics.median(times),
             "iqr_ms": 1000 * (quartiles[2] - quartiles[0]), "init_s": init,
             "amortised_ms": 1000 * (statistics.median(times) + init / frames), "peak_mib": peak}
+
+
+def run_interleaved(size: int, frames: int, timed: int, device_name: str) -> None:
+    """The default and the reference frame by frame in turn in one process: a ratio robust to a noisy machine."""
+    from stillflow.devices import pick
+
+    device = pick(device_name)
+    image, mask, motion = make_inputs(size)
+    fns = {mode: make_frame_fn(mode, image, mask, motion * mask[None], frames, device)[0]
+           for mode in ("multi-scale", "reference")}
+    for fn in fns.values():
+        timed_call(fn, 1, device)  # compilation and warm-up
+    times = {mode: [] for mode in fns}
+    for t in range(2, timed + 2):
+        for mode in (fns if t % 2 else reversed(list(fns))):
+            times[mode].append(timed_call(fns[mode], t, device))
+    pairs = [a / b for a, b in zip(times["multi-scale"], times["reference"])]
+    default, reference = (1000 * statistics.median(times[m]) for m in ("multi-scale", "reference"))
+    print(f"{size}² interleaved, {timed} frames each: default {default:.1f} ms, reference {reference:.1f} ms, "
+          f"ratio {default / reference:.2f} (median of per-frame ratios {statistics.median(pairs):.2f})")
 
 
 def main() -> int:
@@ -115,8 +140,13 @@ def main() -> int:
     parser.add_argument("--timed", type=int, default=8, help="frames timed per configuration (median)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json")
+    parser.add_argument("--interleaved", type=int, metavar="SIZE",
+                        help="only the default and the reference at SIZE², alternating in one process")
     parser.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.interleaved:
+        run_interleaved(args.interleaved, args.frames, args.timed, args.device)
+        return 0
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.frames, args.timed, args.device)))
         return 0
