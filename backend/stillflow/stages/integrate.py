@@ -149,7 +149,6 @@ class LoopTrajectories:
                 self._segment[k] = state.copy()
         return self._segment[steps]
 
-
     def at(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """Displacements, validity and blend weight for frame ``t`` (0 <= t <= N).
 
