@@ -24,6 +24,18 @@ class TestPadding:
         assert loop_padding(1.5, 10, multiple=8) == 24
         assert loop_padding(0.0, 60) == 2
 
+    def test_fade_padding(self) -> None:
+        """Reflection kept for ``keep`` px beyond the edge, then faded out over ``ramp`` px; the inside untouched."""
+        from stillflow.stages.padding import fade_padding
+
+        band = torch.rand(2, 30, 20, generator=torch.Generator().manual_seed(3)) + 1.0
+        padded = pad_reflect(band, 10)
+        faded = fade_padding(padded, 10, keep=2.0, ramp=4.0)
+        assert torch.equal(faded[:, 10:40, 10:30], band)
+        assert torch.equal(faded[:, 8:10, 10:30], padded[:, 8:10, 10:30])  # within keep
+        assert torch.allclose(faded[:, 6, 10:30], 0.5 * padded[:, 6, 10:30])  # half way down the ramp
+        assert not faded[:, :4].any() and not faded[:, :, -4:].any()  # beyond keep + ramp
+
     def test_pad_larger_than_image(self) -> None:
         values = torch.arange(3.0).reshape(1, 1, 3)
         padded = pad_reflect(values, 5)
