@@ -17,7 +17,7 @@ Targets (issue 13), checked per clip and on the mean:
 3. sharpness ratio in [0.8, 1.25] (loop, --once); breathing within [0.8, 1.25]; speckle <= 1.25x real;
 4. seam <= 1.05; no pixel outside the given mask changes.
 
-Usage: python bench/bench_quality.py [--frames 48] [--loop N] [--clips sky-0623a /path/to/clip]
+Usage: python bench/bench_quality.py [--frames 48] [--stride K] [--loop N] [--clips sky-0623a /path/to/clip]
                                      [--set detail=precise] [--json out.json] [--sheet DIR]
 """
 from __future__ import annotations
@@ -46,10 +46,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 METHODS = ("loop", "once", "backward warp", "cross-fade")
 
 
-def load_clip(folder: Path, count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The first ``count`` frames as (H, W, 3) float32 RGB in [0, 1], and the (H, W) bool mask."""
+def load_clip(folder: Path, count: int, stride: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1], and the (H, W) bool mask."""
     frames = []
-    for i in range(count):
+    for i in range(0, count * stride, stride):
         bgr = cv2.imread(str(folder / f"frame_{i:03d}.jpg"), cv2.IMREAD_COLOR)
         if bgr is None:
             raise SystemExit(f"{folder}: frame_{i:03d}.jpg is missing (the clip has fewer than {count} frames)")
@@ -108,9 +108,10 @@ def clip_motion(real: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     return clamp_speed_outliers(robust_mean_flow(flows) * mask[None])
 
 
-def run_clip(folder: Path, count: int, loop: int | None, sheet: Path | None) -> dict[str, dict[str, float]]:
+def run_clip(folder: Path, count: int, loop: int | None, sheet: Path | None,
+             stride: int = 1) -> dict[str, dict[str, float]]:
     """All methods on one clip, keyed by method."""
-    real, mask = load_clip(folder, count)
+    real, mask = load_clip(folder, count, stride)
     motion = clip_motion(real, mask)
     loop = loop or 2 * (count - 1)
     frames = render(real, mask, motion, loop)
@@ -174,6 +175,8 @@ def main() -> int:
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=48, help="real frames T per clip (<= the clip's length)")
+    parser.add_argument("--stride", type=int, default=1,
+                        help="use every K-th real frame: the same footage K times faster (T frames from K*T)")
     parser.add_argument("--loop", type=int, default=None, help="loop length N (default 2(T - 1))")
     parser.add_argument("--clips", nargs="*", default=["sky-0623a", "sky-0623c"],
                         help="clip folders (frame_NNN.jpg + mask.png), by name under the shared clips or by path")
@@ -196,11 +199,11 @@ def main() -> int:
     if args.sheet:
         args.sheet.mkdir(parents=True, exist_ok=True)
     print(f"stillflow {stillflow.__version__}, {platform.processor() or platform.machine()}, T = {args.frames}, "
-          f"N = {args.loop or 2 * (args.frames - 1)}, overrides {OVERRIDES or 'none'}")
+          f"N = {args.loop or 2 * (args.frames - 1)}, stride {args.stride}, overrides {OVERRIDES or 'none'}")
     results = {}
     for folder in folders:
         print(f"{folder.name} ...", file=sys.stderr)
-        rows = run_clip(folder, args.frames, args.loop, args.sheet)
+        rows = run_clip(folder, args.frames, args.loop, args.sheet, args.stride)
         info = rows.pop("clip")
         results[folder.name] = rows
         print_table(f"{folder.name} (median speed {info['median_speed']:.2f} px/frame, p95 {info['p95_speed']:.2f}; "

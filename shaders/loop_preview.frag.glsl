@@ -28,8 +28,9 @@ vec3 sf_srgb_encode(vec3 linear)
 void main()
 {
     vec2 y = sf_pixel_position(uv);
-    // The engine's blend schedule: smoothstep of the phase (backend stillflow/stages/blend.py).
-    float alpha = smoothstep(0.0, 1.0, float(frame) / float(frames));
+    // The engine's blend schedule: smoothstep over the middle half of the loop (BLEND_SPAN = 0.5
+    // in backend stillflow/stages/blend.py).
+    float alpha = smoothstep(0.25, 0.75, float(frame) / float(frames));
     vec2 from_fwd = sf_integrate(y, frame, -1.0);
     vec2 from_bwd = sf_integrate(y, frames - frame, 1.0);
     vec4 moving = (1.0 - alpha) * sf_image_bilinear(from_fwd) + alpha * sf_image_bilinear(from_bwd);

@@ -379,8 +379,13 @@ class TestBlend:
         from stillflow.stages.blend import blend_schedule
 
         assert blend_schedule(0.0) == 0.0 and blend_schedule(1.0) == 1.0 and blend_schedule(0.5) == 0.5
-        for u in (0.1, 0.25, 0.4):
+        for u in (0.1, 0.25, 0.3, 0.4, 0.49):
             assert abs(blend_schedule(u) + blend_schedule(1 - u) - 1) < 1e-12 and blend_schedule(u) < u
+        # The far-travelled copy has no share in the outer quarters, and the share rises steadily.
+        assert blend_schedule(0.25) == 0.0 and blend_schedule(0.75) == 1.0
+        shares = [blend_schedule(k / 100) for k in range(101)]
+        assert all(b >= a for a, b in zip(shares, shares[1:]))
+        assert blend_schedule(0.3, span=1.0) == 0.3 * 0.3 * (3 - 2 * 0.3)  # span 1: plain smoothstep
 
 
 class TestContrastEdgeCases:

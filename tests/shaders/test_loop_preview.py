@@ -7,6 +7,7 @@ import torch
 
 from glharness import PreviewRenderer
 from stillflow import MotionSpec, RenderOptions, render_frames
+from stillflow.stages.blend import blend_schedule
 from stillflow.stages.hints import densify_hints
 
 FRAMES = 16
@@ -14,13 +15,12 @@ HEIGHT, WIDTH = 64, 96
 
 # Mean |preview - engine| inside the mask, image values in [0, 1]. The preview gathers with a
 # backward walk where the engine splats forward and mixes its two copies by coverage, so a
-# non-uniform field differs by about 0.003-0.016 (measured at these phases, with the smoothstep
-# blend schedule in both); a uniform field agrees to float rounding.
+# non-uniform field differs by about 0.003-0.016 (measured at these phases, with the same blend
+# schedule in both); a uniform field agrees to float rounding.
 APPROXIMATION_TOL = 0.03
 # The preview must beat every wrong variant (reversed direction, half or double speed, double
-# loop length) by this factor. Measured ratios: at most 0.49 single-scale; with the pyramid 0.73
-# at phase 2, where the smoothstep schedule leaves the backward copy a 4 % share and half speed
-# moves the forward copy only a pixel less (0.54 before the engine and preview took that schedule).
+# loop length) by this factor. Measured ratios: at most 0.49 single-scale (phases 2-14); with the
+# pyramid at most 0.68 (phase 12, half speed), 0.43-0.54 at phases 6 and 10.
 VARIANT_RATIO = 0.8
 
 
@@ -83,7 +83,10 @@ class TestLoopPreview:
         renderer.set_inputs(image, motion, mask)
         engine = _engine(image, mask, motion, levels)
         inside = mask > 0
-        for phase in (2, 4, 12, 14):
+        # With the pyramid a frame that shows one copy alone differs from the gather by about
+        # 0.007 per px travelled (measured on this field), as much as a half-pixel-per-frame slip:
+        # speed is told apart only once the copies have travelled several px (phases 6-12).
+        for phase in ((2, 4, 6, 12, 14) if levels == 1 else (6, 10, 12)):
             def error(frame: np.ndarray) -> float:
                 return float(np.abs(frame[..., :3] - engine[phase])[inside].mean())
 
@@ -92,9 +95,12 @@ class TestLoopPreview:
                 "reversed": error(renderer.loop_frame(phase, FRAMES, speed=-1.0)),
                 "half speed": error(renderer.loop_frame(phase, FRAMES, speed=0.5)),
                 "double speed": error(renderer.loop_frame(phase, FRAMES, speed=2.0)),
-                "double length": error(renderer.loop_frame(phase, 2 * FRAMES)),
                 "still": error(image),
             }
+            # The loop length shows only through the backward copy's share: early in the loop
+            # neither length gives it one, and the frames are the same.
+            if blend_schedule(phase / FRAMES) != blend_schedule(phase / (2 * FRAMES)):
+                variants["double length"] = error(renderer.loop_frame(phase, 2 * FRAMES))
             assert preview < APPROXIMATION_TOL, (phase, preview)
             for name, wrong in variants.items():
                 assert preview < VARIANT_RATIO * wrong, (phase, name, preview, wrong)
