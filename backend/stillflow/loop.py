@@ -154,8 +154,8 @@ class LoopRenderer:
             # alpha = 0 and zero displacement make the splat an identity: return the input
             # itself rather than its float round trip, so frame 0 is bit-exact.
             return self.image.copy()
-        disp_f, valid_f, disp_b, valid_b, alpha = self._trajectories.at(step)
-        alpha = blend_schedule(alpha)
+        disp_f, valid_f, disp_b, valid_b, phase = self._trajectories.at(step)
+        alpha = blend_schedule(phase)
         splatted = []
         dens = []
         for level, values in enumerate(self._values):
@@ -174,12 +174,16 @@ class LoopRenderer:
             # farther than the padding (N * max|M| < P), which bounds the rows the splat scans.
             splat = dict(whole_pixels=level == 0 and self.detail in WHOLE_PIXEL_MODES,
                          carry_remainder=self._carries, reach=pad, crop=(pad, pad, height, width))
-            if alpha > 0:
+            # Outside the cross-over one copy alone is splatted (the other has no share): the
+            # outer quarters of the loop cost half, and the loop is the same played backwards.
+            if alpha <= 0.0:
+                out, den = splat_joint(values, df, vf * weights, df, None, **splat)
+            elif alpha >= 1.0:
+                out, den = splat_joint(values, db, vb * weights, db, None, **splat)
+            else:
                 # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
                 out, den = splat_blend(values, (df, vf * weights), (db, vb * weights), alpha, self.hole_threshold,
                                        self._ignore[level], **splat)
-            else:
-                out, den = splat_joint(values, df, vf * weights, df, None, **splat)
             if out.shape[0] > self._channels:
                 out = restore_contrast_(out[: self._channels], out[self._channels:])
             den = den.masked_fill(self._ignore[level], 1.0)

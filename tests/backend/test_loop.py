@@ -110,6 +110,24 @@ class TestLoopRender:
             np.testing.assert_array_equal(frames[t][:, 12:68], _shift(smooth_image, 2 * t, 0)[:, 12:68])
 
 
+    def test_outer_quarters_render_one_copy_each(self, photo: np.ndarray) -> None:
+        """Early frames are the forward copy alone, late ones the backward copy alone (a one-shot drift of -M)."""
+        ys, xs = np.mgrid[0:96, 0:128].astype(np.float32)
+        motion = np.stack([0.8 + 0.4 * np.sin(ys / 9), 0.3 * np.cos(xs / 11)]).astype(np.float32)
+        mask = np.zeros((96, 128), np.float32)
+        mask[32:64, 40:88] = 1.0  # far from the frame's edges: nothing flows in from outside
+
+        def renderer(field: np.ndarray, once: bool) -> LoopRenderer:
+            return LoopRenderer(photo, mask, field, frames=8, levels=4, once=once, hole_threshold=1e-3,
+                                inpaint=True, importance=None, device=torch.device("cpu"), detail="smooth")
+
+        loop, ahead, behind = renderer(motion, False), renderer(motion, True), renderer(-motion, True)
+        assert blend_schedule(1 / 8) == 0.0 and blend_schedule(7 / 8) == 1.0
+        np.testing.assert_allclose(loop.frame(1), ahead.frame(1), atol=FLOAT32_ATOL, rtol=0)
+        np.testing.assert_allclose(loop.frame(7), behind.frame(1), atol=FLOAT32_ATOL, rtol=0)
+        assert not np.allclose(loop.frame(7), ahead.frame(1), atol=0.01)
+
+
 class TestLoopInvariants:
     @pytest.fixture
     def case(self, photo: np.ndarray, shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
