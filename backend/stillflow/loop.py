@@ -175,7 +175,7 @@ class LoopRenderer:
             splat = dict(whole_pixels=level == 0 and self.detail in WHOLE_PIXEL_MODES,
                          carry_remainder=self._carries, reach=pad, crop=(pad, pad, height, width))
             # Outside the cross-over one copy alone is splatted (the other has no share): the
-            # outer quarters of the loop cost half, and the loop is the same played backwards.
+            # outer quarters of the loop cost half, and both ends are rendered alike.
             if alpha <= 0.0:
                 out, den = splat_joint(values, df, vf * weights, df, None, **splat)
             elif alpha >= 1.0:

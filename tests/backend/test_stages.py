@@ -386,6 +386,9 @@ class TestBlend:
         shares = [blend_schedule(k / 100) for k in range(101)]
         assert all(b >= a for a, b in zip(shares, shares[1:]))
         assert blend_schedule(0.3, span=1.0) == 0.3 * 0.3 * (3 - 2 * 0.3)  # span 1: plain smoothstep
+        for span in (0.0, 1.5):
+            with pytest.raises(ValueError, match="span"):
+                blend_schedule(0.3, span=span)
 
 
 class TestContrastEdgeCases:

@@ -43,6 +43,8 @@ def blend_schedule(phase: float, span: float = BLEND_SPAN) -> float:
     backwards, and 0 and 1 at the ends, so frame 0 is the input and frame N - 1 leads into it.
     The live preview shader uses the same schedule (GLSL smoothstep(0.25, 0.75, u)).
     """
+    if not 0.0 < span <= 1.0:
+        raise ValueError(f"the cross-over span must be in (0, 1], got {span}")
     u = min(1.0, max(0.0, (phase - 0.5) / span + 0.5))
     return u * u * (3.0 - 2.0 * u)
 
