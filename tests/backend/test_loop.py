@@ -110,6 +110,19 @@ class TestLoopRender:
             np.testing.assert_array_equal(frames[t][:, 12:68], _shift(smooth_image, 2 * t, 0)[:, 12:68])
 
 
+    def test_schedule_is_symmetric_and_pinned_at_the_ends(self) -> None:
+        assert blend_schedule(0.0) == 0.0 and blend_schedule(1.0) == 1.0 and blend_schedule(0.5) == 0.5
+        for u in (0.1, 0.25, 0.3, 0.4, 0.49):
+            assert abs(blend_schedule(u) + blend_schedule(1 - u) - 1) < 1e-12 and blend_schedule(u) < u
+        # The far-travelled copy has no share in the outer quarters, and the share rises steadily.
+        assert blend_schedule(0.25) == 0.0 and blend_schedule(0.75) == 1.0
+        shares = [blend_schedule(k / 100) for k in range(101)]
+        assert all(b >= a for a, b in zip(shares, shares[1:]))
+        assert blend_schedule(0.3, span=1.0) == 0.3 * 0.3 * (3 - 2 * 0.3)  # span 1: plain smoothstep
+        for span in (0.0, 1.5):
+            with pytest.raises(ValueError, match="span"):
+                blend_schedule(0.3, span=span)
+
     def test_outer_quarters_render_one_copy_each(self, photo: np.ndarray) -> None:
         """Early frames are the forward copy alone, late ones the backward copy alone (a one-shot drift of -M)."""
         ys, xs = np.mgrid[0:96, 0:128].astype(np.float32)

@@ -375,21 +375,6 @@ class TestBlend:
         out, den = blend_copies(a, den_f, b, torch.ones(20, 20), 0.1, 1e-3)
         assert torch.allclose(out[0, 8:12, 8:12], torch.tensor(0.8)) and bool((den > 1e-3).all())
 
-    def test_schedule_is_symmetric_and_pinned_at_the_ends(self) -> None:
-        from stillflow.stages.blend import blend_schedule
-
-        assert blend_schedule(0.0) == 0.0 and blend_schedule(1.0) == 1.0 and blend_schedule(0.5) == 0.5
-        for u in (0.1, 0.25, 0.3, 0.4, 0.49):
-            assert abs(blend_schedule(u) + blend_schedule(1 - u) - 1) < 1e-12 and blend_schedule(u) < u
-        # The far-travelled copy has no share in the outer quarters, and the share rises steadily.
-        assert blend_schedule(0.25) == 0.0 and blend_schedule(0.75) == 1.0
-        shares = [blend_schedule(k / 100) for k in range(101)]
-        assert all(b >= a for a, b in zip(shares, shares[1:]))
-        assert blend_schedule(0.3, span=1.0) == 0.3 * 0.3 * (3 - 2 * 0.3)  # span 1: plain smoothstep
-        for span in (0.0, 1.5):
-            with pytest.raises(ValueError, match="span"):
-                blend_schedule(0.3, span=span)
-
 
 class TestContrastEdgeCases:
     def test_zero_energy_with_box_round_off_stays_finite(self) -> None:
