@@ -13,12 +13,21 @@ from stillflow import MotionSpec, RenderOptions
 from stillflow.link.client import Client
 from stillflow.link.launcher import LocalBackend, start_local_backend
 
-__all__ = ["image", "snapshot", "wait_log", "wait_render", "module_backend"]
+__all__ = ["image", "long_image", "snapshot", "wait_log", "wait_render", "module_backend"]
 
 
 def image(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
     """A seeded random RGB still."""
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def long_image(seed: int) -> np.ndarray:
+    """A still big enough that a 1200-frame loop of it renders for several seconds, not one.
+
+    Jobs that a test stops, abandons or freezes must still be running when it does so; at 64x48
+    a whole loop renders in about a second, faster than the client timeouts under test.
+    """
+    return image(seed, 288, 384)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

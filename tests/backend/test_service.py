@@ -26,6 +26,8 @@ from stillflow.link.launcher import LocalBackend, start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.link.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
 
+from .service_helpers import long_image
+
 pytestmark = pytest.mark.slow
 
 OPTIONS = RenderOptions(frames=4, levels=2)
@@ -167,7 +169,7 @@ class TestControl:
         out = tmp_path / "loop"
         client.wait(client.submit(_image(5), motion=MOTION, options=OPTIONS, out_dir=out), timeout=60)
         before = {p.name: p.read_bytes() for p in out.iterdir()}
-        job = client.submit(_image(6, 96, 128), motion=LONG_MOTION, options=LONG, out_dir=out)
+        job = client.submit(long_image(6), motion=LONG_MOTION, options=LONG, out_dir=out)
         _wait_for(client, job, "render")
         assert client.cancel(job) == "running"
         started = time.monotonic()
@@ -178,7 +180,7 @@ class TestControl:
         assert not [p for p in tmp_path.iterdir() if p.name != "loop"], "staging folder left behind"
 
     def test_clear_drops_queued_jobs(self, client: Client) -> None:
-        running = client.submit(_image(7, 96, 128), motion=LONG_MOTION, options=LONG)
+        running = client.submit(long_image(7), motion=LONG_MOTION, options=LONG)
         _wait_for(client, running, None)
         queued = [client.submit(_image(8), motion=MOTION, options=OPTIONS) for _ in range(2)]
         assert client.clear() == 2
@@ -188,7 +190,7 @@ class TestControl:
                 client.wait(job, timeout=30)
 
     def test_queue_is_bounded(self, client: Client) -> None:
-        jobs = [client.submit(_image(9, 96, 128), motion=LONG_MOTION, options=LONG)]
+        jobs = [client.submit(long_image(9), motion=LONG_MOTION, options=LONG)]
         _wait_for(client, jobs[0], None)
         jobs += [client.submit(_image(9), motion=MOTION, options=OPTIONS) for _ in range(4)]
         try:

@@ -18,6 +18,8 @@ from stillflow.errors import BackendUnavailable, Cancelled, InputError
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.service.keys import check_bind, generate_keys, is_local_endpoint
 
+from .service_helpers import long_image
+
 pytestmark = pytest.mark.slow
 
 MOTION = MotionSpec(kind="drift", drift=(30.0, 1.5))
@@ -38,7 +40,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def _start_long_job(client: Client, out: Path) -> object:
     """Render a good result into ``out``, then start a long job into the same folder; wait until it renders."""
     client.wait(client.submit(_image(1), motion=MOTION, options=SHORT, out_dir=out), timeout=60)
-    job = client.submit(_image(2), motion=LONG_MOTION, options=LONG, out_dir=out)
+    job = client.submit(long_image(2), motion=LONG_MOTION, options=LONG, out_dir=out)
     deadline = time.monotonic() + 60
     while job.stage != "render" and time.monotonic() < deadline:
         client.poll(0.1)

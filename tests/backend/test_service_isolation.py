@@ -17,7 +17,7 @@ from stillflow.link.launcher import LocalBackend, start_local_backend
 from stillflow.link.protocol import SERVER_OPS, Message, decode, encode
 from stillflow.options import MotionSpec, RenderOptions
 
-from .service_helpers import image, module_backend, wait_render
+from .service_helpers import image, long_image, module_backend, wait_render
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def _finish(client: Client, *jobs: object) -> None:
 
 def test_status_cancel_and_clear_see_only_the_callers_jobs(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice, Client(backend.endpoint) as bob:
-        running = alice.submit(image(1), motion=SLOW_MOTION, options=LONG)
+        running = alice.submit(long_image(1), motion=SLOW_MOTION, options=LONG)
         wait_render(alice, running)
         queued = alice.submit(image(2), motion=SLOW_MOTION, options=SHORT)
         status = bob.status()
@@ -67,7 +67,7 @@ def test_status_cancel_and_clear_see_only_the_callers_jobs(backend: LocalBackend
 
 def test_a_second_connection_with_a_clients_routing_id_gets_nothing(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice:
-        job = alice.submit(image(3), motion=SLOW_MOTION, options=LONG)
+        job = alice.submit(long_image(3), motion=SLOW_MOTION, options=LONG)
         wait_render(alice, job)
         intruder = zmq.Context.instance().socket(zmq.DEALER)
         intruder.setsockopt(zmq.LINGER, 0)
@@ -94,7 +94,7 @@ def test_a_second_connection_with_a_clients_routing_id_gets_nothing(backend: Loc
 
 def test_one_client_cannot_fill_the_queue(backend: LocalBackend) -> None:
     with Client(backend.endpoint) as alice, Client(backend.endpoint) as bob:
-        running = alice.submit(image(4), motion=SLOW_MOTION, options=LONG)
+        running = alice.submit(long_image(4), motion=SLOW_MOTION, options=LONG)
         wait_render(alice, running)
         queued = [alice.submit(image(5), motion=SLOW_MOTION, options=SHORT) for _ in range(2)]
         with pytest.raises(BackendUnavailable, match="the most one client may queue"):
@@ -119,7 +119,7 @@ def test_curve_jobs_belong_to_the_key(tmp_path: Path) -> None:
     try:
         with Client(endpoint, server_key=server_key, client_keys=keys / "alice.key_secret") as alice, \
                 Client(endpoint, server_key=server_key, client_keys=keys / "bob.key_secret") as bob:
-            job = alice.submit(image(8), motion=SLOW_MOTION, options=LONG)
+            job = alice.submit(long_image(8), motion=SLOW_MOTION, options=LONG)
             wait_render(alice, job)
             assert bob.status()["running"] == []
             with pytest.raises(InputError, match="no queued or running job"):

@@ -17,7 +17,7 @@ from stillflow.link.client import Client
 from stillflow.link.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
-from .service_helpers import image, snapshot, wait_log, wait_render
+from .service_helpers import image, long_image, snapshot, wait_log, wait_render
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_a_job_its_client_gave_up_during_sigstop_writes_nothing(tmp_path: Path) 
         with Client(backend.endpoint, timeout=1.0, retries=2) as client:
             client.wait(client.submit(image(1), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
             before = snapshot(out)
-            job = client.submit(image(2), motion=SLOW_MOTION, options=LONG, out_dir=out)
+            job = client.submit(long_image(2), motion=SLOW_MOTION, options=LONG, out_dir=out)
             wait_render(client, job)
             client.poll(1.5)  # a heartbeat carrying the client's patience reaches the backend
             os.kill(backend.process.pid, signal.SIGSTOP)
@@ -63,11 +63,27 @@ def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_
             client.wait(client.submit(image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
         before = snapshot(out)
         leaving = Client(backend.endpoint)
-        job = leaving.submit(image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
+        job = leaving.submit(long_image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
         wait_render(leaving, job)
         leaving.close()
         wait_log(backend.log_path, f"job {job.job_id} cancelled")
         assert snapshot(out) == before
+    finally:
+        assert backend.stop() == 0
+
+
+def test_a_client_that_reads_late_still_gets_every_frame_and_the_result(tmp_path: Path) -> None:
+    # The whole loop is rendered and queued for the client (far more messages than ZeroMQ buffers)
+    # before the client reads anything: none of it, least of all the result, may be dropped.
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  extra_args=("--heartbeat", "0.5"))
+    try:
+        with Client(backend.endpoint) as client:
+            job = client.submit(image(5), motion=SLOW_MOTION, options=LONG)
+            wait_log(backend.log_path, f"job {job.job_id} done")
+            result = client.wait(job, timeout=60)
+            assert result["frames"].shape == (LONG.frames, 48, 64, 3)
+            assert client.status()["busy_workers"] == 0
     finally:
         assert backend.stop() == 0
 

@@ -37,6 +37,7 @@ class _Waiting:
 
     frames: list[Any]
     counted: int = 0
+    bounded: bool = False
 
 
 @dataclass
@@ -46,6 +47,8 @@ class _Peer:
     last_seen: float
     principal: bytes = b""
     outbox: deque[_Waiting] = field(default_factory=deque)
+    bounded_waiting: int = 0
+    """How many of the outbox's messages are replies (a client that sends without reading is capped)."""
     verified: bool = True
     """False after some connection dropped (keyed): events wait until this peer speaks with its key again."""
 
@@ -115,18 +118,23 @@ class Peers:
         """Send a job's message (``counted`` bytes of it in the Backlog); its last one ends the ownership."""
         if message.op in _FINAL_OPS:
             self._owners.pop(message.job or "", None)
-        self.send(owner, encode_safely(message), reliable, counted)
+        # A job's messages are bounded by its Backlog (parts) and by one final per job, so none is
+        # dropped: a client that read slowly must still hear how its job ended.
+        self.send(owner, encode_safely(message), reliable, counted, bounded=False)
 
-    def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0) -> None:
-        """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest."""
+    def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0, bounded: bool = True) -> None:
+        """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest.
+
+        At most _MAX_WAITING_REPLIES ``bounded`` messages (replies) wait per peer; job messages always wait.
+        """
         peer = self._peers.get(identity)
         if peer is not None and (peer.outbox or not peer.verified):
-            self._keep(identity, peer, frames, reliable, counted)
+            self._keep(identity, peer, frames, reliable, counted, bounded)
             return
         if self._try_send(identity, frames):
             self._backlog.release(identity, counted)
         elif peer is not None:
-            self._keep(identity, peer, frames, reliable, counted)
+            self._keep(identity, peer, frames, reliable, counted, bounded)
         else:
             self._backlog.release(identity, counted)
 
@@ -134,7 +142,9 @@ class Peers:
         """Send what waits in the outboxes, in order, until a peer is busy again."""
         for identity, peer in self._peers.items():
             while peer.verified and peer.outbox and self._try_send(identity, peer.outbox[0].frames):
-                self._backlog.release(identity, peer.outbox.popleft().counted)
+                sent = peer.outbox.popleft()
+                peer.bounded_waiting -= sent.bounded
+                self._backlog.release(identity, sent.counted)
 
     def beat(self, now: float) -> None:
         """Heartbeat clients with jobs; forget clients silent for longer than client_timeout_s."""
@@ -162,10 +172,12 @@ class Peers:
                             job.job_id, now - self._watchdog.last_tick)
                 job.cancel.set()
 
-    def _keep(self, identity: bytes, peer: _Peer, frames: list[Any], reliable: bool, counted: int) -> None:
-        """Queue a reliable message for a busy peer (replies up to a bound); drop the rest."""
-        if reliable and (counted or len(peer.outbox) < _MAX_WAITING_REPLIES):
-            peer.outbox.append(_Waiting(frames, counted))
+    def _keep(self, identity: bytes, peer: _Peer, frames: list[Any], reliable: bool, counted: int,
+              bounded: bool) -> None:
+        """Queue a reliable message for a busy peer (bounded ones up to a limit); drop the rest."""
+        if reliable and (not bounded or peer.bounded_waiting < _MAX_WAITING_REPLIES):
+            peer.outbox.append(_Waiting(frames, counted, bounded))
+            peer.bounded_waiting += bounded
         else:
             self._backlog.release(identity, counted)
 
