@@ -47,12 +47,13 @@ METHODS = ("loop", "once", "backward warp", "cross-fade")
 
 
 def load_clip(folder: Path, count: int, stride: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
-    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1], and the (H, W) bool mask."""
+    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1]; the (H, W) bool mask."""
     frames = []
     for i in range(0, count * stride, stride):
         bgr = cv2.imread(str(folder / f"frame_{i:03d}.jpg"), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise SystemExit(f"{folder}: frame_{i:03d}.jpg is missing (the clip has fewer than {count} frames)")
+            raise SystemExit(f"{folder}: frame_{i:03d}.jpg is missing: {count} frames at stride {stride} need "
+                             f"{(count - 1) * stride + 1} real frames; lower --frames or --stride")
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
     mask = cv2.imread(str(folder / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
     return frames, mask

@@ -11,8 +11,9 @@
 // Output:
 //   FragColor     vec4       preview pixel; static pixels (S = 0) equal the image exactly
 //
-// The engine splats the image forward along F_fwd(t) with weight 1 - t/N and along F_bwd(N - t)
-// with weight t/N (algorithm.md §1.2 steps 3-5). Gathered at output pixel y, the forward splat is
+// The engine splats the image forward along F_fwd(t) and along F_bwd(N - t); the backward copy's
+// share is blend_schedule(t/N) = smoothstep(0.25, 0.75, t/N) (stages/blend.py, BLEND_SPAN = 0.5),
+// the forward copy's the rest (algorithm.md §1.2 steps 3-5). Gathered at output pixel y, the forward splat is
 // approximately the image at the point that reaches y after t steps, found by walking t steps
 // against the motion; the backward one walks N - t steps with it. Frame 0 and frame N are the
 // image itself, so the loop seam is exact.

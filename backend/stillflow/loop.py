@@ -1,8 +1,9 @@
 """The default engine: one frame of the seamless loop at a time (algorithm.md §1).
 
 Bands of the Laplacian pyramid are splatted at their own level with the displacement of the
-once-integrated motion, forward with weight 1 - t/N and backward with weight t/N, holes are
-filled, the bands are collapsed and the result is composited over the input.
+once-integrated motion, forward and backward; the backward copy's share follows
+``blend_schedule(t/N)`` (0 in the first quarter, 1 in the last, one copy alone is splatted
+there), holes are filled, the bands are collapsed and the result is composited over the input.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import stillflow.loop
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.errors import InputError
 from stillflow.loop import LoopRenderer
@@ -109,7 +110,6 @@ class TestLoopRender:
         for t in range(5):
             np.testing.assert_array_equal(frames[t][:, 12:68], _shift(smooth_image, 2 * t, 0)[:, 12:68])
 
-
     def test_schedule_is_symmetric_and_pinned_at_the_ends(self) -> None:
         assert blend_schedule(0.0) == 0.0 and blend_schedule(1.0) == 1.0 and blend_schedule(0.5) == 0.5
         for u in (0.1, 0.25, 0.3, 0.4, 0.49):
@@ -123,8 +123,16 @@ class TestLoopRender:
             with pytest.raises(ValueError, match="span"):
                 blend_schedule(0.3, span=span)
 
-    def test_outer_quarters_render_one_copy_each(self, photo: np.ndarray) -> None:
+    def test_outer_quarters_render_one_copy_each(self, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
         """Early frames are the forward copy alone, late ones the backward copy alone (a one-shot drift of -M)."""
+        mixed: list[float] = []
+        real_blend = stillflow.loop.splat_blend
+
+        def counting_blend(*args, **kwargs):
+            mixed.append(args[3])
+            return real_blend(*args, **kwargs)
+
+        monkeypatch.setattr(stillflow.loop, "splat_blend", counting_blend)
         ys, xs = np.mgrid[0:96, 0:128].astype(np.float32)
         motion = np.stack([0.8 + 0.4 * np.sin(ys / 9), 0.3 * np.cos(xs / 11)]).astype(np.float32)
         mask = np.zeros((96, 128), np.float32)
@@ -136,9 +144,13 @@ class TestLoopRender:
 
         loop, ahead, behind = renderer(motion, False), renderer(motion, True), renderer(-motion, True)
         assert blend_schedule(1 / 8) == 0.0 and blend_schedule(7 / 8) == 1.0
-        np.testing.assert_allclose(loop.frame(1), ahead.frame(1), atol=FLOAT32_ATOL, rtol=0)
-        np.testing.assert_allclose(loop.frame(7), behind.frame(1), atol=FLOAT32_ATOL, rtol=0)
-        assert not np.allclose(loop.frame(7), ahead.frame(1), atol=0.01)
+        first, last = loop.frame(1), loop.frame(7)
+        assert mixed == [], "a frame of the outer quarters mixed both copies"
+        np.testing.assert_allclose(first, ahead.frame(1), atol=FLOAT32_ATOL, rtol=0)
+        np.testing.assert_allclose(last, behind.frame(1), atol=FLOAT32_ATOL, rtol=0)
+        assert not np.allclose(last, ahead.frame(7), atol=0.01)
+        loop.frame(4)
+        assert mixed and set(mixed) == {blend_schedule(4 / 8)}, "the middle of the loop mixes both copies"
 
 
 class TestLoopInvariants:

@@ -2,7 +2,7 @@
 
 A splatted pixel is a weighted mean of the particles that land on it. For a detail band that
 mean is smaller in amplitude than the particles themselves wherever they disagree: bilinear
-taps at half-pixel offsets and the loop's blend of two copies (weights 1 - t/N and t/N) both
+taps at half-pixel offsets and the loop's mix of two copies in the middle of the loop both
 average uncorrelated detail, so it fades and flickers. Splatting the squared band alongside
 gives the particles' mean energy E; the energy of the mean is O = mean^2. Scaling the mean by
 sqrt(E / O), both smoothed over a small window and clamped, brings the amplitude back

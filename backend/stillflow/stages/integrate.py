@@ -150,13 +150,13 @@ class LoopTrajectories:
         return self._segment[steps]
 
     def at(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
-        """Displacements, validity and blend weight for frame ``t`` (0 <= t <= N).
+        """Displacements, validity and loop phase for frame ``t`` (0 <= t <= N).
 
         The tensors are the trajectories' own state: read them before the next call, do not modify them.
 
         Returns:
             disp_fwd (2, H, W), valid_fwd (H, W) bool, disp_bwd (2, H, W), valid_bwd (H, W) bool,
-            alpha = t / N (0 in once mode): the backward weight; the forward weight is 1 - alpha.
+            phase = t / N (0 in once mode); the backward copy's share is blend_schedule(phase).
         """
         fwd = self._forward(t)
         if self.once:
