@@ -47,7 +47,7 @@ METHODS = ("loop", "once", "backward warp", "cross-fade")
 
 
 def load_clip(folder: Path, count: int, stride: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
-    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1]; the (H, W) bool mask."""
+    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1]; the bool mask."""
     frames = []
     for i in range(0, count * stride, stride):
         bgr = cv2.imread(str(folder / f"frame_{i:03d}.jpg"), cv2.IMREAD_COLOR)

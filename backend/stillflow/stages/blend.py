@@ -69,7 +69,8 @@ def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bw
 
         acc = cpu_kernels.splat_accumulate_cpu(
             values.permute(1, 2, 0).float().contiguous().numpy(),
-            [d.float().contiguous().numpy() for d, _ in (fwd, bwd)], [w.float().contiguous().numpy() for _, w in (fwd, bwd)],
+            [d.float().contiguous().numpy() for d, _ in (fwd, bwd)],
+            [w.float().contiguous().numpy() for _, w in (fwd, bwd)],
             threads=max(1, torch.get_num_threads()), separate=True, **splat)
         out, den = blend_accumulated_cpu(acc, ignore.contiguous().numpy(), alpha, threshold)
         return torch.from_numpy(out), torch.from_numpy(den)
