@@ -18,7 +18,7 @@ from stillflow.errors import BackendUnavailable, Cancelled, InputError
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.service.keys import check_bind, generate_keys, is_local_endpoint
 
-from .service_helpers import long_image
+from .service_helpers import long_image, wait_log
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +83,25 @@ def test_sigterm_cancels_the_running_job_and_exits_cleanly(tmp_path: Path) -> No
         assert _snapshot(out) == before
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".loop")] == []
         assert "shutting down" in (tmp_path / "serve.log").read_text()
+    finally:
+        backend.stop()
+
+
+def test_sigterm_still_tells_a_client_that_fell_behind(tmp_path: Path) -> None:
+    # The client reads nothing while its frames pile up in the backend (the job pauses at the
+    # backlog), so "cancelled" is queued behind tens of MiB when the backend is told to stop.
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120)
+    try:
+        with Client(backend.endpoint) as client:
+            job = client.submit(long_image(3), motion=LONG_MOTION, options=LONG)
+            deadline = time.monotonic() + 60
+            while job.stage != "render" and time.monotonic() < deadline:
+                client.poll(0.1)
+            wait_log(backend.log_path, f"job {job.job_id} paused")
+            backend.process.send_signal(signal.SIGTERM)
+            with pytest.raises(Cancelled):
+                client.wait(job, timeout=30)
+        assert backend.process.wait(30) == 0
     finally:
         backend.stop()
 

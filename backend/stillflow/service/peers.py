@@ -71,6 +71,10 @@ class Peers:
     def __len__(self) -> int:
         return len(self._peers)
 
+    def waiting(self) -> bool:
+        """True while some connected peer's outbox still holds messages."""
+        return any(peer.outbox and peer.verified for peer in self._peers.values())
+
     def seen(self, identity: bytes, principal: bytes) -> bool:
         """Note that a client just sent a message; False when ``identity`` belongs to another principal."""
         peer = self._peers.get(identity)

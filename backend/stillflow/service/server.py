@@ -50,6 +50,8 @@ _SEND_HWM = 8
 _RECEIVE_HWM = 4
 """Messages ZeroMQ reads ahead per client: bounds what a flooding client holds in the server."""
 _STOP_WAIT_S = 60.0
+_DRAIN_WAIT_S = 2.0
+"""How long shutdown goes on sending what waits for clients (the jobs' last messages) before closing."""
 """How long shutdown waits for running jobs to notice their cancellation."""
 
 
@@ -312,11 +314,17 @@ class Server:
             if worker.is_alive():
                 log.error("%s did not stop within %g s", worker.name, _STOP_WAIT_S)
                 stuck = True
+        # The jobs' last messages ("cancelled") may still wait in outboxes or in ZeroMQ's queues:
+        # LINGER 0 at once would drop them, and their clients would wait for a silent backend.
+        drained_by = time.monotonic() + _DRAIN_WAIT_S
         self._flush_outbound()
+        while self._peers.waiting() and time.monotonic() < drained_by:
+            time.sleep(_TICK_S / 10)
+            self._flush_outbound()
         if self._monitor is not None:
             self._router.disable_monitor()
             self._monitor.close(linger=0)
-        self._router.close(linger=0)
+        self._router.close(linger=int(max(0.0, drained_by - time.monotonic()) * 1000))
         self._doorbell.close(linger=0)
         self._shutdown_auth()
         getattr(self._run_job, "close", lambda: None)()
