@@ -42,7 +42,7 @@ _RECONNECT_PAUSE_S = 0.2
 """Wait between dropping a connection and opening the next with the same routing id.
 
 ZeroMQ's ROUTER ignores, for good, a connection whose routing id a live connection still holds:
-reconnecting at once lost about a third of new connections on loopback; 20 ms lost none."""
+against a real backend on loopback, reconnecting at once lost 5 of 100 new connections; 0.2 s lost none."""
 
 
 class Client:

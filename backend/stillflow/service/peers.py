@@ -126,7 +126,8 @@ class Peers:
         # dropped: a client that read slowly must still hear how its job ended.
         self.send(owner, encode_safely(message), reliable, counted, bounded=False)
 
-    def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0, bounded: bool = True) -> None:
+    def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0,
+             bounded: bool = True) -> None:
         """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest.
 
         At most _MAX_WAITING_REPLIES ``bounded`` messages (replies) wait per peer; job messages always wait.

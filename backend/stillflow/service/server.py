@@ -50,9 +50,9 @@ _SEND_HWM = 8
 _RECEIVE_HWM = 4
 """Messages ZeroMQ reads ahead per client: bounds what a flooding client holds in the server."""
 _STOP_WAIT_S = 60.0
+"""How long shutdown waits for running jobs to notice their cancellation."""
 _DRAIN_WAIT_S = 2.0
 """How long shutdown goes on sending what waits for clients (the jobs' last messages) before closing."""
-"""How long shutdown waits for running jobs to notice their cancellation."""
 
 
 class Server:
