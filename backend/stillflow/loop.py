@@ -20,6 +20,7 @@ from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
+from .stages.inflow import synthesize_inflow
 from .stages.padding import fade_padding, loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.splat import channels_last, softmax_weights, splat_joint
@@ -32,8 +33,9 @@ WHOLE_PIXEL_MODES = ("sharp", "precise")
 """Detail modes whose finest band lands on whole pixels (no bilinear blur)."""
 
 INFLOW_DETAIL_RAMP = 4.0
-"""Pixels (of each detail band) over which reflected detail fades out beyond the frame's edge
-(see stages/padding.fade_padding); 4, 8 and 16 scored alike on the real clips."""
+"""Pixels (of each detail band) over which reflected detail beyond the frame's edge gives way to
+texture (a loop, stages/inflow.py) or fades out (a drift, stages/padding.fade_padding); 4, 8 and
+16 scored alike on the real clips."""
 
 
 def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int,
@@ -77,12 +79,15 @@ class LoopRenderer:
         should_cancel: checked at every integration step and before every band of a frame.
         inflow_keep: px beyond the frame's edge whose reflected detail a loop keeps whole (default:
             one frame's travel, max|M|; a strip of a larger image passes the whole image's).
+        origin: (row, column) of ``image``'s first pixel in the whole still (a strip's offset), which
+            keys the inflow's texture so that strips fill the frame's edges as the whole image does.
     """
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
                  levels: int, once: bool, hole_threshold: float, inpaint: bool,
                  importance: np.ndarray | None, device: torch.device, detail: str = "sharp",
-                 should_cancel: Callable[[], bool] | None = None, inflow_keep: float | None = None) -> None:
+                 should_cancel: Callable[[], bool] | None = None, inflow_keep: float | None = None,
+                 origin: tuple[int, int] = (0, 0)) -> None:
         self.image = image
         self.frames = frames
         self.once = once
@@ -131,10 +136,17 @@ class LoopRenderer:
         for level, band in enumerate(bands):
             padded = pad_reflect(band, self.padding >> level)
             if level < self.levels - 1:
-                # A loop keeps one frame's travel of the reflection whole, so the frames beside
-                # the input continue its edge and the seam does not step; a drift has no seam.
-                keep = 0.0 if once else (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
-                padded = fade_padding(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP)
+                # Detail flowing in from outside the frame: a loop keeps one frame's travel of the
+                # reflection whole, so the frames beside the input continue its edge and the seam
+                # does not step, then texture from near the edge (stages/inflow.py), so the loop's
+                # middle, where much of the frame flowed in, changes per frame as its ends do. A
+                # drift has no seam to hide: it keeps smooth inflow (docs/benchmarks.md).
+                if once:
+                    padded = fade_padding(padded, self.padding >> level, 0.0, INFLOW_DETAIL_RAMP)
+                else:
+                    keep = (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
+                    at = ((origin[0] + self.window[0].start) >> level, (origin[1] + self.window[1].start) >> level)
+                    padded = synthesize_inflow(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP, at, level)
             if self._restores and level < self.levels - 1:
                 # The particles' own energy travels with them; see stages/contrast.py.
                 padded = torch.cat([padded, band_energy(padded)])

@@ -111,15 +111,16 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     from .loop import LoopRenderer
     from .tiles import StripRenderer, memory_budget
 
-    # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel.
+    # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
+    # keys the texture flowing in at its sides on its first row in the still.
     max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
 
     def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
-             importance: np.ndarray | None) -> LoopRenderer:
+             importance: np.ndarray | None, top: int = 0) -> LoopRenderer:
         return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
                             once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
                             importance=importance, device=device, detail=options.detail,
-                            should_cancel=should_cancel, inflow_keep=max_speed)
+                            should_cancel=should_cancel, inflow_keep=max_speed, origin=(top, 0))
 
     if progress is not None:
         progress(Progress("motion", 0, 1))

@@ -17,6 +17,7 @@ import torch
 
 from .errors import Cancelled, InputError
 from .progress import CancelFn, Progress, ProgressFn
+from .stages.inflow import inflow_reach
 from .stages.padding import loop_padding
 
 __all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "strip_margin", "StripRenderer"]
@@ -28,8 +29,9 @@ BYTES_PER_PIXEL = 280
 
 _MIN_STRIP_ROWS = 64
 
-MakeRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], object]
-"""(image, composite_mask, motion_px, importance) crop -> an object with ``frame(t) -> (h, W, C)``."""
+MakeRenderer = Callable[[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None", int], object]
+"""(image, composite_mask, motion_px, importance, first row in the still) crop -> an object with
+``frame(t) -> (h, W, C)``."""
 
 
 MEMORY_ENV = "STILLFLOW_MEMORY_GB"
@@ -67,8 +69,9 @@ def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
 
 
 def strip_margin(max_speed: float, frames: int, levels: int) -> int:
-    """Rows above and below a strip that can reach it: the loop's travel plus the pyramid's reach."""
-    return loop_padding(max_speed, frames) + 4 * 2 ** levels
+    """Rows above and below a strip that can reach it: the loop's travel, the pyramid's reach and the
+    rows that texture flowing in at the frame's side is taken from."""
+    return loop_padding(max_speed, frames) + 4 * 2 ** levels + inflow_reach(levels)[0]
 
 
 class StripRenderer:
@@ -104,6 +107,7 @@ class StripRenderer:
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
         align = 2 ** levels
         self.margin = -(-strip_margin(max_speed, frames, levels) // align) * align
+        self.inflow_depth = -(-inflow_reach(levels)[1] // align) * align
         # each strip's renderer pads its crop's width by the loop's travel as well
         row_bytes = (width + 2 * loop_padding(max_speed, frames)) * BYTES_PER_PIXEL
         frame_bytes = height * width * channels * 4
@@ -138,9 +142,15 @@ class StripRenderer:
             if self.should_cancel is not None and self.should_cancel():
                 raise Cancelled("the job was cancelled; nothing was written")
             low, high = max(0, top - self.margin), min(height, bottom + self.margin)
+            # The first and last strips also read the rows that texture flowing in over the top and
+            # bottom edges comes from (fewer than two margins, so the budget holds).
+            if low == 0:
+                high = min(height, max(high, self.inflow_depth))
+            if high == height:
+                low = max(0, min(low, height - self.inflow_depth))
             crop = slice(low, high)
             renderer = self.make(self.image[crop], self.composite_mask[crop], self.motion_px[:, crop],
-                                 None if self.importance is None else self.importance[crop])
+                                 None if self.importance is None else self.importance[crop], low)
             for index, t in enumerate(range(first, end)):
                 self._buffer[index][top:bottom] = renderer.frame(t)[top - low:bottom - low]
             del renderer

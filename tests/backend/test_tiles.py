@@ -15,14 +15,19 @@ from stillflow.tiles import MEMORY_ENV
 from ..tolerances import STRIP_CHANGED_FRACTION, STRIP_MEAN_ABS
 
 
+STRIPS_GB = "0.16"
+"""A budget under the ~0.2 GiB the still needs in one piece: three strips."""
+
+
 @pytest.fixture
 def case(shared_data: Path) -> dict:
-    """A 512x512 real photo with its mask and StyleCineGAN motion."""
+    """A real photo with its mask and StyleCineGAN motion, stretched to 384x1536 (a tall still: each
+    strip reads 224 rows above and below it, so a shorter one would not split)."""
     import cv2
 
     stills = shared_data / "stills"
     pixels = cv2.imread(str(stills / "scg-IMG_6036.png"), cv2.IMREAD_COLOR)
-    pixels = cv2.resize(pixels, (512, 512), interpolation=cv2.INTER_AREA)
+    pixels = cv2.resize(pixels, (384, 1536), interpolation=cv2.INTER_AREA)
     image = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     return {"image": image, "mask": stills / "scg-IMG_6036_mask.png",
             "motion": MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy"))}
@@ -34,7 +39,7 @@ def test_strips_match_the_whole_image(case: dict, once: bool, monkeypatch: pytes
     options = RenderOptions(frames=8, once=once)
     monkeypatch.delenv(MEMORY_ENV, raising=False)
     whole = list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=options))
-    monkeypatch.setenv(MEMORY_ENV, "0.056")  # 512x512 needs ~0.07 GiB in one piece
+    monkeypatch.setenv(MEMORY_ENV, STRIPS_GB)
     with caplog.at_level(logging.INFO, logger="stillflow.tiles"):
         strips = list(render_frames(case["image"], mask=case["mask"], motion=case["motion"], options=options))
     assert any("strips" in record.getMessage() for record in caplog.records), "the strip renderer was not used"
@@ -46,7 +51,7 @@ def test_strips_match_the_whole_image(case: dict, once: bool, monkeypatch: pytes
 
 
 def test_render_in_strips_writes_every_frame(case: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MEMORY_ENV, "0.056")
+    monkeypatch.setenv(MEMORY_ENV, STRIPS_GB)
     reports = []
     result = render(case["image"], tmp_path / "out", mask=case["mask"], motion=case["motion"],
                     options=RenderOptions(frames=5), progress=reports.append)
@@ -54,7 +59,7 @@ def test_render_in_strips_writes_every_frame(case: dict, tmp_path: Path, monkeyp
     assert strips and strips[-1][0] == strips[-1][1] > 1, "no per-strip progress"
     assert [p.name for p in result.frame_paths] == [f"frame_{i:04d}.png" for i in range(5)]
     frames = [load_image(p) for p in result.frame_paths]
-    assert not np.array_equal(frames[1], frames[0]) and all(f.shape == (512, 512, 3) for f in frames)
+    assert not np.array_equal(frames[1], frames[0]) and all(f.shape == (1536, 384, 3) for f in frames)
 
 
 def test_a_budget_too_small_even_for_strips_is_a_clear_error(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +78,7 @@ def test_a_bad_memory_setting_is_a_clear_error(case: dict, monkeypatch: pytest.M
 def test_cancel_is_heard_between_strips(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     from stillflow.errors import Cancelled
 
-    monkeypatch.setenv(MEMORY_ENV, "0.056")
+    monkeypatch.setenv(MEMORY_ENV, STRIPS_GB)
     asked = []
 
     def should_cancel() -> bool:

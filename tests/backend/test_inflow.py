@@ -1,0 +1,61 @@
+"""stages/inflow.py: texture for the detail that flows into a loop from outside the frame."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stillflow.stages.inflow import INFLOW_AMPLITUDE, TILE, synthesize_inflow
+from stillflow.stages.padding import pad_reflect
+
+
+def _texture(height: int, width: int, seed: int) -> torch.Tensor:
+    """A zero-mean (3, H, W) band with structure at a few pixels' scale."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(3, height + 4, width + 4, generator=generator)
+    smooth = (noise[:, :-4, :-4] + noise[:, 2:-2, 2:-2] + noise[:, 4:, 4:]) / 3
+    return smooth - smooth.mean()
+
+
+def test_the_inside_and_the_kept_reflection_are_untouched() -> None:
+    band = _texture(60, 80, 1)
+    padded = pad_reflect(band, 40)
+    out = synthesize_inflow(padded, 40, keep=3.0, ramp=4.0)
+    assert torch.equal(out[:, 40:100, 40:120], band)
+    assert torch.equal(out[:, 40:100, 37:40], padded[:, 40:100, 37:40])  # within keep, left
+    assert torch.equal(out[:, 100:103, 40:120], padded[:, 100:103, 40:120])  # within keep, below
+
+
+def test_the_inflow_is_texture_of_the_edge_not_its_mirror_or_nothing() -> None:
+    band = _texture(96, 96, 2)
+    padded = pad_reflect(band, 60)
+    out = synthesize_inflow(padded, 60, keep=0.0, ramp=4.0)
+    beyond = out[:, 60:156, :50]  # left padding past the ramp
+    mirror = padded[:, 60:156, :50]
+    edge_energy = INFLOW_AMPLITUDE ** 2 * float((band[:, :, : 6 * TILE] ** 2).mean())
+    energy = float((beyond ** 2).mean())
+    assert 0.5 * edge_energy < energy < 1.5 * edge_energy, (energy, edge_energy)
+    correlation = float((beyond * mirror).mean() / np.sqrt(energy * float((mirror ** 2).mean())))
+    assert abs(correlation) < 0.2, f"the inflow repeats the mirror image (correlation {correlation:.2f})"
+    for corner in (out[:, :50, :50], out[:, -50:, -50:]):
+        assert 0.5 * edge_energy < float((corner ** 2).mean()) < 1.5 * edge_energy
+
+
+def test_a_strip_fills_its_sides_as_the_whole_band_does() -> None:
+    """The lattice is keyed on image coordinates: a crop of rows gets the same left and right inflow."""
+    band = _texture(160, 72, 3)
+    pad = 30
+    whole = synthesize_inflow(pad_reflect(band, pad), pad, keep=2.0, ramp=4.0)
+    top, bottom, margin = 64, 112, 3 * TILE
+    crop = band[:, top - margin:bottom + margin]
+    strip = synthesize_inflow(pad_reflect(crop, pad), pad, keep=2.0, ramp=4.0, origin=(top - margin, 0))
+    rows = slice(pad + margin, pad + margin + bottom - top)
+    torch.testing.assert_close(strip[:, rows, :pad], whole[:, pad + top:pad + bottom, :pad])
+    torch.testing.assert_close(strip[:, rows, -pad:], whole[:, pad + top:pad + bottom, -pad:])
+
+
+def test_the_same_band_gets_the_same_inflow_and_another_band_another() -> None:
+    band = _texture(48, 48, 4)
+    padded = pad_reflect(band, 24)
+    first = synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=1)
+    assert torch.equal(first, synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=1))
+    assert not torch.equal(first, synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=2))
