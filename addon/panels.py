@@ -62,7 +62,7 @@ class STILLFLOW_PT_advanced(_Sidebar, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         settings = context.scene.stillflow
         col = self.layout.column()
-        for name in ("levels", "detail", "feather", "refine_mask", "engine", "device", "format"):
+        for name in ("levels", "detail", "inflow", "feather", "refine_mask", "engine", "device", "format"):
             col.prop(settings, name)
 
 

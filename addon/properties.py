@@ -70,6 +70,8 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
     levels: IntProperty(name="Levels", description=_describe("levels"), default=_default("levels"), min=1, max=8)
     detail: EnumProperty(name="Detail", description=_describe("detail"),
                          items=[(d, d.title(), "") for d in _options.DETAIL_MODES], default=_default("detail"))
+    inflow: EnumProperty(name="Inflow", description=_describe("inflow"),
+                         items=[(m, m.title(), "") for m in _options.INFLOW_MODES], default=_default("inflow"))
     feather: FloatProperty(name="Feather", description=_describe("feather"), default=_default("feather"),
                            min=0.0, max=256.0, subtype="PIXEL")
     refine_mask: BoolProperty(name="Refine Mask", description=_describe("refine_mask"),

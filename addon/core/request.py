@@ -23,8 +23,8 @@ __all__ = [
 _options = load("options")
 _errors = load("errors")
 
-SCENE_OPTIONS = ("frames", "fps", "speed", "levels", "detail", "feather", "refine_mask", "engine", "device",
-                 "format")
+SCENE_OPTIONS = ("frames", "fps", "speed", "levels", "detail", "inflow", "feather", "refine_mask", "engine",
+                 "device", "format")
 """RenderOptions fields that the scene settings expose under the same names.
 
 ``loops`` is not one of them: it only repeats the loop in a video the backend encodes, and the add-on

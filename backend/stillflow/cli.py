@@ -17,7 +17,7 @@ from typing import Any, Sequence, TextIO
 
 from . import __version__
 from .errors import Cancelled, InputError, StillflowError
-from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRAME_FORMATS, MotionSpec,
+from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRAME_FORMATS, INFLOW_MODES, MotionSpec,
                       RenderOptions, option_help)
 from .progress import Progress
 
@@ -27,7 +27,8 @@ __all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments
 log = logging.getLogger(__name__)
 
 _SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands", "stillflow.batch.commands")
-_CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES, "detail": DETAIL_MODES, "auto_mode": AUTO_MODES}
+_CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES, "detail": DETAIL_MODES, "inflow": INFLOW_MODES,
+            "auto_mode": AUTO_MODES}
 
 
 def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:

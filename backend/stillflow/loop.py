@@ -76,6 +76,8 @@ class LoopRenderer:
             "precise" does the same with each particle carrying its detail resampled at its
             sub-pixel remainder; "restore" splats sub-pixel with that restoration; "smooth" is the
             plain bilinear splat.
+        inflow: what a loop's detail bands carry in from outside the frame (RenderOptions.inflow):
+            "texture" (stages/inflow.py) or "smooth" (faded out, as a one-shot drift always is).
         should_cancel: checked at every integration step and before every band of a frame.
         inflow_keep: px beyond the frame's edge whose reflected detail a loop keeps whole (default:
             one frame's travel, max|M|; a strip of a larger image passes the whole image's).
@@ -85,7 +87,7 @@ class LoopRenderer:
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray, *, frames: int,
                  levels: int, once: bool, hole_threshold: float, inpaint: bool,
-                 importance: np.ndarray | None, device: torch.device, detail: str = "sharp",
+                 importance: np.ndarray | None, device: torch.device, detail: str = "sharp", inflow: str = "texture",
                  should_cancel: Callable[[], bool] | None = None, inflow_keep: float | None = None,
                  origin: tuple[int, int] = (0, 0)) -> None:
         self.image = image
@@ -141,10 +143,10 @@ class LoopRenderer:
                 # does not step, then texture from near the edge (stages/inflow.py), so the loop's
                 # middle, where much of the frame flowed in, changes per frame as its ends do. A
                 # drift has no seam to hide: it keeps smooth inflow (docs/benchmarks.md).
-                if once:
-                    padded = fade_padding(padded, self.padding >> level, 0.0, INFLOW_DETAIL_RAMP)
+                keep = 0.0 if once else (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
+                if once or inflow == "smooth":
+                    padded = fade_padding(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP)
                 else:
-                    keep = (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
                     at = ((origin[0] + self.window[0].start) >> level, (origin[1] + self.window[1].start) >> level)
                     padded = synthesize_inflow(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP, at, level)
             if self._restores and level < self.levels - 1:

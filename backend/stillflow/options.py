@@ -22,6 +22,7 @@ __all__ = [
     "FRAME_FORMATS",
     "ENGINES",
     "DETAIL_MODES",
+    "INFLOW_MODES",
     "MAX_IMAGE_SIDE",
     "MAX_FRAMES",
     "MAX_SEED",
@@ -50,6 +51,7 @@ ARROW_PX_PER_SPEED = 50.0
 FRAME_FORMATS = ("png", "png16", "exr")
 ENGINES = ("loop", "stylegan")
 DETAIL_MODES = ("sharp", "precise", "restore", "smooth")
+INFLOW_MODES = ("texture", "smooth")
 MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field", "auto")
 AUTO_MODES = ("sky", "fluid", "sky+fluid")
 
@@ -71,6 +73,9 @@ class RenderOptions:
                                 "the loop's blend restored; --once carries the sub-pixel offset as precise does), precise (as sharp, the finest band's sub-pixel offset "
                                 "carried by bicubic resampling: more accurate, ~1.6x slower on a CPU), restore "
                                 "(sub-pixel, contrast restored) or smooth (plain bilinear splat: softer, best PSNR)")
+    inflow: str = _opt("texture", "what flows into a loop from outside the frame: texture (patches of the detail "
+                                  "near the edge, the default) or smooth (detail faded out: softer, and never "
+                                  "repeats a wire or a bird that touches the edge); --once always flows in smooth")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
     refine_mask: bool = _opt(True, "clean the mask: fill small holes, drop small islands, snap its edge to the photo "
@@ -113,6 +118,7 @@ class RenderOptions:
         _check(self.format in FRAME_FORMATS, f"format must be one of {', '.join(FRAME_FORMATS)}, got {shown(self.format)}")
         _check(isinstance(self.loops, int) and 1 <= self.loops <= 1000, f"loops must be 1 to 1000, got {shown(self.loops)}")
         _check(self.detail in DETAIL_MODES, f"detail must be one of {', '.join(DETAIL_MODES)}, got {shown(self.detail)}")
+        _check(self.inflow in INFLOW_MODES, f"inflow must be one of {', '.join(INFLOW_MODES)}, got {shown(self.inflow)}")
         _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {shown(self.engine)}")
         _check(isinstance(self.device, str) and 0 < len(self.device) <= 32,
                "device must be auto, cpu, cuda, cuda:N or mps")

@@ -119,7 +119,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
              importance: np.ndarray | None, top: int = 0) -> LoopRenderer:
         return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
                             once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
-                            importance=importance, device=device, detail=options.detail,
+                            importance=importance, device=device, detail=options.detail, inflow=options.inflow,
                             should_cancel=should_cancel, inflow_keep=max_speed, origin=(top, 0))
 
     if progress is not None:

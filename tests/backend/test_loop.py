@@ -104,21 +104,28 @@ class TestLoopRender:
         # at full contrast (0.5), a mirror image of the rows below the edge.
         assert float(contrast[:6].max()) < 0.15, contrast[: 2 * t]
 
-    def test_a_loop_fills_what_flows_in_with_texture_not_a_mirror_or_a_blur(self, rng: np.random.Generator) -> None:
-        """Mid-loop much of the frame has flowed in: it keeps the edge's kind of texture (stages/inflow.py)."""
+    @pytest.mark.parametrize("inflow", ["texture", "smooth"])
+    def test_what_flows_into_a_loop_is_texture_or_smooth_never_a_mirror(self, rng: np.random.Generator,
+                                                                       inflow: str) -> None:
+        """Mid-loop much of the frame has flowed in: by default it keeps the edge's kind of texture."""
         import cv2
 
         noise = cv2.GaussianBlur(rng.standard_normal((96, 128, 3)).astype(np.float32), (0, 0), 1.0)
         image = np.clip(0.5 + 0.5 * noise, 0, 1).astype(np.float32)
         t = 8  # of 32: the forward copy alone, moved 16 px to the right; columns 0-15 flowed in
-        frame = list(render_frames(image, motion=_uniform(96, 128, 2, 0), options=RenderOptions(frames=32)))[t]
+        options = RenderOptions(frames=32, inflow=inflow)
+        frame = list(render_frames(image, motion=_uniform(96, 128, 2, 0), options=options))[t]
 
         def detail(values: np.ndarray) -> np.ndarray:
             return values - cv2.GaussianBlur(values, (0, 0), 2.0)
 
-        inflow, edge = detail(frame)[8:88, 1:11], detail(image)[8:88, 0:72]
-        ratio = float((inflow ** 2).mean() / (edge ** 2).mean())
+        inflow_detail, edge = detail(frame)[8:88, 1:11], detail(image)[8:88, 0:72]
+        ratio = float((inflow_detail ** 2).mean() / (edge ** 2).mean())
+        if inflow == "smooth":
+            assert ratio < 0.05, f"the smooth inflow has {ratio:.2f} of the edge's detail energy"
+            return
         assert ratio > 0.2, f"the inflow is smooth: {ratio:.2f} of the edge's detail energy"
+        inflow = inflow_detail
         mirror = detail(image)[8:88, 15:5:-1]  # the reflection of the edge, as reflected padding shows it
         correlation = float((inflow * mirror).mean() / np.sqrt((inflow ** 2).mean() * (mirror ** 2).mean()))
         assert abs(correlation) < 0.3, f"the inflow mirrors the edge (correlation {correlation:.2f})"

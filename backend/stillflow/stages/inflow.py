@@ -148,7 +148,8 @@ def synthesize_inflow(values: torch.Tensor, pad: int, keep: float, ramp: float,
         for far in (False, True):
             texture = _fill_side(view, (pad, pad + size), pad, far, base, 4 * salt + 2 * axis + far, spacing)
             target = view[..., pad + size:] if far else view[..., :pad].flip(-1)  # distance 1 first
-            blended = (reflected * target + (1 - reflected) * texture) / torch.sqrt(reflected ** 2 + (1 - reflected) ** 2)
+            mixed = reflected * target + (1 - reflected) * texture
+            blended = mixed / torch.sqrt(reflected ** 2 + (1 - reflected) ** 2)
             if far:
                 view[..., pad + size:] = blended
             else:
