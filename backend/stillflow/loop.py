@@ -21,7 +21,7 @@ from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.inflow import synthesize_inflow
-from .stages.padding import fade_padding, loop_padding, pad_reflect
+from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.splat import channels_last, softmax_weights, splat_joint
 
@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 WHOLE_PIXEL_MODES = ("sharp", "precise")
 """Detail modes whose finest band lands on whole pixels (no bilinear blur)."""
 
-INFLOW_DETAIL_RAMP = 4.0
-"""Pixels (of each detail band) over which reflected detail beyond the frame's edge gives way to
-texture (a loop, stages/inflow.py) or fades out (a drift, stages/padding.fade_padding); 4, 8 and
-16 scored alike on the real clips."""
+INFLOW_RAMP = 4.0
+"""Pixels (of each band) over which the reflection beyond one frame's travel outside the frame gives
+way to what flows in instead: texture (a loop's detail bands, stages/inflow.py), nothing (a drift's,
+stages/padding.fade_padding) or the edge's colours (the low-pass band, stages/padding.continue_edge).
+For the detail bands 4, 8 and 16 scored alike on the real clips. For the low-pass band, in a drift
+8 and 16 scored up to 0.1 and 0.3 dB higher over all frames and 4 higher over the first 8; in a
+loop 4 scored higher over the first 8 and kept the fast seams within 1.05 (docs/benchmarks.md)."""
 
 
 def active_region(composite_mask: np.ndarray, motion_px: np.ndarray, margin: int,
@@ -136,19 +139,24 @@ class LoopRenderer:
         self._channels = image.shape[2]
         self._values = []
         for level, band in enumerate(bands):
-            padded = pad_reflect(band, self.padding >> level)
-            if level < self.levels - 1:
-                # Detail flowing in from outside the frame: a loop keeps one frame's travel of the
-                # reflection whole, so the frames beside the input continue its edge and the seam
-                # does not step, then texture from near the edge (stages/inflow.py), so the loop's
-                # middle, where much of the frame flowed in, changes per frame as its ends do. A
-                # drift has no seam to hide: it keeps smooth inflow (docs/benchmarks.md).
-                keep = 0.0 if once else (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
-                if once or inflow == "smooth":
-                    padded = fade_padding(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP)
-                else:
-                    at = ((origin[0] + self.window[0].start) >> level, (origin[1] + self.window[1].start) >> level)
-                    padded = synthesize_inflow(padded, self.padding >> level, keep, INFLOW_DETAIL_RAMP, at, level)
+            pad = self.padding >> level
+            padded = pad_reflect(band, pad)
+            # What flows in from outside the frame. A loop keeps one frame's travel of the
+            # reflection whole, so the frames beside the input continue its edge and the seam does
+            # not step. Beyond it the low-pass band is the edge's local mean, not its mirror image;
+            # the detail bands carry texture from near the edge (stages/inflow.py), so the loop's
+            # middle, where much of the frame flowed in, changes per frame as its ends do. A drift
+            # has no seam to hide: its detail fades out (docs/benchmarks.md).
+            keep = 0.0 if once else (max_speed if inflow_keep is None else inflow_keep) / 2 ** level
+            if self.levels == 1:
+                pass  # single-scale: the plain method, reflected whole (as the live preview samples it)
+            elif level == self.levels - 1:
+                padded = continue_edge(padded, pad, keep, INFLOW_RAMP)
+            elif once or inflow == "smooth":
+                padded = fade_padding(padded, pad, keep, INFLOW_RAMP)
+            else:
+                at = ((origin[0] + self.window[0].start) >> level, (origin[1] + self.window[1].start) >> level)
+                padded = synthesize_inflow(padded, pad, keep, INFLOW_RAMP, at, level)
             if self._restores and level < self.levels - 1:
                 # The particles' own energy travels with them; see stages/contrast.py.
                 padded = torch.cat([padded, band_energy(padded)])

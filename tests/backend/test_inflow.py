@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from stillflow.stages.inflow import INFLOW_AMPLITUDE, TILE, synthesize_inflow
@@ -59,3 +60,11 @@ def test_the_same_band_gets_the_same_inflow_and_another_band_another() -> None:
     first = synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=1)
     assert torch.equal(first, synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=1))
     assert not torch.equal(first, synthesize_inflow(padded, 24, keep=0.0, ramp=4.0, salt=2))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2, 40), (40, 2)])
+def test_a_tiny_band_gets_finite_texture(shape: tuple[int, int]) -> None:
+    band = _texture(*shape, seed=5)
+    out = synthesize_inflow(pad_reflect(band, 20), 20, keep=1.0, ramp=4.0)
+    assert out.shape == (3, shape[0] + 40, shape[1] + 40) and bool(torch.isfinite(out).all())
+    assert torch.equal(out[:, 20:20 + shape[0], 20:20 + shape[1]], band)

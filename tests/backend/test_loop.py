@@ -104,6 +104,21 @@ class TestLoopRender:
         # at full contrast (0.5), a mirror image of the rows below the edge.
         assert float(contrast[:6].max()) < 0.15, contrast[: 2 * t]
 
+    @pytest.mark.parametrize("once", [False, True], ids=["loop", "once"])
+    def test_a_dark_mass_near_the_edge_does_not_flow_back_in_as_its_mirror(self, once: bool) -> None:
+        """The low-pass band flows in as the edge's colours, not as a reflection of what lies inside."""
+        image = np.full((96, 128, 3), 0.8, np.float32)
+        ys, xs = np.mgrid[0:96, 0:128]
+        image[(ys - 34) ** 2 + (xs - 64) ** 2 < 10 ** 2] = 0.1  # a dark cloud, 24 px below the edge
+        t = 24  # of 100: in a loop, the forward copy alone
+        options = RenderOptions(frames=100, once=once, refine_mask=False)
+        frame = list(render_frames(image, motion=_uniform(96, 128, 0, 2), options=options))[t]
+        assert frame[82, 64].mean() < 0.3, "the cloud itself moved down"
+        # Rows 0-47 flowed in from above; a reflection drew the cloud's mirror image at rows 4-24
+        # (darkest 0.30 here). The edge's colours take over from the reflection over INFLOW_RAMP
+        # px of the low-pass band (32 px here), so a little of it is left (darkest 0.65-0.76).
+        assert float(frame[0:30, 54:75].mean(axis=2).min()) > 0.55, frame[0:30, 64].mean(axis=1)
+
     @pytest.mark.parametrize("inflow", ["texture", "smooth"])
     def test_what_flows_into_a_loop_is_texture_or_smooth_never_a_mirror(self, rng: np.random.Generator,
                                                                        inflow: str) -> None:

@@ -97,7 +97,7 @@ def _fill_side(canvas: torch.Tensor, inner: tuple[int, int], pad: int, far: bool
         for step_d, wd in ((0, torch.cos(0.5 * math.pi * fd) ** 2), (1, torch.sin(0.5 * math.pi * fd) ** 2)):
             tile = (index_a + step_a)[:, None], (index_d + step_d)[None, :]
             # A translated patch: the tile's centre, (j + step) spacings outside, lands s + r inside.
-            inside = spacing + inward[tile] + ((jd + step_d) * spacing - d).long()[None, :]
+            inside = (spacing + inward[tile] + ((jd + step_d) * spacing - d).long()[None, :]).clamp_(0, size - 1)
             col = end - 1 - inside if far else first + inside
             row = (rows + sideways[tile]).clamp(0, along - 1)
             weight = wa[:, None] * wd[None, :]

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-__all__ = ["loop_padding", "pad_reflect", "reflect_indices", "fade_padding"]
+__all__ = ["loop_padding", "pad_reflect", "reflect_indices", "fade_padding", "continue_edge"]
 
 
 def loop_padding(max_speed_px: float, frames: int, multiple: int = 1) -> int:
@@ -78,3 +78,53 @@ def fade_padding(values: torch.Tensor, pad: int, keep: float, ramp: float) -> to
         return torch.clamp(1.0 - (outside - keep) / ramp, min=0.0, max=1.0)
 
     return values * (weights(height)[:, None] * weights(width)[None, :]).to(values.dtype)
+
+
+def _edge_means(view: torch.Tensor, pad: int, size: int, far: bool) -> torch.Tensor:
+    """(C, A, pad): the edge line of a (C, A, B) band, averaged along the edge over about d px at distance d."""
+    channels, along, _ = view.shape
+    edge = view[:, :, pad + size - 1] if far else view[:, :, pad]
+    sums = torch.cat([torch.zeros((channels, 1), dtype=torch.float64, device=view.device),
+                      edge.double().cumsum(-1)], -1)
+    radius = (torch.arange(1, pad + 1, device=view.device) // 2)[None, :]
+    position = torch.arange(along, device=view.device)[:, None]
+    low, high = (position - radius).clamp(0, along - 1), (position + radius).clamp(0, along - 1)
+    return ((sums[:, high + 1] - sums[:, low]) / (high - low + 1)).to(view.dtype)
+
+
+def continue_edge(values: torch.Tensor, pad: int, keep: float, ramp: float) -> torch.Tensor:
+    """Replace a padded low-pass band's reflection beyond ``keep`` px by the edge's local mean, smoother farther out.
+
+    Reflected low-pass content is a mirror image of the frame's edge: a dark cloud or the darker
+    top of a sky next to the edge flows back in as a growing dark mass. What lies beyond the edge
+    is unknown; its best smooth guess is the edge itself, averaged along the edge over a span that
+    grows with the distance (about d px at d px out), so nearby inflow keeps the edge's colours and
+    far inflow their broad mean, without streaks. The first ``keep`` pixels (one frame's travel)
+    stay reflected so the frames next to the input continue it; over ``ramp`` px the two mix.
+
+    Args:
+        values: (C, H + 2 pad, W + 2 pad) reflect-padded band.
+        pad: the padding of each side.
+        keep: distance outside the edge up to which the reflection is kept, band pixels.
+        ramp: distance over which it then gives way to the edge's means.
+
+    Returns:
+        A new tensor; the unpadded region is ``values``' own. Left and right come first over the
+        image's rows, then top and bottom over the whole width (corners from the continued columns).
+    """
+    if pad == 0:
+        return values
+    out = values.clone()
+    height, width = values.shape[-2] - 2 * pad, values.shape[-1] - 2 * pad
+    distance = torch.arange(1, pad + 1, device=values.device, dtype=torch.float32)
+    reflected = torch.clamp(1.0 - (distance - keep) / ramp, min=0.0, max=1.0).to(values.dtype)
+    for view, size in ((out[:, pad:pad + height, :], width), (out.transpose(-1, -2), height)):
+        for far in (False, True):
+            means = _edge_means(view, pad, size, far)
+            target = view[..., pad + size:] if far else view[..., :pad].flip(-1)  # distance 1 first
+            mixed = reflected * target + (1 - reflected) * means
+            if far:
+                view[..., pad + size:] = mixed
+            else:
+                view[..., :pad] = mixed.flip(-1)
+    return out
