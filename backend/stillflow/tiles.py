@@ -116,8 +116,9 @@ class StripRenderer:
         if rows < _MIN_STRIP_ROWS:
             need = (_MIN_STRIP_ROWS + 2 * self.margin) * row_bytes + frame_bytes
             raise InputError(f"a {width}x{height} still needs about {need / 2**30:.1f} GiB even in strips (each "
-                             f"strip reads {self.margin} rows above and below: the loop's travel and the pyramid's "
-                             f"reach); {budget / 2**30:.1f} GiB may be used here",
+                             f"strip reads {self.margin} rows above and below: the loop's travel, the pyramid's "
+                             f"reach and the rows its inflow texture comes from); {budget / 2**30:.1f} GiB may be "
+                             "used here",
                              hint=f"lower --frames or --speed, downscale the image, or raise {MEMORY_ENV}")
         rows = min(height, rows // align * align)
         self.strips = [(top, min(height, top + rows)) for top in range(0, height, rows)]
