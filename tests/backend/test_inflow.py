@@ -1,4 +1,5 @@
-"""stages/inflow.py: texture for the detail that flows into a loop from outside the frame."""
+"""What flows in from outside the frame: texture (stages/inflow.py), faded detail and the edge's colours
+(stages/padding.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from stillflow.stages.inflow import INFLOW_AMPLITUDE, TILE, synthesize_inflow
-from stillflow.stages.padding import pad_reflect
+from stillflow.stages.padding import continue_edge, fade_padding, pad_reflect
 
 
 def _texture(height: int, width: int, seed: int) -> torch.Tensor:
@@ -68,3 +69,31 @@ def test_a_tiny_band_gets_finite_texture(shape: tuple[int, int]) -> None:
     out = synthesize_inflow(pad_reflect(band, 20), 20, keep=1.0, ramp=4.0)
     assert out.shape == (3, shape[0] + 40, shape[1] + 40) and bool(torch.isfinite(out).all())
     assert torch.equal(out[:, 20:20 + shape[0], 20:20 + shape[1]], band)
+
+
+def test_fade_padding() -> None:
+    """Reflection kept for ``keep`` px beyond the edge, then faded out over ``ramp`` px; the inside untouched."""
+    band = torch.rand(2, 30, 20, generator=torch.Generator().manual_seed(3)) + 1.0
+    padded = pad_reflect(band, 10)
+    faded = fade_padding(padded, 10, keep=2.0, ramp=4.0)
+    assert torch.equal(faded[:, 10:40, 10:30], band)
+    assert torch.equal(faded[:, 8:10, 10:30], padded[:, 8:10, 10:30])  # within keep
+    assert torch.allclose(faded[:, 6, 10:30], 0.5 * padded[:, 6, 10:30])  # half way down the ramp
+    assert not faded[:, :4].any() and not faded[:, :, -4:].any()  # beyond keep + ramp
+
+
+def test_continue_edge() -> None:
+    """Reflection for ``keep`` px, then the edge's own values averaged along it, never a mirror of the inside."""
+    rows = torch.linspace(0.2, 0.8, 30)
+    band = rows[None, :, None].repeat(2, 1, 20)  # a gradient along the left and right edges
+    band[:, 10:14, 2:5] = 0.0  # a dark spot 2 px inside the left edge
+    padded = pad_reflect(band, 12)
+    out = continue_edge(padded, 12, keep=1.0, ramp=2.0)
+    assert torch.equal(out[:, 12:42, 12:32], band)
+    assert torch.equal(out[:, 12:42, 11], padded[:, 12:42, 11])  # within keep
+    mirror = padded[:, 12:42, 12 - 4]  # 4 px out, the reflection shows the dark spot
+    assert float(mirror[:, 10:14].max()) == 0.0
+    far = out[:, 12:42, :12 - 3]  # beyond keep + ramp: the edge column's means
+    assert float(far[:, :, -1].min()) >= 0.2 - 1e-6, "the dark spot was mirrored out"
+    torch.testing.assert_close(far[:, 12:18, 0], band[:, 12:18, 0])  # a linear edge continues as itself
+    assert bool(torch.isfinite(out).all())
