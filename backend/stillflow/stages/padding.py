@@ -84,12 +84,16 @@ def _edge_means(view: torch.Tensor, pad: int, size: int, far: bool) -> torch.Ten
     """(C, A, pad): the edge line of a (C, A, B) band, averaged along the edge over about d px at distance d."""
     channels, along, _ = view.shape
     edge = view[:, :, pad + size - 1] if far else view[:, :, pad]
-    sums = torch.cat([torch.zeros((channels, 1), dtype=torch.float64, device=view.device),
-                      edge.double().cumsum(-1)], -1)
+    mean = edge.mean(dim=-1, keepdim=True)
+    # Running sums of the centred line keep box means exact to float32 rounding; MPS has no float64.
+    exact = torch.float32 if view.device.type == "mps" else torch.float64
+    sums = torch.cat([torch.zeros((channels, 1), dtype=exact, device=view.device),
+                      (edge - mean).to(exact).cumsum(-1)], -1)
     radius = (torch.arange(1, pad + 1, device=view.device) // 2)[None, :]
     position = torch.arange(along, device=view.device)[:, None]
     low, high = (position - radius).clamp(0, along - 1), (position + radius).clamp(0, along - 1)
-    return ((sums[:, high + 1] - sums[:, low]) / (high - low + 1)).to(view.dtype)
+    means = (sums[:, high + 1] - sums[:, low]) / (high - low + 1)
+    return means.to(view.dtype) + mean[:, :, None]
 
 
 def continue_edge(values: torch.Tensor, pad: int, keep: float, ramp: float) -> torch.Tensor:
