@@ -76,7 +76,7 @@ class RenderOptions:
     inflow: str = _opt("texture", "what flows into a loop from outside the frame: texture (patches of the detail "
                                   "near the edge, the default) or smooth (detail faded out: softer, and never "
                                   "repeats a wire or a bird that touches the edge); --once always flows in smooth; "
-                                  "loop engine only")
+                                  "loop engine with levels >= 2 only")
     once: bool = _opt(False, "render N frames of forward motion without looping (one-shot drift)")
     seed: int = _opt(0, "seed for any randomness (the default engine is deterministic)")
     refine_mask: bool = _opt(True, "clean the mask: fill small holes, drop small islands, snap its edge to the photo "

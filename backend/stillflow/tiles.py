@@ -105,16 +105,20 @@ class StripRenderer:
         height, width, channels = image.shape
         max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
-        align = 2 ** levels
+        self.align = align = 2 ** levels
         self.margin = -(-strip_margin(max_speed, frames, levels) // align) * align
-        self.inflow_depth = -(-inflow_reach(levels)[1] // align) * align
+        # The first and last strips read, from the still's top and bottom edge, the rows that texture
+        # flowing in over that edge is copied from, and those rows' own pyramid and sideways reach.
+        along, inside = inflow_reach(levels)
+        self.end_rows = -(-(inside + 4 * 2 ** levels + along) // align) * align
         # each strip's renderer pads its crop's width by the loop's travel as well
         row_bytes = (width + 2 * loop_padding(max_speed, frames)) * BYTES_PER_PIXEL
         frame_bytes = height * width * channels * 4
         self.chunk = int(max(1, min(frames, (budget // 2) // frame_bytes)))
-        rows = (budget - self.chunk * frame_bytes) // row_bytes - 2 * self.margin
-        if rows < _MIN_STRIP_ROWS:
-            need = (_MIN_STRIP_ROWS + 2 * self.margin) * row_bytes + frame_bytes
+        crop_rows = (budget - self.chunk * frame_bytes) // row_bytes
+        rows = crop_rows - 2 * self.margin
+        if rows < _MIN_STRIP_ROWS or crop_rows < min(height, self.end_rows):
+            need = max(_MIN_STRIP_ROWS + 2 * self.margin, min(height, self.end_rows)) * row_bytes + frame_bytes
             raise InputError(f"a {width}x{height} still needs about {need / 2**30:.1f} GiB even in strips (each "
                              f"strip reads {self.margin} rows above and below: the loop's travel, the pyramid's "
                              f"reach and the rows its inflow texture comes from); {budget / 2**30:.1f} GiB may be "
@@ -144,11 +148,11 @@ class StripRenderer:
                 raise Cancelled("the job was cancelled; nothing was written")
             low, high = max(0, top - self.margin), min(height, bottom + self.margin)
             # The first and last strips also read the rows that texture flowing in over the top and
-            # bottom edges comes from (fewer than two margins, so the budget holds).
+            # bottom edges comes from (the budget above allows for them); crops start on the grid.
             if low == 0:
-                high = min(height, max(high, self.inflow_depth))
+                high = min(height, max(high, self.end_rows))
             if high == height:
-                low = max(0, min(low, height - self.inflow_depth))
+                low = max(0, min(low, (height - self.end_rows) // self.align * self.align))
             crop = slice(low, high)
             renderer = self.make(self.image[crop], self.composite_mask[crop], self.motion_px[:, crop],
                                  None if self.importance is None else self.importance[crop], low)

@@ -97,3 +97,13 @@ def test_continue_edge() -> None:
     assert float(far[:, :, -1].min()) >= 0.2 - 1e-6, "the dark spot was mirrored out"
     torch.testing.assert_close(far[:, 12:18, 0], band[:, 12:18, 0])  # a linear edge continues as itself
     assert bool(torch.isfinite(out).all())
+
+
+def test_the_corners_kept_rows_reflect_the_side_texture_not_the_original_corner() -> None:
+    band = _texture(40, 50, 6)
+    padded = pad_reflect(band, 20)
+    out = synthesize_inflow(padded, 20, keep=2.0, ramp=4.0)
+    for other in (out, continue_edge(padded, 20, keep=2.0, ramp=4.0)):
+        torch.testing.assert_close(other[:, 19, :20], other[:, 21, :20])  # one row above mirrors one below
+        torch.testing.assert_close(other[:, 18, -20:], other[:, 22, -20:])
+    assert not torch.allclose(out[:, 19, :10], padded[:, 19, :10])  # not the original corner's mirror

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .padding import reflect_indices
+
 __all__ = ["synthesize_inflow", "inflow_reach", "TILE", "INFLOW_AMPLITUDE"]
 
 TILE = 12
@@ -73,6 +75,9 @@ def _fill_side(canvas: torch.Tensor, inner: tuple[int, int], pad: int, far: bool
     channels, along, _ = canvas.shape
     first, end = inner
     size = end - first
+    # One spacing more than asked: the levelling box near the far end then sees texture, not a
+    # replicated border, so a padding of any width gives the same texture (strips differ in it).
+    wanted, pad = pad, pad + spacing
     depth = min(size, _DEPTH_TILES * spacing)
     shift = min(_SHIFT_TILES * spacing, max(0, (along - 1) // 2))
     device = canvas.device
@@ -114,7 +119,7 @@ def _fill_side(canvas: torch.Tensor, inner: tuple[int, int], pad: int, far: bool
     energy = F.pad(energy, (spacing,) * 4, mode="replicate")
     energy = F.avg_pool2d(F.avg_pool2d(energy, (1, 2 * spacing + 1), stride=1), (2 * spacing + 1, 1), stride=1)[0, 0]
     gain = torch.sqrt(edge[:, None] / energy.clamp(min=1e-12)).clamp(max=_MAX_GAIN)
-    return texture * gain
+    return (texture * gain)[:, :, :wanted]
 
 
 def synthesize_inflow(values: torch.Tensor, pad: int, keep: float, ramp: float,
@@ -144,6 +149,10 @@ def synthesize_inflow(values: torch.Tensor, pad: int, keep: float, ramp: float,
     sides = ((out[:, pad:pad + height, :], width, origin[0], 0),
              (out.transpose(-1, -2), height, origin[1] - pad, 1))
     for view, size, base, axis in sides:
+        if axis == 1:
+            # Above and below keep a reflection of the rows as the first pass left them, so the
+            # corners' kept rows mirror the side texture, not the original corner.
+            out.copy_(out.index_select(-2, reflect_indices(height, pad, values.device) + pad))
         spacing = max(2, min(TILE, size // 4))
         for far in (False, True):
             texture = _fill_side(view, (pad, pad + size), pad, far, base, 4 * salt + 2 * axis + far, spacing)

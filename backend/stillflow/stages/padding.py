@@ -85,7 +85,8 @@ def _edge_means(view: torch.Tensor, pad: int, size: int, far: bool) -> torch.Ten
     channels, along, _ = view.shape
     edge = view[:, :, pad + size - 1] if far else view[:, :, pad]
     mean = edge.mean(dim=-1, keepdim=True)
-    # Running sums of the centred line keep box means exact to float32 rounding; MPS has no float64.
+    # Running sums of the centred line: float64 where the device has it (not MPS, where float32 sums
+    # of a very long edge can be off by ~1e-4, still well under an 8-bit level).
     exact = torch.float32 if view.device.type == "mps" else torch.float64
     sums = torch.cat([torch.zeros((channels, 1), dtype=exact, device=view.device),
                       (edge - mean).to(exact).cumsum(-1)], -1)
@@ -123,6 +124,9 @@ def continue_edge(values: torch.Tensor, pad: int, keep: float, ramp: float) -> t
     distance = torch.arange(1, pad + 1, device=values.device, dtype=torch.float32)
     reflected = torch.clamp(1.0 - (distance - keep) / ramp, min=0.0, max=1.0).to(values.dtype)
     for view, size in ((out[:, pad:pad + height, :], width), (out.transpose(-1, -2), height)):
+        if size == height:
+            # The corners' kept rows reflect the continued columns, not the original corner.
+            out.copy_(out.index_select(-2, reflect_indices(height, pad, values.device) + pad))
         for far in (False, True):
             means = _edge_means(view, pad, size, far)
             target = view[..., pad + size:] if far else view[..., :pad].flip(-1)  # distance 1 first
