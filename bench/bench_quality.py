@@ -123,7 +123,8 @@ def run_clip(folder: Path, count: int, loop: int | None, sheet: Path | None,
     rows["clip"] = {"median_speed": float(np.median(speed)), "p95_speed": float(np.percentile(speed, 95)),
                     "loop": loop, "real_speckle_rate": real_speckle,
                     # What any method that keeps the input's detail scores at best (real footage softens).
-                    "input_speckle": speckle(real, mask, range(0, 1)) / max(real_speckle, 1e-9)}
+                    "input_speckle": speckle(real, mask, range(0, 1)) / max(real_speckle, 1e-9),
+                    "input_sharpness": sharpness(real, mask, range(0, 1)) / sharpness(real, mask, range(1, count))}
     if sheet is not None:
         write_sheet(sheet / f"{folder.name}.png", real, frames, mask, loop)
     return rows
@@ -208,7 +209,8 @@ def main() -> int:
         info = rows.pop("clip")
         results[folder.name] = rows
         print_table(f"{folder.name} (median speed {info['median_speed']:.2f} px/frame, p95 {info['p95_speed']:.2f}; "
-                    f"real speckle rate {info['real_speckle_rate']:.2e}, frame 0's own {info['input_speckle']:.2f}x)", rows)
+                    f"real speckle rate {info['real_speckle_rate']:.2e}; frame 0's own sharpness "
+                    f"{info['input_sharpness']:.2f}x, speckle {info['input_speckle']:.2f}x)", rows)
     if len(results) > 1:
         print_table(f"mean of {len(results)} clips", mean_rows(results))
         wins = sum(r["loop"]["psnr@8"] >= r["cross-fade"]["psnr@8"] and r["loop"]["psnr@all"] >= r["cross-fade"]["psnr@all"]
