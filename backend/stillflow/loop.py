@@ -21,6 +21,7 @@ from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.inflow import synthesize_inflow
+from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.splat import channels_last, softmax_weights, splat_joint
@@ -124,6 +125,10 @@ class LoopRenderer:
         # (on the real clips: +0.24 dB PSNR over 8 frames, SSIM up at both horizons). A loop keeps
         # whole pixels: resampling softens every frame but the input, and the loop breathes.
         self._carries = self.detail == "precise" or (self.detail == "sharp" and once)
+        # A loop's whole-pixel finest band carries each particle's own outlyingness, so that no pixel
+        # stands out from its new neighbours more than it did from its old ones (stages/outliers.py;
+        # on the real clips the loop's speckle fell by 4-12 %, docs/benchmarks.md).
+        self._limits = self.detail in WHOLE_PIXEL_MODES and not once
         self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
         self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
         motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])
@@ -159,7 +164,8 @@ class LoopRenderer:
                 padded = synthesize_inflow(padded, pad, keep, INFLOW_RAMP, at, level)
             if self._restores and level < self.levels - 1:
                 # The particles' own energy travels with them; see stages/contrast.py.
-                padded = torch.cat([padded, band_energy(padded)])
+                extra = [luma_deviation(padded).square_()] if level == 0 and self._limits else []
+                padded = torch.cat([padded, *extra, band_energy(padded)])
             self._values.append(channels_last(padded))
         # Static particles land on themselves. Away from the composited region (farther than the
         # coarsest band's upsampling support) nothing reads them: weight 0 skips their splat.
@@ -207,10 +213,19 @@ class LoopRenderer:
                 # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
                 out, den = splat_blend(values, (df, vf * weights), (db, vb * weights), alpha, self.hole_threshold,
                                        self._ignore[level], **splat)
+            limits = level == 0 and self._limits
+            if limits:
+                # Mixed as an energy (the copies' and duplicates' RMS), as the restoration mixes its
+                # own: a linear mean let the middle of the loop soften to 0.80 of frame 0 at T 48.
+                out[self._channels].clamp_(min=0).sqrt_()
             if out.shape[0] > self._channels:
-                out = restore_contrast_(out[: self._channels], out[self._channels:])
+                # The energy is the last channel; a limit's allowed deviation takes the same gain.
+                out = restore_contrast_(out[:-1], out[-1:], counted=self._channels)
             den = den.masked_fill(self._ignore[level], 1.0)
-            splatted.append(fill_holes(out, den, self.hole_threshold))
+            out = fill_holes(out, den, self.hole_threshold)
+            if limits:
+                out = limit_outliers_(out[: self._channels], out[self._channels:])
+            splatted.append(out)
             dens.append(den)
         result = reconstruct(splatted)
         if self.inpaint:

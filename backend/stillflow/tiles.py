@@ -24,8 +24,9 @@ __all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_PIXEL = 280
-"""Peak bytes per rendered pixel of one LoopRenderer and its frame (12.7 GiB at 8192x6144 on the CPU)."""
+BYTES_PER_PIXEL = 300
+"""Peak bytes per rendered pixel of one LoopRenderer and its frame (12.7 GiB at 8192x6144 on the CPU,
+280 B/px; the finest band's outlier limit, stages/outliers.py, added 7 % to a 4096x3072 window's peak)."""
 
 _MIN_STRIP_ROWS = 64
 

@@ -193,6 +193,31 @@ class TestLoopRender:
         loop.frame(4)
         assert mixed and set(mixed) == {blend_schedule(4 / 8)}, "the middle of the loop mixes both copies"
 
+    def test_whole_pixel_landing_leaves_no_more_isolated_pixels_than_the_still_has(
+            self, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Under a swirl the finest band's particles land among new neighbours; none may stand out more."""
+        import cv2
+
+        noise = rng.normal(0, 1, (96, 128, 3)).astype(np.float32)
+        fine = cv2.GaussianBlur(noise, (0, 0), 1.2)
+        image = np.clip(0.5 + 0.25 * fine / fine.std(), 0, 1)  # fine texture, no isolated pixels
+        ys, xs = np.mgrid[0:96, 0:128].astype(np.float32)
+        motion = np.stack([1.5 * np.sin(ys / 13), 1.5 * np.cos(xs / 11)]).astype(np.float32)
+
+        def worst_ratio() -> float:
+            """The loop's largest speckle rate (luma off its 3x3 median by > 12/255) over frame 0's."""
+            renderer = LoopRenderer(image, np.ones((96, 128), np.float32), motion, frames=16, levels=4, once=False,
+                                    hole_threshold=1e-3, inpaint=True, importance=None, device=torch.device("cpu"))
+            rates = []
+            for t in range(16):
+                luma = renderer.frame(t).mean(axis=2)
+                rates.append(float((np.abs(luma - cv2.medianBlur(luma, 3)) > 12 / 255)[8:-8, 8:-8].mean()))
+            return max(rates[1:]) / rates[0]
+
+        assert worst_ratio() <= 1.0
+        monkeypatch.setattr(stillflow.loop, "limit_outliers_", lambda band, allowed: band)
+        assert worst_ratio() > 1.05, "the case must bite"
+
 
 class TestLoopInvariants:
     @pytest.fixture

@@ -381,3 +381,60 @@ class TestContrastEdgeCases:
         mean = torch.from_numpy(np.sqrt(energy / 3))[None].repeat(3, 1, 1) * 0.5
         for restore in (restore_contrast, restore_contrast_torch):
             assert torch.isfinite(restore(mean, torch.from_numpy(energy)[None])).all()
+
+
+class TestOutliers:
+    @staticmethod
+    def _texture(rng: np.random.Generator, shape: tuple[int, int] = (48, 64)) -> torch.Tensor:
+        """A smooth zero-mean (3, H, W) band: blurred noise, no isolated pixels."""
+        import cv2
+
+        noise = rng.normal(0, 1, (*shape, 3)).astype(np.float32)
+        return torch.from_numpy(cv2.GaussianBlur(noise, (0, 0), 1.5) * 0.2).permute(2, 0, 1).contiguous()
+
+    def test_a_band_no_more_outlying_than_its_particles_is_unchanged(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.outliers import limit_outliers_, luma_deviation
+
+        band = self._texture(rng)
+        before = band.clone()
+        assert torch.equal(limit_outliers_(band, luma_deviation(band)), before)
+
+    def test_a_dot_among_new_neighbours_is_pulled_back_and_its_energy_given_to_the_texture(
+            self, rng: np.random.Generator) -> None:
+        from stillflow.stages.contrast import MAX_GAIN, band_energy, box_mean
+        from stillflow.stages.outliers import ENERGY_WINDOW, limit_outliers_, luma_deviation, median3
+
+        band = self._texture(rng)
+        allowed = luma_deviation(band)
+        spotted = band.clone()
+        spotted[:, 24, 30] += 0.5  # a bright dot that stands out far more than anything that landed there
+        energy = box_mean(band_energy(spotted), ENERGY_WINDOW)
+        out = limit_outliers_(spotted.clone(), allowed)
+        luma = out.mean(dim=0, keepdim=True)
+        deviation = (luma - median3(luma)).abs()
+        gain = float(out[0, 24, 27] / band[0, 24, 27])
+        assert float(deviation[0, 24, 30]) <= float(allowed[0, 24, 30]) * gain + 1e-5
+        assert 1.0 < gain <= MAX_GAIN + 1e-6, "the texture around the dot takes back its energy"
+        far = ENERGY_WINDOW // 2 + 2
+        torch.testing.assert_close(out[:, :24 - far], band[:, :24 - far], atol=0, rtol=0)
+        kept = box_mean(band_energy(out), ENERGY_WINDOW)
+        assert float(kept[0, 24, 30]) == pytest.approx(float(energy[0, 24, 30]), rel=0.05)
+
+    def test_median_on_any_device_matches_opencv(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.outliers import median3, median3_torch
+
+        values = torch.from_numpy(rng.random((2, 9, 13), dtype=np.float32))
+        torch.testing.assert_close(median3(values), median3_torch(values), atol=0, rtol=0)
+
+    def test_restoration_gives_an_uncounted_channel_the_same_gain(self, rng: np.random.Generator) -> None:
+        from stillflow.stages.contrast import band_energy, restore_contrast_, restore_contrast_torch
+
+        a, b = (torch.from_numpy(rng.normal(0, 0.1, (3, 30, 40)).astype(np.float32)) for _ in range(2))
+        mean, energy = 0.5 * (a + b), 0.5 * (band_energy(a) + band_energy(b))
+        measure = torch.full((1, 30, 40), 0.25)
+        out = restore_contrast_(torch.cat([mean, measure]).contiguous(), energy, counted=3)
+        torch.testing.assert_close(out[:3], restore_contrast_torch(mean, energy), atol=FLOAT32_ATOL, rtol=1e-5)
+        torch.testing.assert_close(out[3:] / 0.25, out[:3].abs().sum(0, keepdim=True) / mean.abs().sum(0, keepdim=True),
+                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(restore_contrast_torch(torch.cat([mean, measure]), energy, counted=3), out,
+                                   atol=FLOAT32_ATOL, rtol=1e-5)

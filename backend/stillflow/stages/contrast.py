@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .._cv import cv2
 from . import cpu_kernels
 
-__all__ = ["restore_contrast", "restore_contrast_", "restore_contrast_torch", "band_energy", "MAX_GAIN"]
+__all__ = ["restore_contrast", "restore_contrast_", "restore_contrast_torch", "band_energy", "box_mean", "MAX_GAIN"]
 
 MAX_GAIN = 1.5
 """Largest amplification; an even blend of two uncorrelated copies needs sqrt(2) ~ 1.41, and a
@@ -43,27 +43,34 @@ def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) 
     return restore_contrast_(mean.clone(memory_format=torch.contiguous_format), energy, window)
 
 
-def restore_contrast_(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
-    """``restore_contrast`` in place on a contiguous ``mean`` (no copy of a fresh splat result)."""
+def restore_contrast_(mean: torch.Tensor, energy: torch.Tensor, window: int = 5,
+                      counted: int | None = None) -> torch.Tensor:
+    """``restore_contrast`` in place on a contiguous ``mean`` (no copy of a fresh splat result).
+
+    With ``counted``, only the first ``counted`` channels make up the band's energy; the rest
+    (a measure that scales with the band, stages/outliers.py) take the same gain.
+    """
     if mean.device.type == "cpu" and cpu_kernels.available() and mean.is_contiguous():
-        cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu)
+        cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu,
+                                     counted)
         return mean
-    return mean.copy_(restore_contrast_torch(mean, energy, window))
+    return mean.copy_(restore_contrast_torch(mean, energy, window, counted))
 
 
-def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
+def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5,
+                           counted: int | None = None) -> torch.Tensor:
     """The torch reference of ``restore_contrast`` (any device)."""
     energy_particles = energy
-    energy_mean = band_energy(mean)
+    energy_mean = band_energy(mean[:counted])
     # Running-sum box filters can leave -1e-9 where the energy is 0: clamp before sqrt.
-    gain = torch.sqrt(_box(energy_particles, window).clamp(min=0) / _box(energy_mean, window).clamp(min=1e-12))
+    gain = torch.sqrt(box_mean(energy_particles, window).clamp(min=0) / box_mean(energy_mean, window).clamp(min=1e-12))
     return mean * gain.clamp_(1.0, MAX_GAIN)
 
 
-def _box(values: torch.Tensor, window: int) -> torch.Tensor:
+def box_mean(values: torch.Tensor, window: int) -> torch.Tensor:
     """Box average over window x window pixels with replicated borders: (1, H, W) -> (1, H, W)."""
     if values.device.type == "cpu":
-        return torch.from_numpy(_box_cpu(values[0].numpy(), window))[None]
+        return torch.from_numpy(_box_cpu(values[0].contiguous().numpy(), window))[None]
     pad = window // 2
     padded = F.pad(values[None], (pad, pad, pad, pad), mode="replicate")
     rows = F.avg_pool2d(padded, (1, window), stride=1)
