@@ -79,7 +79,8 @@ class LoopRenderer:
             (a one-shot drift carries the sub-pixel remainder instead, as "precise");
             "precise" does the same with each particle carrying its detail resampled at its
             sub-pixel remainder; "restore" splats sub-pixel with that restoration; "smooth" is the
-            plain bilinear splat.
+            plain bilinear splat. A loop in "sharp" or "precise" also keeps its finest band from
+            standing out of its new neighbours more than what landed there (stages/outliers.py).
         inflow: what a loop's detail bands carry in from outside the frame (RenderOptions.inflow):
             "texture" (stages/inflow.py) or "smooth" (faded out, as a one-shot drift always is).
         should_cancel: checked at every integration step and before every band of a frame.
@@ -128,7 +129,8 @@ class LoopRenderer:
         # A loop's whole-pixel finest band carries each particle's own outlyingness, so that no pixel
         # stands out from its new neighbours more than it did from its old ones (stages/outliers.py;
         # on the real clips the loop's speckle fell by 4-12 %, docs/benchmarks.md).
-        self._limits = self.detail in WHOLE_PIXEL_MODES and not once
+        # Its channel rides with the restoration's energy (the band's last channel), so it needs it.
+        self._limits = self._restores and self.detail in WHOLE_PIXEL_MODES and not once
         self.padding = loop_padding(max_speed, frames, multiple=2 ** (self.levels - 1))
         self._mask_t = torch.from_numpy(np.ascontiguousarray(composite_mask[self.window])).to(device)
         motion_w = np.ascontiguousarray(motion_px[:, self.window[0], self.window[1]])

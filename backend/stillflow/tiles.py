@@ -24,9 +24,9 @@ __all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_PIXEL = 300
+BYTES_PER_PIXEL = 320
 """Peak bytes per rendered pixel of one LoopRenderer and its frame (12.7 GiB at 8192x6144 on the CPU,
-280 B/px; the finest band's outlier limit, stages/outliers.py, added 7 % to a 4096x3072 window's peak)."""
+280 B/px; the finest band's outlier limit, stages/outliers.py, added 11-29 B/px at 2048x1536)."""
 
 _MIN_STRIP_ROWS = 64
 

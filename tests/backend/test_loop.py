@@ -313,6 +313,9 @@ class TestTorchPath:
                       options=RenderOptions(frames=8, speed=2.0, detail=detail))
         compiled = list(render_frames(photo, **kwargs))
         monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        from stillflow.stages import outliers
+
+        monkeypatch.setattr(outliers, "median3", outliers.median3_torch)  # chosen by device, not by numba
         reference = list(render_frames(photo, **kwargs))
         for t, (a, b) in enumerate(zip(compiled, reference)):
             # Same maths, different summation order (see tolerances.SPLAT_ORDER_ATOL); pixels

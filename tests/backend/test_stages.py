@@ -413,18 +413,20 @@ class TestOutliers:
         luma = out.mean(dim=0, keepdim=True)
         deviation = (luma - median3(luma)).abs()
         gain = float(out[0, 24, 27] / band[0, 24, 27])
-        assert float(deviation[0, 24, 30]) <= float(allowed[0, 24, 30]) * gain + 1e-5
+        assert float(deviation[0, 24, 30]) <= float(allowed[0, 24, 30]) * MAX_GAIN + 0.005, "0.5 before"
         assert 1.0 < gain <= MAX_GAIN + 1e-6, "the texture around the dot takes back its energy"
         far = ENERGY_WINDOW // 2 + 2
         torch.testing.assert_close(out[:, :24 - far], band[:, :24 - far], atol=0, rtol=0)
         kept = box_mean(band_energy(out), ENERGY_WINDOW)
         assert float(kept[0, 24, 30]) == pytest.approx(float(energy[0, 24, 30]), rel=0.05)
 
-    def test_median_on_any_device_matches_opencv(self, rng: np.random.Generator) -> None:
-        from stillflow.stages.outliers import median3, median3_torch
+    def test_torch_median_matches_opencv(self, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+        from stillflow.stages import outliers
 
         values = torch.from_numpy(rng.random((2, 9, 13), dtype=np.float32))
-        torch.testing.assert_close(median3(values), median3_torch(values), atol=0, rtol=0)
+        torch.testing.assert_close(outliers.median3(values), outliers.median3_torch(values), atol=0, rtol=0)
+        monkeypatch.setattr(outliers, "_ROWS_PER_CHUNK", 4)  # chunks that split the rows unevenly
+        torch.testing.assert_close(outliers.median3(values), outliers.median3_torch(values), atol=0, rtol=0)
 
     def test_restoration_gives_an_uncounted_channel_the_same_gain(self, rng: np.random.Generator) -> None:
         from stillflow.stages.contrast import band_energy, restore_contrast_, restore_contrast_torch

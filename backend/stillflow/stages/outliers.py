@@ -22,10 +22,12 @@ from .contrast import MAX_GAIN, band_energy, box_mean
 __all__ = ["luma_deviation", "limit_outliers_", "median3", "median3_torch", "ENERGY_WINDOW"]
 
 ENERGY_WINDOW = 15
-"""Side (px) of the box over which the energy taken from outliers is given back. Without it (measured with
-the deviations mixed linearly) the middle of a loop softened to 0.70 of frame 0's sharpness on a
-real clip; 15 and 31 px scored alike
-(docs/benchmarks.md, tenth session)."""
+"""Side (px) of the box over which the energy taken from outliers is given back. Without it
+(measured with the deviations mixed linearly) the middle of a loop softened to 0.70 of frame 0's
+sharpness on a real clip; 15 and 31 px scored alike (docs/benchmarks.md, tenth session)."""
+
+_ROWS_PER_CHUNK = 256
+"""Rows whose 3x3 windows ``median3_torch`` gathers at once: the nine-fold copy stays small."""
 
 
 def median3(values: torch.Tensor) -> torch.Tensor:
@@ -38,8 +40,12 @@ def median3(values: torch.Tensor) -> torch.Tensor:
 def median3_torch(values: torch.Tensor) -> torch.Tensor:
     """The torch reference of ``median3`` (any device)."""
     padded = F.pad(values[None], (1, 1, 1, 1), mode="replicate")[0]
-    windows = padded.unfold(1, 3, 1).unfold(2, 3, 1)
-    return windows.reshape(*windows.shape[:3], 9).median(dim=-1).values
+    out = torch.empty_like(values)
+    for top in range(0, values.shape[1], _ROWS_PER_CHUNK):
+        rows = padded[:, top: top + _ROWS_PER_CHUNK + 2]
+        windows = rows.unfold(1, 3, 1).unfold(2, 3, 1)
+        out[:, top: top + windows.shape[1]] = windows.reshape(*windows.shape[:3], 9).median(dim=-1).values
+    return out
 
 
 def luma_deviation(band: torch.Tensor) -> torch.Tensor:
@@ -58,8 +64,10 @@ def limit_outliers_(band: torch.Tensor, allowed: torch.Tensor, window: int = ENE
         window: side of the box over which the band's energy is kept, px.
 
     Returns:
-        ``band``: each pixel's luma within ``allowed`` of its 3x3 median (the same offset is taken
-        from every channel), then scaled by a gain in [1, MAX_GAIN] that restores the box energy.
+        ``band``: each pixel's luma moved to within ``allowed`` of its 3x3 median as it was before
+        any pixel moved (the same offset is taken from every channel), then the band scaled by a
+        gain in [1, MAX_GAIN] that restores its box energy. Neither step is repeated, so a pixel
+        may end a little beyond its limit where its neighbours moved too or the gain lifted it.
     """
     luma = band.mean(dim=0, keepdim=True)
     excess = luma.sub_(median3(luma))  # the deviation, then (in place) what exceeds ``allowed``
