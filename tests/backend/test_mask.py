@@ -51,13 +51,33 @@ class TestUserMaskIsRespected:
     def test_refinement_only_fills_enclosed_holes(self) -> None:
         mask = np.zeros((200, 200), np.float32)
         mask[20:180, 20:180] = 1
-        mask[90:95, 90:95] = 0  # an enclosed hole: filled
+        mask[90:95, 90:95] = 0.3  # an enclosed hole, faintly painted: filled
+        mask[120:125, 120:125] = 0  # an enclosed hole left unpainted: filled only for a predicted mask
         mask[20:60, 100:102] = 0  # a thin slit open to the outside: the closing would bridge it
         refined = refine_mask(mask, min_region_frac=0.03)
         hole = np.zeros_like(mask, dtype=bool)
         hole[90:95, 90:95] = True
         assert refined[hole].all()
         assert not ((refined > mask) & ~hole).any(), "refinement animated an unpainted pixel outside a hole"
+        assert refine_mask(mask, min_region_frac=0.03, fill_unpainted=True)[120:125, 120:125].all()
+
+    def test_an_unpainted_rock_with_a_soft_rim_stays_bit_exact(self, rng: np.random.Generator) -> None:
+        """Static wherever the drawn mask is exactly 0, also inside the painted region and behind soft edges."""
+        height, width = 80, 112
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        image = np.stack([0.5 + 0.3 * np.sin(xs / 3 + c) * np.cos(ys / 4) for c in range(3)], axis=-1)
+        image = np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1).astype(np.float32)
+        # A lake painted with anti-aliased edges, and a small rock in it left unpainted (its rim soft too).
+        lake = np.clip(height * 0.45 - np.hypot((ys - 40) * 1.6, xs - 56) + 0.5, 0, 1)
+        rock = np.clip(np.hypot(ys - 40, xs - 62) - 3.5, 0, 1)
+        drawn = (lake * rock).astype(np.float32)
+        assert 0 < (drawn == 0)[35:46, 57:68].sum() < 0.03 * drawn.size
+        for once in (False, True):
+            frames = list(render_frames(image, mask=drawn, motion=MotionSpec(kind="drift", drift=(1.2, 0.4)),
+                                        options=RenderOptions(frames=6, once=once)))
+            unpainted = drawn == 0
+            for frame in frames:
+                assert np.array_equal(frame[unpainted], image[unpainted]), "a pixel the user left at 0 changed"
 
     def test_snapping_drops_painted_pixels_across_a_photo_edge(self) -> None:
         image = np.zeros((64, 64, 3), np.float32)

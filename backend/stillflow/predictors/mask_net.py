@@ -160,4 +160,4 @@ def predict_mask(image: np.ndarray, models_dir: str | Path | None, mode: str = "
         full = F.interpolate(small, size=(square_side, square_side), mode="bilinear", align_corners=False)[0, 0]
         region = mask[top:top + square_side, left:left + square_side]
         np.maximum(region, (full.cpu().numpy() > 0.5).astype(np.float32), out=region)
-    return refine_mask(mask, min_region_frac=min_region_frac, min_mask_frac=min_mask_frac)
+    return refine_mask(mask, min_region_frac=min_region_frac, min_mask_frac=min_mask_frac, fill_unpainted=True)

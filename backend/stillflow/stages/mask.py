@@ -45,14 +45,15 @@ def _drop_small(binary: np.ndarray, max_area: float) -> np.ndarray:
 
 
 def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_frac: float = 0.0,
-                image: np.ndarray | None = None) -> np.ndarray:
+                image: np.ndarray | None = None, fill_unpainted: bool = False) -> np.ndarray:
     """Clean a hand-drawn or predicted mask without growing it past what was painted.
 
     Works at about 512 px on the long side: dilate once (4x4 ellipse), erode twice (3x3
     ellipse), fill holes and remove islands smaller than ``min_region_frac`` of the image
     (StyleCineGAN recipe). The result is then limited to the painted pixels plus the holes
     that were filled: the recipe's closing and resampling never animate a pixel the user left
-    unpainted. With ``image``, the edge is also snapped to the photo inside the painted region
+    unpainted. A filled hole keeps its pixels whose mask is exactly 0 unless ``fill_unpainted``
+    (a predicted mask's holes are noise; a drawn mask's 0 is the user's word). With ``image``, the edge is also snapped to the photo inside the painted region
     (``snap_to_edges``). Falls back to all-animate when less than ``min_mask_frac`` remains.
 
     Args:
@@ -60,6 +61,7 @@ def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_fra
         min_region_frac: holes and islands smaller than this fraction of the image are removed.
         min_mask_frac: a result smaller than this fraction becomes all ones.
         image: optional (H, W, C) float32 photo in [0, 1] to snap the edge to.
+        fill_unpainted: also fill a hole's pixels whose mask is exactly 0.
 
     Returns:
         (H, W) float32 binary mask (0 or 1) at the input size.
@@ -77,6 +79,10 @@ def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_fra
     full = cv2.resize(binary.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
     painted = (mask > 0.5).astype(np.uint8)
     allowed = _fill_small(painted, min_region_frac * painted.size) if min_region_frac > 0 else painted
+    if not fill_unpainted:
+        # A rock or buoy left out of a drawn sky or lake is an enclosed hole, often with an
+        # anti-aliased rim: its rim may join, its unpainted pixels never move.
+        allowed = allowed & (mask > 0)
     refined = (full & (allowed > 0)).astype(np.uint8)
     if image is not None and refined.any() and not refined.all():
         refined = snap_to_edges(refined, image)
