@@ -6,7 +6,6 @@ through ``core.request.option_field``; no default is retyped here.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +172,11 @@ class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
 
 
 def user_folder(name: str) -> Path:
-    """A writable folder of the extension (``extension_path_user``), or a temp folder outside an extension."""
+    """A writable folder of the extension (``extension_path_user``), else Blender's user data folder's stillflow/."""
     try:
         return Path(bpy.utils.extension_path_user(__package__, path=name, create=True))
-    except ValueError:
-        folder = Path(tempfile.gettempdir()) / "stillflow" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    except ValueError:  # registered as a plain add-on (not an extension): still a per-user folder, never temp
+        return Path(bpy.utils.user_resource("DATAFILES", path=f"stillflow/{name}", create=True))
 
 
 def preferences(context: bpy.types.Context | None = None) -> STILLFLOW_AP_preferences:

@@ -156,7 +156,7 @@ class Connect:
     def _backend(self) -> Any:
         """The local backend as the launcher's LocalBackend (which knows how to stop it)."""
         return load("link.launcher").LocalBackend(process=self._process, endpoint=self._endpoint,
-                                                  log_path=self._log_path)
+                                                  log_path=self._log_path, state_dir=str(self._state_dir))
 
     # LOCAL: probing -> starting -> connecting -> ready
     def _step_probing(self) -> None:

@@ -8,6 +8,7 @@ from the zip that ``scripts/build_extension.py`` builds; the Blender user folder
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 if "bpy" not in sys.modules:
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="stillflow_blender_user_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def blender_user_folder() -> Iterator[None]:
+    """Remove the Blender user folder made above (extensions, add-on logs) when the session ends."""
+    yield
+    if os.path.basename(os.environ.get("BLENDER_USER_RESOURCES", "")).startswith("stillflow_blender_user_"):
+        shutil.rmtree(os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

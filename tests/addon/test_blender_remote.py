@@ -62,7 +62,7 @@ def backend(sf: ModuleType, backend_python: str, keys: dict[str, Path],
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     started = sf.core.lib.load("link.launcher").start_local_backend(
         backend_python, log_path=str(log), timeout=120, extra_args=("--keys", str(keys["dir"])),
-        server_key=str(keys["server"]), client_keys=str(keys["client"]))
+        server_key=str(keys["server"]), client_keys=str(keys["client"]), results_dir=log.parent / "results")
     yield started
     started.stop()
 

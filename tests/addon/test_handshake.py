@@ -36,11 +36,14 @@ def keys(backend_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.fixture(scope="module")
-def endpoints(backend_python: str, keys: dict[str, str]) -> Iterator[dict[str, str]]:
+def endpoints(backend_python: str, keys: dict[str, str],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Endpoints of a backend with CURVE keys ('keyed') and one without ('plain')."""
     keyed = _launcher.start_local_backend(backend_python, timeout=120, extra_args=("--keys", keys["dir"]),
-                                          server_key=keys["server"], client_keys=keys["client"])
-    plain = _launcher.start_local_backend(backend_python, timeout=120)
+                                          server_key=keys["server"], client_keys=keys["client"],
+                                          results_dir=tmp_path_factory.mktemp("keyed-results"))
+    plain = _launcher.start_local_backend(backend_python, timeout=120,
+                                          results_dir=tmp_path_factory.mktemp("plain-results"))
     yield {"keyed": keyed.endpoint, "plain": plain.endpoint}
     keyed.stop()
     plain.stop()

@@ -54,7 +54,8 @@ def wait_render(client: Client, job: object, timeout: float = 60.0) -> None:
 def module_backend(factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[LocalBackend]:
     """A backend for one test module (``serve ARGS``), stopped cleanly at the end."""
     log_path = factory.mktemp(name) / "serve.log"
-    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0, extra_args=args)
+    started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0, extra_args=args,
+                                  results_dir=log_path.parent / "results")
     yield started
     assert started.stop() == 0, Path(log_path).read_text()[-2000:]
 

@@ -90,7 +90,8 @@ def test_sigterm_cancels_the_running_job_and_exits_cleanly(tmp_path: Path) -> No
 def test_sigterm_still_tells_a_client_that_fell_behind(tmp_path: Path) -> None:
     # The client reads nothing while its frames pile up in the backend (the job pauses at the
     # backlog), so "cancelled" is queued behind tens of MiB when the backend is told to stop.
-    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120)
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
+                                  results_dir=tmp_path / "results")
     try:
         with Client(backend.endpoint) as client:
             job = client.submit(long_image(3), motion=LONG_MOTION, options=LONG)
@@ -135,7 +136,7 @@ def test_curve_admits_known_keys_only(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="already exist"):
         generate_keys(keys, ("alice",))
     backend = start_local_backend(sys.executable, endpoint="tcp://0.0.0.0:*", log_path=str(tmp_path / "serve.log"),
-                                  timeout=120, extra_args=("--keys", str(keys)),
+                                  timeout=120, extra_args=("--keys", str(keys)), results_dir=tmp_path / "results",
                                   server_key=keys / "server.key", client_keys=keys / "alice.key_secret")
     endpoint = backend.endpoint.replace("0.0.0.0", "127.0.0.1")
     try:

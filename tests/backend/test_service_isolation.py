@@ -122,7 +122,8 @@ def test_curve_jobs_belong_to_the_key(tmp_path: Path) -> None:
     server_key = keys / "server.key"
     backend = start_local_backend(sys.executable, endpoint="tcp://0.0.0.0:*", log_path=str(tmp_path / "serve.log"),
                                   timeout=120, extra_args=("--keys", str(keys), "--heartbeat", "0.5"),
-                                  server_key=server_key, client_keys=keys / "alice.key_secret")
+                                  server_key=server_key, client_keys=keys / "alice.key_secret",
+                                  results_dir=tmp_path / "results")
     endpoint = backend.endpoint.replace("0.0.0.0", "127.0.0.1")
     try:
         with Client(endpoint, server_key=server_key, client_keys=keys / "alice.key_secret") as alice, \

@@ -42,6 +42,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
     os.environ[MEMORY_ENV] = "2"  # the backend may use 2 GiB for a render
     try:
         started = start_local_backend(sys.executable, log_path=str(log_path), timeout=120.0,
+                                      results_dir=log_path.parent / "results",
                                       extra_args=("--client-backlog-mb", str(BACKLOG_MB), "--client-timeout", "8",
                                                   "--heartbeat", "0.5", "--log-max-mb", "0.01"))
     finally:

@@ -76,7 +76,7 @@ def test_a_client_that_reads_late_still_gets_every_frame_and_the_result(tmp_path
     # The whole loop is rendered and queued for the client (far more messages than ZeroMQ buffers)
     # before the client reads anything: none of it, least of all the result, may be dropped.
     backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
-                                  extra_args=("--heartbeat", "0.5"))
+                                  extra_args=("--heartbeat", "0.5"), results_dir=tmp_path / "results")
     try:
         with Client(backend.endpoint) as client:
             job = client.submit(image(5), motion=SLOW_MOTION, options=LONG)
@@ -143,8 +143,9 @@ def test_cancel_stops_video_encoding_and_writes_nothing(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
-def test_an_ipv6_loopback_endpoint_binds() -> None:
-    backend = start_local_backend(sys.executable, endpoint="tcp://[::1]:*", timeout=120)
+def test_an_ipv6_loopback_endpoint_binds(tmp_path: Path) -> None:
+    backend = start_local_backend(sys.executable, endpoint="tcp://[::1]:*", timeout=120,
+                                  results_dir=tmp_path / "results")
     try:
         assert backend.endpoint.startswith("tcp://[::1]:")
         with Client(backend.endpoint) as client:

@@ -6,12 +6,14 @@ Thread and process contract:
   - start_local_backend() blocks the calling thread until the backend answers ``hello`` or the
     timeout passes; the add-on calls it from an operator, never from a timer tick.
   - The backend is a separate process (``python -m stillflow serve``) with its own log file;
-    LocalBackend.stop() sends SIGTERM and kills it after a grace period.
+    LocalBackend.stop() sends SIGTERM and kills it after a grace period, then removes the
+    temporary folder (endpoint file, default log) made for it.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -34,6 +36,8 @@ class LocalBackend:
     process: subprocess.Popen[bytes]
     endpoint: str
     log_path: str
+    state_dir: str | None = None
+    """Temporary folder made for this backend (endpoint file, default log); removed once it exited."""
 
     def stop(self, timeout: float = 15.0) -> int:
         """Ask the backend to shut down (SIGTERM; kill after ``timeout`` s); returns its exit status."""
@@ -44,6 +48,8 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         return int(self.process.returncode)
 
 
@@ -60,7 +66,7 @@ def start_local_backend(python: str, *, endpoint: str | None = None, log_path: s
     is the folder job outputs go under (None: the backend's per-user default) and each
     ``allow_read`` folder (``--allow-read``) one whose files jobs may name as input paths.
     Raises BackendUnavailable (with the log's last lines) when the process exits or does not
-    answer within ``timeout`` s.
+    answer within ``timeout`` s; the temporary folder made for it then stays only when it holds the log.
     """
     state = Path(tempfile.mkdtemp(prefix="stillflow-backend-"))
     log_path = log_path or str(state / "serve.log")
@@ -79,6 +85,7 @@ def start_local_backend(python: str, *, endpoint: str | None = None, log_path: s
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            _forget(state, log_path)
             raise BackendUnavailable(f"the backend exited with status {process.returncode}: {_tail(log_path)}",
                                      hint=f"see {log_path}")
         if endpoint_file.is_file() and (bound := endpoint_file.read_text().strip()):
@@ -88,12 +95,19 @@ def start_local_backend(python: str, *, endpoint: str | None = None, log_path: s
             except BackendUnavailable:
                 log.debug("backend at %s does not answer yet; polling again", bound)
             else:
-                return LocalBackend(process=process, endpoint=bound, log_path=log_path)
+                return LocalBackend(process=process, endpoint=bound, log_path=log_path, state_dir=str(state))
             finally:
                 client.close()
         time.sleep(0.1)
     LocalBackend(process=process, endpoint=endpoint or "", log_path=log_path).stop()
+    _forget(state, log_path)
     raise BackendUnavailable(f"the backend did not answer within {timeout:g} s", hint=f"see {log_path}")
+
+
+def _forget(state: Path, log_path: str) -> None:
+    """Remove a failed start's temporary folder unless the log the error points to is in it."""
+    if Path(log_path).parent != state:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _tail(path: str, lines: int = 3) -> str:
