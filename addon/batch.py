@@ -88,6 +88,7 @@ def generate_loops(stills: Sequence[str | Path], *, context: bpy.types.Context |
             continue
         (report.reused if reused else report.made).append(path.name)
         report.images.append(loop.name)
+        report.warnings += [(path.name, warning) for warning in placement.loop_warnings(loop)]
         if place_in_sequencer:
             frames = int(loop.get("stillflow_frames", settings.result_frames))
             strip = results.add_to_sequencer(scene, loop, frames, loops, frame_start=next_start, channel=channel)

@@ -47,6 +47,10 @@ def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32] | npt.NDArray
     if image.source not in {"FILE", "GENERATED"}:
         raise _errors.InputError(f"image '{image.name}' is a {image.source.lower()}, not a still",
                                  hint="choose a single still image")
+    if image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath \
+            and not os.path.isfile(bpy.path.abspath(image.filepath)):
+        raise _errors.InputError(f"image '{image.name}' is missing: no file at {bpy.path.abspath(image.filepath)}",
+                                 hint="find it again (Image > Replace, or File > External Data > Find Missing Files)")
     if image.is_dirty or (image.packed_file is None and not os.path.isfile(bpy.path.abspath(image.filepath))):
         raise _errors.InputError(f"image '{image.name}' is not saved or packed",
                                  hint="save it (Image > Save) or pack it into the .blend first")

@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from . import checking, results, runner
+from . import checking, placement, results, runner
 from .core.lib import load
 
 log = logging.getLogger(__name__)
@@ -16,15 +16,17 @@ _errors = load("errors")
 
 
 def source_image(context: bpy.types.Context) -> bpy.types.Image | None:
-    """The still to animate: the panel's choice, else the Image Editor's image."""
+    """The still to animate: the panel's choice, else the Image Editor's image (a loop's own still for a loop)."""
     settings = context.scene.stillflow
     if settings.image is not None:
         return settings.image
     space = context.space_data
-    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
-        if space.image != settings.result:
-            return space.image
-    return None
+    if space is None or space.type != "IMAGE_EDITOR" or space.image is None:
+        return None
+    still_name = space.image.get(placement.LOOP_SOURCE)
+    if still_name:  # Generate on a loop regenerates the still it animates
+        return bpy.data.images.get(still_name)
+    return space.image if space.image != settings.result else None
 
 
 class STILLFLOW_OT_generate(bpy.types.Operator):
@@ -43,7 +45,10 @@ class STILLFLOW_OT_generate(bpy.types.Operator):
             cls.poll_message_set("Check Backend is still connecting (Cancel stops it)")
             return False
         if source_image(context) is None:
-            cls.poll_message_set("Open an image in the Image Editor (or pick one in the panel)")
+            space = context.space_data
+            still = space.image.get(placement.LOOP_SOURCE) if getattr(space, "image", None) is not None else None
+            cls.poll_message_set(f"The still '{still}' this loop animates is no longer in this file" if still
+                                 else "Open an image in the Image Editor (or pick one in the panel)")
             return False
         return True
 

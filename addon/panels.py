@@ -1,9 +1,11 @@
 """Stillflow panels in the Image Editor sidebar (draw only). Imports bpy."""
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
-from . import runner
+from . import placement, runner
 from .operators import source_image
 
 
@@ -79,6 +81,7 @@ class STILLFLOW_PT_result(_Sidebar, bpy.types.Panel):
             layout.label(text="No loop generated yet")
             return
         layout.label(text=f"{settings.result.name}: {settings.result_frames} frames at {settings.result_fps:g} fps")
+        _draw_warnings(layout, placement.loop_warnings(settings.result), context.region)
         layout.prop(settings, "use_scene_fps")
         _draw_view_hint(layout, context.scene)
         col = layout.column(align=True)
@@ -87,6 +90,17 @@ class STILLFLOW_PT_result(_Sidebar, bpy.types.Panel):
         row.operator("stillflow.add_to_sequencer", icon="SEQUENCE")
         row.prop(settings, "sequencer_loops", text="Loops")
         col.operator("stillflow.add_to_material", icon="MATERIAL")
+
+
+def _draw_warnings(layout: bpy.types.UILayout, warnings: list[str], region: bpy.types.Region | None) -> None:
+    """The backend's warnings about the loop, wrapped to the sidebar's width."""
+    if not warnings:
+        return
+    width = max(20, int((region.width if region is not None else 300) / 7))
+    box = layout.box()
+    for warning in warnings:
+        for index, line in enumerate(textwrap.wrap(warning[0].upper() + warning[1:], width)):
+            box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
 
 
 def _draw_view_hint(layout: bpy.types.UILayout, scene: bpy.types.Scene) -> None:

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -24,13 +25,15 @@ from .properties import preferences, results_root, session_results_root
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOOP_SOURCE", "find_loop", "place_take", "image_folder", "show_take", "take_of", "blend_path", "frame_files",
+__all__ = ["LOOP_SOURCE", "WARNINGS", "take_warnings", "loop_warnings", "find_loop", "place_take", "image_folder", "show_take", "take_of", "blend_path", "frame_files",
            "retarget_users", "undo_step", "relocate_session_results", "register", "unregister"]
 
 LOOP_SOURCE = "stillflow_source"
 """ID property of a loop Image: the name of the still it animates (how a regenerate finds it)."""
 
 FRAME_SUFFIXES = (".png", ".exr")
+WARNINGS = "stillflow_warnings"
+"""ID property of a loop Image: the warnings of the take it shows (from its manifest.json), one per line."""
 
 
 def blend_path(path: str | Path) -> str:
@@ -92,11 +95,28 @@ def show_take(image_name: str, take: Path) -> tuple[bpy.types.Image, list[Path]]
         old_dir, old_count = _folder_of(loop), int(loop.get("stillflow_frames", 0))
     loop.filepath = blend_path(paths[0])
     loop["stillflow_frames"] = len(paths)
+    loop[WARNINGS] = "\n".join(take_warnings(take))
     results.tag_colorspace(loop, paths[0].suffix)
     loop.reload()
     if old_dir is not None and old_dir != take.resolve():
         retarget_users(loop, old_dir, old_count, take.resolve(), len(paths))
     return loop, paths
+
+
+def take_warnings(take: Path) -> list[str]:
+    """The backend's warnings about a take ('content travels up to ...'), from its manifest.json."""
+    try:
+        manifest = json.loads((take / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = manifest.get("warnings") if isinstance(manifest, dict) else None
+    return [str(line) for line in found] if isinstance(found, list) else []
+
+
+def loop_warnings(loop: bpy.types.Image | None) -> list[str]:
+    """The warnings of the take a loop Image shows."""
+    text = str(loop.get(WARNINGS, "")) if loop is not None else ""
+    return text.splitlines()
 
 
 def take_of(loop: bpy.types.Image) -> Path:
@@ -187,8 +207,11 @@ def relocate_session_results(new_root: Path) -> dict[Path, Path]:
             if folder in moved:
                 strip.directory = str(moved[folder]) + os.sep
         settings = scene.stillflow
-        if settings.result_dir and Path(bpy.path.abspath(settings.result_dir)).resolve() in moved:
-            settings.result_dir = str(moved[Path(bpy.path.abspath(settings.result_dir)).resolve()])
+        shown = Path(bpy.path.abspath(settings.result_dir)) if settings.result_dir else None
+        if shown is not None and shown.resolve() in moved:
+            settings.result_dir = str(moved[shown.resolve()])
+            # the panel's "Done: ... in <folder>" names where the take is now, not the session folder
+            settings.status = settings.status.replace(str(shown), settings.result_dir)
     if moved:
         log.info("moved %d result folders beside the .blend into %s", len(moved), new_root)
     return moved

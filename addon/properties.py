@@ -106,7 +106,8 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
     status: StringProperty(name="Status", default="")
     result: PointerProperty(type=bpy.types.Image, name="Result", description="The last generated loop")
-    result_dir: StringProperty(name="Result Folder", subtype="DIR_PATH", default="")
+    result_dir: StringProperty(name="Result Folder", subtype="DIR_PATH", default="",
+                               options={"PATH_SUPPORTS_BLEND_RELATIVE"})  # "//..." once the .blend is saved
     result_frames: IntProperty(name="Result Frames", default=0, min=0)
     result_fps: FloatProperty(name="Result FPS", default=_default("fps"), min=0.01)
 

@@ -12,6 +12,8 @@ Thread and process contract:
   - Without timers (``blender -b``) ``start`` and ``generate_sync`` loop tick() until the job ends;
     Ctrl+C there cancels the job on the backend and resets the panel before it propagates.
   - Loading another file (``load_pre``) cancels a running job cleanly (``file_handlers``).
+  - Nothing here waits on the network or on a process: cancel, ``abandon`` (load_pre) and
+    ``shutdown`` (unregister, quit) send and forget (``JobTracker.cancel``, ``Connection.close``).
 """
 from __future__ import annotations
 
@@ -144,6 +146,8 @@ def cancel() -> bool:
             _writer.cancel()  # the next tick reports it like any other end
         else:
             tracker.cancel()
+            if not tracker.is_finished and CONNECTION.reap():  # nobody is left to confirm it
+                tracker.stop_waiting("cancelled; the backend had stopped")
         stopped = True
     return stopped
 
@@ -291,9 +295,9 @@ def _show_end(scene: bpy.types.Scene, image_name: str, tracker: JobTracker, writ
     if tracker.state == "cancelled":
         settings.status = "Cancelled"
     else:
-        # a local backend that died: what it logged since it started (never an earlier run's lines)
-        tail = CONNECTION.log_tail() if CONNECTION.reap() else ""
-        settings.status = f"Error: {tracker.error}" + (f" (backend log: {tail})" if tail else "")
+        # a local backend that died: its last error line since it started (never an earlier run's lines)
+        said = CONNECTION.log_error() if CONNECTION.reap() else ""
+        settings.status = f"Error: {tracker.error}" + (f" (backend log: {said})" if said else "")
         log.error("Stillflow job for %s failed: %s", image_name, settings.status)
 
 
@@ -324,7 +328,11 @@ def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir:
     settings.result, settings.result_dir = loop, placement.blend_path(paths[0].parent)
     settings.result_frames, settings.result_fps = len(paths), fps
     settings.progress = 1.0
-    settings.status = f"Done: {len(paths)} frames in {paths[0].parent}"
+    warnings = placement.loop_warnings(loop)
+    settings.status = f"Done: {len(paths)} frames in {paths[0].parent}" + (
+        f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''} in the Result panel" if warnings else "")
+    for warning in warnings:
+        log.warning("Stillflow result for %s: %s", image_name, warning)
     if settings.use_scene_fps:
         results.apply_scene_fps(scene, fps)
     if len(paths) != frames:

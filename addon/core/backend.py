@@ -10,7 +10,8 @@ Thread and process contract:
     the timer to step (never blocking), ``adopt()`` takes its result; ``get_client()`` and
     ``hello()`` step it in a loop for callers that may block (``blender -b`` scripts, batch).
   - A local backend is a child process (``python -m stillflow serve --parent-pid <Blender>``) that
-    exits by itself when Blender dies; ``Connection.close()`` (called on unregister) stops it.
+    exits by itself when Blender dies; ``Connection.close()`` (unregister, a changed setting) asks it
+    to stop and returns at once (``connect.stop_later`` waits for the exit on a daemon thread).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import probe
-from .connect import Connect, Connected
+from .connect import Connect, Connected, stop_later
 from .lib import load
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,9 @@ class Connection:
         """Where the local backend writes its log ('' when none was started)."""
         return str(self.backend.log_path) if self.backend is not None and self.backend.log_path else ""
 
-    def log_tail(self) -> str:
-        """The last lines the local backend logged since it was started ('' without one)."""
-        return probe.log_since(self.log_path, self.log_offset) if self.log_path else ""
+    def log_error(self) -> str:
+        """The local backend's last error line since it was started, shortened ('' without one)."""
+        return probe.last_error_line(self.log_path, self.log_offset) if self.log_path else ""
 
     def is_ready(self, config: BackendConfig) -> bool:
         """True when a Client for ``config`` exists and a local backend (if any) still runs."""
@@ -174,12 +175,12 @@ class Connection:
         return self.hello_body
 
     def close(self) -> None:
-        """Close the client and stop a local backend this connection started."""
+        """Close the client and ask a local backend this connection started to stop (never waits for it)."""
         if self.client is not None:
             self.client.close()
             self.client = None
         if self.backend is not None:
-            self.backend.stop()
+            stop_later(self.backend)
             self.backend = None
         self.config = None
         self.hello_body = {}

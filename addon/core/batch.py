@@ -130,6 +130,8 @@ class BatchReport:
     reused: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(still, the backend's warning about its loop), e.g. content that travels too far."""
 
     @property
     def ok(self) -> bool:
@@ -137,8 +139,9 @@ class BatchReport:
         return not self.failed
 
     def summary(self) -> str:
-        """One line per outcome, e.g. 'batch: 3 made, 1 reused, 1 failed' + the failures."""
+        """One line per outcome, e.g. 'batch: 3 made, 1 reused, 1 failed' + the failures and warnings."""
         lines = [f"batch: {len(self.made)} made, {len(self.reused)} reused (already there), "
                  f"{len(self.failed)} failed"]
         lines += [f"  failed {name}: {reason}" for name, reason in self.failed]
+        lines += [f"  warning {name}: {warning}" for name, warning in self.warnings]
         return "\n".join(lines)

@@ -10,12 +10,15 @@ Thread and process contract:
   - The hello probe is a plain DEALER socket owned by this object; the Client handed out at the
     end is created on the calling thread after the backend answered.
   - A local backend is a child process (``python -m stillflow serve --parent-pid <ours>``) started
-    in a neutral working directory; ``cancel()`` stops it.
+    in a neutral working directory; ``cancel()`` stops it without waiting: ``stop_later`` sends
+    SIGTERM and a daemon thread waits for the exit (and kills after a grace period); that thread
+    touches only the process handle and the backend's temporary folder.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -32,7 +35,7 @@ from .lib import load
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Connect", "Connected", "HELLO_RESEND_S"]
+__all__ = ["Connect", "Connected", "HELLO_RESEND_S", "stop_later"]
 
 _errors = load("errors")
 _protocol = load("link.protocol")
@@ -42,6 +45,23 @@ HELLO_RESEND_S = 1.0
 
 RETRIES = 3
 """Tries per request (Lazy Pirate) for the Client handed out at the end."""
+
+STOP_GRACE_S = 15.0
+"""Seconds a stopped local backend gets to shut down in order before it is killed."""
+
+
+def stop_later(backend: Any, grace: float = STOP_GRACE_S) -> threading.Thread:
+    """Ask a LocalBackend to stop (SIGTERM now) and wait for its exit on a daemon thread, never here."""
+    if backend.process.poll() is None:
+        backend.process.terminate()
+    state_dir = getattr(backend, "state_dir", None)
+    if state_dir and Path(backend.log_path).parent != Path(state_dir):
+        # only its endpoint file is there, read at start: gone now, also when Blender quits before the exit
+        shutil.rmtree(state_dir, ignore_errors=True)
+    thread = threading.Thread(target=backend.stop, kwargs={"timeout": grace}, name="stillflow-backend-stop",
+                              daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -150,7 +170,7 @@ class Connect:
             self._hello.socket.close(linger=0)
             self._hello = None
         if stop_backend and self._process is not None:
-            self._backend().stop(timeout=5.0)
+            stop_later(self._backend(), grace=5.0)
             self._process = None
 
     def _backend(self) -> Any:
@@ -240,9 +260,7 @@ class Connect:
             if now > self._deadline:
                 waited = now - self._phase_started
                 raise _errors.BackendUnavailable(
-                    f"no answer from the backend at {self._endpoint} within {waited:.0f} s"
-                    + (f"; backend log: {self._log_path}" if self._process is not None else ""),
-                    hint="start it with `stillflow serve`, check the endpoint and CURVE keys")
+                    f"no answer from the backend at {self._endpoint} within {waited:.0f} s", hint=self._hint())
             self._send_hello()
             return
         socket = self._hello.socket
@@ -251,6 +269,12 @@ class Connect:
             if reply.req == self._hello.req:
                 self._answered(reply)
                 return
+
+    def _hint(self) -> str:
+        """What to do when the backend stops answering: a local one is the add-on's to start, so see its log."""
+        if self._process is not None:
+            return f"the backend Blender started has stopped or hangs: see its log {self._log_path}"
+        return "start it with `stillflow serve`, check the endpoint and CURVE keys"
 
     def _send_hello(self) -> None:
         """A fresh DEALER socket (keys set) with one hello request on it."""
@@ -282,7 +306,8 @@ class Connect:
         server_key, client_keys = self._keys
         names = {} if self.config.is_local else {"key_names": handshake.PREFERENCE_NAMES}
         client = load("link.client").Client(self._endpoint, timeout=self.config.timeout, retries=RETRIES,
-                                            server_key=server_key, client_keys=client_keys, **names)
+                                            server_key=server_key, client_keys=client_keys,
+                                            unreachable_hint=self._hint(), **names)
         backend = self._backend() if self._process is not None else None
         self._cleanup(stop_backend=False)
         self.result = Connected(client=client, hello=hello, backend=backend, log_path=self._log_path,

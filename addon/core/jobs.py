@@ -6,6 +6,9 @@ Thread and process contract:
   - Only Blender's main thread touches bpy; this module never imports it.
   - The Client's DEALER socket is polled only from ``tick()``, ``cancel()`` and ``wait()``, all on
     the main thread (timer ticks, operators, or a ``blender -b`` script).
+  - Nothing here waits on the network: ``cancel()`` sends its request and forgets it (a dead
+    backend cannot hold the operator, a file load or unregister); the job ends when the backend
+    confirms, or here after ``CANCEL_WAIT_S`` without its word.
   - The add-on starts no Python threads; the engine runs in the backend process.
   - ``tick()`` first steps the ``Connect`` state machine (when the job still needs a backend), then
     submits once, then drains with ``client.poll(0)``; it never blocks for long (submit is one
@@ -27,7 +30,7 @@ from .progress_model import ProgressModel, StagePlan
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobRequest", "JobTracker", "TICK_INTERVAL", "TERMINAL_STATES"]
+__all__ = ["JobRequest", "JobTracker", "TICK_INTERVAL", "TERMINAL_STATES", "CANCEL_WAIT_S"]
 
 _errors = load("errors")
 
@@ -35,6 +38,9 @@ TICK_INTERVAL = 0.1
 """Seconds between timer ticks while a job runs."""
 
 TERMINAL_STATES = ("done", "failed", "cancelled")
+
+CANCEL_WAIT_S = 5.0
+"""Seconds a cancelled job waits for the backend's ``cancelled`` before it ends here regardless."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class JobTracker:
         self.exception: Exception | None = None
         self.result: dict[str, Any] | None = None
         self._finished = False
+        self._cancel_by: float | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -93,6 +100,8 @@ class JobTracker:
         """What the panel shows: the connection step, 'Queued', or the progress line."""
         if self.state == "connecting" and self.connect is not None:
             return self.connect.label()
+        if self._cancel_by is not None:
+            return "cancelling…"
         return self.progress.text()
 
     def submit(self) -> None:
@@ -122,6 +131,9 @@ class JobTracker:
             self.preview, self.preview_count = job.preview, self.preview_count + 1
         if job.state in TERMINAL_STATES:
             self._end(job.state, str(job.error) if job.error is not None else "")
+            return None
+        if self._cancel_by is not None and time.monotonic() > self._cancel_by:
+            self._end("cancelled", f"cancelled; the backend did not confirm within {CANCEL_WAIT_S:g} s")
             return None
         self.state = job.state
         return self._updated()
@@ -162,8 +174,8 @@ class JobTracker:
         return True
 
     def cancel(self) -> None:
-        """Ask the backend to stop the job; the next tick() sees ``cancelled``."""
-        if self._finished:
+        """Ask the backend to stop the job without waiting for it; a later tick() sees ``cancelled``."""
+        if self._finished or self._cancel_by is not None:
             return
         if self.job is None:
             if self.connect is not None:
@@ -171,9 +183,13 @@ class JobTracker:
             self._end("cancelled", "cancelled before the job reached the backend")
             return
         try:
-            self.client.cancel(self.job)
-        except _errors.BackendUnavailable as error:
-            self._end("failed", str(error))
+            sent = self.client.cancel_nowait(self.job)
+        except _errors.StillflowError:  # the client was closed: nobody is left to ask
+            sent = False
+        if not sent:
+            self._end("cancelled", "cancelled; the backend was not reachable to confirm it")
+            return
+        self._cancel_by = time.monotonic() + CANCEL_WAIT_S
 
     def release_frames(self) -> None:
         """Drop a remote result's frame arrays once they are written (the Client keeps finished job handles)."""
@@ -214,6 +230,10 @@ class JobTracker:
         except KeyboardInterrupt:  # a second Ctrl+C while the cancel request is out: end here regardless
             pass
         self._end("cancelled", f"{reason}; the job was cancelled on the backend")
+
+    def stop_waiting(self, reason: str) -> None:
+        """End a cancelled job here at once, without the backend's word (it is gone)."""
+        self._end("cancelled", reason)
 
     def _end(self, state: str, error: str) -> None:
         """Record the final state and run ``on_finish`` once."""

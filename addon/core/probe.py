@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .lib import load
 
-__all__ = ["PythonFinder", "candidates", "log_since", "PYTHON_ENV", "PROBE_CODE"]
+__all__ = ["PythonFinder", "candidates", "log_since", "last_error_line", "PYTHON_ENV", "PROBE_CODE"]
 
 _errors = load("errors")
 
@@ -100,6 +100,10 @@ class PythonFinder:
                                                  stderr=subprocess.DEVNULL)
                 return
         self._done()
+        if self.configured and not Path(self.configured).is_file():
+            raise _errors.BackendUnavailable(
+                f"the Backend Python {self.configured} does not exist",
+                hint="fix the path in the Stillflow preferences: the python of the environment that has stillflow")
         if self.configured:
             raise _errors.BackendUnavailable(
                 f"the backend interpreter {self.configured} cannot import stillflow",
@@ -122,3 +126,19 @@ def log_since(path: str, offset: int, lines: int = 3) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(nothing in the log)"
+
+
+ERROR_LINE_CHARS = 160
+"""At most this much of a backend log line goes into a message (the log holds the rest)."""
+
+
+def last_error_line(path: str, offset: int) -> str:
+    """The backend's last error line in ``path`` after byte ``offset`` (this run only), shortened; '' when none."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            lines = stream.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = next((line.strip() for line in reversed(lines) if " ERROR " in line or "error:" in line.lower()), "")
+    return found if len(found) <= ERROR_LINE_CHARS else found[:ERROR_LINE_CHARS - 1] + "…"

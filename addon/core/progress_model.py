@@ -11,16 +11,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["StagePlan", "ProgressModel", "STAGE_WEIGHTS", "format_seconds"]
+__all__ = ["StagePlan", "ProgressModel", "STAGE_WEIGHTS", "PACE_WINDOW", "MIN_FRAME_TIMES", "format_seconds"]
 
 STAGE_WEIGHTS = {"motion": 1.0, "render": 8.0, "write": 2.0, "video": 1.5}
 """Share of the bar each stage gets (relative), from typical CPU timings of a 24-frame loop."""
 
-_ALIASES = {"invert": "motion", "strips": "render"}
+_ALIASES = {"invert": "motion", "strips": "render", "engine": "motion"}
 """Sub-stages reported inside another stage: shown by name, counted in their parent stage."""
 
 _WORDS = {"motion": "Preparing motion", "render": "Rendering frame", "write": "Writing frame",
-          "video": "Encoding video frame", "strips": "Rendering strip", "invert": "Fitting the image, step"}
+          "video": "Encoding video frame", "strips": "Rendering strip", "invert": "Fitting the image, step",
+          "engine": "Preparing the engine (first run only)"}
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,20 @@ class StagePlan:
         return 0.0, 0.0
 
 
+PACE_WINDOW = 5
+"""Frame times the ETA goes by: the slowest of the last few (so that the countdown rarely has to wait)."""
+MIN_FRAME_TIMES = 2
+"""Measured frame times needed before an ETA is shown (the first frame, which includes warm-up, never counts)."""
+
+
 @dataclass
 class ProgressModel:
-    """Turns (stage, done, total) reports into one fraction, a 'k/N' count and an ETA."""
+    """Turns (stage, done, total) reports into one fraction, a 'k/N' count and an ETA.
+
+    The ETA comes from measured frame times of the plan's last stage (the first frame excluded)
+    and counts down between frames; it never rises while shown, and is left out when there is no
+    pace to go by or the countdown ran out before the frames did.
+    """
 
     plan: StagePlan = field(default_factory=StagePlan)
     clock: Callable[[], float] = time.monotonic
@@ -56,7 +68,10 @@ class ProgressModel:
     stage: str = ""
     done: int = 0
     total: int = 0
-    _started: float | None = None
+    _last_done: tuple[str, int, float] | None = None
+    _frame_times: list[float] = field(default_factory=list)
+    _shown: tuple[float, float] | None = None
+    """(seconds left, clock time) of the last ETA shown: what the countdown may not exceed."""
 
     def update(self, stage: str, done: int, total: int) -> None:
         """Record the latest report; the fraction only grows."""
@@ -69,24 +84,42 @@ class ProgressModel:
             return
         if stage == counted and total > 0:
             within = min(1.0, max(0.0, done / total))
+            self._time_frames(stage, done)
         else:
             within = 0.0  # a sub-stage's count restarts per chunk; its parent's count moves the bar
-        if self._started is None:
-            self._started = self.clock()
         self.fraction = max(self.fraction, min(1.0, start + width * within))
+
+    def _time_frames(self, stage: str, done: int) -> None:
+        """Measure the time per frame whenever the count of ``stage`` grows (from its second frame on)."""
+        now = self.clock()
+        if self._last_done is None or self._last_done[0] != stage:
+            self._last_done, self._frame_times, self._shown = (stage, done, now), [], None
+            return
+        _, before, at = self._last_done
+        if done > before:
+            if before > 0:  # the time up to the first frame includes warm-up
+                self._frame_times += [(now - at) / (done - before)] * (done - before)
+            self._last_done = (stage, done, now)
 
     def finish(self) -> None:
         """The job is done: a full bar."""
         self.fraction = 1.0
 
     def eta(self) -> float | None:
-        """Seconds left, from the pace so far (None until there is a pace to go by)."""
-        if self._started is None or self.fraction < 0.02 or self.fraction >= 1.0:
+        """Seconds left, from measured frame times (None: no pace yet, another stage follows, or overdue)."""
+        if (self._last_done is None or self.fraction >= 1.0 or self.stage != self.plan.stages[-1]
+                or len(self._frame_times) < MIN_FRAME_TIMES):
             return None
-        elapsed = self.clock() - self._started
-        if elapsed <= 0.0:
-            return None
-        return elapsed * (1.0 - self.fraction) / self.fraction
+        _, done, at = self._last_done
+        now = self.clock()
+        per_frame = max(self._frame_times[-PACE_WINDOW:])
+        left = per_frame * max(0, self.total - done) - (now - at)
+        if self._shown is not None and self._shown[0] - (now - self._shown[1]) > 0.0:
+            left = min(left, self._shown[0] - (now - self._shown[1]))  # a countdown never rises
+        if left < 1.0:
+            return None  # overdue, or nearly done: no ETA rather than a wrong one
+        self._shown = (left, now)
+        return left
 
     def text(self) -> str:
         """'Rendering frame 7/24 · 31% · about 12 s left' (or the stage alone before a count)."""

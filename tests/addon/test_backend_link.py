@@ -74,8 +74,8 @@ class TestConnection:
             process = connection.backend.process
             assert connection.get_client(config) is connection.client  # reused, not restarted
         finally:
-            connection.close()
-        assert process.poll() is not None
+            connection.close()  # asks it to stop and returns at once (issue 24, 1)
+        assert process.wait(timeout=60) is not None
 
 
 class TestDescribeHello:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import _thread
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -85,6 +87,12 @@ def _tick(sf: ModuleType, until: Callable[[], bool] = lambda: False, limit: floa
     raise AssertionError(f"the timer was still running after {limit} s")
 
 
+def _seconds(text: str) -> int:
+    """'1 min 5 s' (core.progress_model.format_seconds) as seconds."""
+    units = {"h": 3600, "min": 60, "s": 1}
+    return sum(int(value) * units[unit] for value, unit in re.findall(r"(\d+) (h|min|s)\b", text))
+
+
 def _free_endpoint() -> str:
     """A loopback endpoint nobody listens on."""
     with socket.socket() as sock:
@@ -137,6 +145,8 @@ class TestNeverBlocks:
         assert "starting backend…" in statuses and "connecting…" in statuses
         assert re.search(r"Rendering frame [1-6]/6 · \d+%", statuses)
         assert seen["progress"] == sorted(seen["progress"])  # one bar, never falling back
+        etas = [_seconds(m.group(1)) for m in map(re.compile(r"about (.+) left").search, seen["status"]) if m]
+        assert etas == sorted(etas, reverse=True), etas  # issue 24, 5: the countdown never climbs
         assert seen["preview_ok"] == [True] and "Stillflow preview" in seen["shown"]
         assert space.image == settings.result  # the loop replaced the preview
         assert max(durations) < TICK_BUDGET_S, f"slowest tick {max(durations):.3f} s"
@@ -210,10 +220,16 @@ class TestNoStuckState:
         out = Path(tracker.request.out_dir)
         _tick(sf, until=lambda: tracker.state == "running" and any(out.parent.glob(".*.tmp-*")), limit=120)
         sf.runner.CONNECTION.backend.process.kill()  # SIGKILL mid-render: its staging folder stays behind
+        sf.runner.CONNECTION.backend.process.wait()
+        for scratch in Path(tempfile.gettempdir()).glob(f"stillflow-job-{tracker.job.job_id}-*"):
+            shutil.rmtree(scratch)  # the killed backend's own scratch: it cannot remove it, nobody else will
         _tick(sf, limit=60)
         assert tracker.state == "failed" and "stopped answering" in tracker.error
         assert scene.stillflow.status.startswith("Error: the backend at ")
-        assert "backend log:" in scene.stillflow.status and "earlier run" not in scene.stillflow.status
+        status = scene.stillflow.status
+        # Start Locally: the add-on started it, so the advice is its log, not `stillflow serve` (issue 24, 9)
+        assert "has stopped or hangs: see its log" in status and "stillflow serve" not in status
+        assert "earlier run" not in status and len(status) < 400
         assert not out.exists() and not list(out.parent.glob(".*.tmp-*"))
         assert bpy.ops.stillflow.generate.poll()
 

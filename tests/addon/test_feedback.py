@@ -40,11 +40,50 @@ class TestProgressModel:
         model = ProgressModel(StagePlan(("motion", "render")), clock=clock)
         assert model.text() == "Queued"
         model.update("motion", 1, 1)
-        clock.now += 10.0
-        model.update("render", 12, 24)
+        for done in range(0, 13):
+            clock.now += 30.0 if done == 1 else 2.0  # the first frame carries the warm-up
+            model.update("render", done, 24)
         text = model.text()
-        assert text.startswith("Rendering frame 12/24 · ") and text.endswith(" left")
-        assert model.eta() == pytest.approx(10.0 * (1 - model.fraction) / model.fraction)
+        assert text.startswith("Rendering frame 12/24 · ") and text.endswith(" · about 24 s left")
+
+    def test_feature_eta_from_frame_times_without_the_first(self) -> None:
+        """Issue 24, 5: 12 frames left at 2 s each is 24 s, however long the warm-up took."""
+        clock = Clock()
+        model = ProgressModel(StagePlan(("motion", "render")), clock=clock)
+        model.update("motion", 1, 1)
+        model.update("render", 0, 14)
+        clock.now += 40.0
+        model.update("render", 1, 14)
+        clock.now += 2.0
+        model.update("render", 2, 14)
+        assert model.eta() is None  # one frame time is no pace yet
+        clock.now += 2.0
+        model.update("render", 3, 14)
+        assert model.eta() == pytest.approx(2.0 * 11)
+
+    def test_feature_eta_never_rises(self) -> None:
+        """Between frames it counts down; a slower frame does not push it back up; overdue shows none."""
+        clock = Clock()
+        model = ProgressModel(StagePlan(("motion", "render")), clock=clock)
+        model.update("render", 0, 10)
+        shown: list[float] = []
+        for done, took in [(1, 9.0), (2, 1.0), (3, 1.0), (4, 1.0), (5, 1.5), (6, 1.0), (7, 1.0)]:
+            for _ in range(4):  # ticks while the frame renders
+                clock.now += took / 4
+                if (eta := model.eta()) is not None:
+                    shown.append(eta)
+            model.update("render", done, 10)
+        assert shown and shown == sorted(shown, reverse=True)
+        clock.now += 60.0  # far past the estimate: no ETA rather than a wrong one
+        assert model.eta() is None
+
+    def test_feature_no_eta_while_a_later_stage_is_to_come(self) -> None:
+        clock = Clock()
+        model = ProgressModel(StagePlan.for_job(writes_frames_here=True, video=False), clock=clock)
+        for done in range(6):
+            clock.now += 1.0
+            model.update("render", done, 8)
+        assert model.eta() is None and "left" not in model.text()
 
     def test_feature_format_seconds(self) -> None:
         assert [format_seconds(s) for s in (8.4, 125, 3780)] == ["8 s", "2 min 5 s", "1 h 3 min"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stillflow import MotionSpec, RenderOptions, render_frames
+from stillflow.errors import InputError
 from stillflow.io.images import load_image, load_mask
 from stillflow.stages import guided
 from stillflow.stages.guided import guided_filter
@@ -107,6 +108,45 @@ class TestUserMaskIsRespected:
         mask[:20] = 1
         soft = feather_mask(mask, 3.0)
         assert (soft[:10] == 1).all(), "rows at the image border are not a mask edge"
+
+
+class TestSmallRegions:
+    """Refinement drops specks by the size of the region they belong to, never a region drawn whole (issue 24, 3)."""
+
+    @staticmethod
+    def _photo(height: int, width: int) -> np.ndarray:
+        """A smooth textured (H, W, 3) float32 photo in [0, 1]."""
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        return np.stack([0.5 + 0.3 * np.sin(xs / 7 + c) * np.cos(ys / 9) for c in range(3)], axis=-1)
+
+    def test_a_waterfall_of_two_percent_stays(self) -> None:
+        height, width = 300, 400
+        mask = np.zeros((height, width), np.float32)
+        mask[100:220, 180:200] = 1.0  # 2 % of the picture: under min_region_frac, drawn whole
+        refined = refine_mask(mask, min_region_frac=0.03, image=self._photo(height, width))
+        assert refined[mask > 0].mean() > 0.9 and not (refined > mask).any()
+
+    def test_a_drawn_dot_comes_back_whole(self) -> None:
+        mask = np.zeros((300, 400), np.float32)
+        mask[40:200, 40:200] = 1.0
+        mask[250:252, 300:302] = 1.0  # a 2x2 px region of its own: the closing erases it, refinement restores it
+        refined = refine_mask(mask, min_region_frac=0.03)
+        assert refined[250:252, 300:302].all()
+
+    def test_a_speck_of_a_region_goes(self) -> None:
+        mask = np.zeros((300, 400), np.float32)
+        mask[40:200, 40:200] = 1.0
+        mask[100, 200:215] = 1.0  # a one-pixel bridge the closing breaks ...
+        mask[97:104, 215:222] = 1.0  # ... to a blob under 3 % of the region it was drawn with
+        refined = refine_mask(mask, min_region_frac=0.03)
+        assert refined[60:180, 60:180].all() and not refined[97:104, 215:222].any()
+
+    def test_exception_refinement_that_empties_the_mask_says_so(self) -> None:
+        mask = np.full((32, 48), 0.4, np.float32)  # painted faintly everywhere: refinement keeps nothing
+        image = self._photo(32, 48)
+        with pytest.raises(InputError, match="Refine Mask left nothing of the mask.*--no-refine-mask"):
+            list(render_frames(image, mask=mask, options=RenderOptions(frames=2)))
+        assert len(list(render_frames(image, mask=mask, options=RenderOptions(frames=2, refine_mask=False)))) == 2
 
 
 class TestGuidedFilter:

@@ -51,7 +51,8 @@ class Client:
     def __init__(self, endpoint: str, *, timeout: float = 2.5, retries: int = 3,
                  server_key: bytes | str | os.PathLike[str] | None = None,
                  client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None,
-                 key_names: KeyNames = API_NAMES) -> None:
+                 key_names: KeyNames = API_NAMES, unreachable_hint: str = "") -> None:
+        """``unreachable_hint``: what to do when the backend does not answer (default: start `stillflow serve`)."""
         if (server_key is None) != (client_keys is None):
             raise InputError("CURVE needs both the server's public key and this client's key pair")
         self.endpoint = endpoint
@@ -60,6 +61,7 @@ class Client:
         self._server_key = load_public_key(server_key) if server_key is not None else None
         self._client_keys = load_key_pair(client_keys) if client_keys is not None else None
         self._key_names = key_names
+        self._unreachable_hint = unreachable_hint
         self._key_file = "" if client_keys is None or isinstance(client_keys, tuple) else os.fspath(client_keys)
         self._heard = False
         self._identity = f"sf-{uuid.uuid4().hex}".encode("ascii")
@@ -132,7 +134,9 @@ class Client:
         folder that holds them (``serve --allow-read``); otherwise their bytes are sent.
         """
         limits = self._limits()
-        body: dict[str, Any] = {"options": options_to_wire(options.validate()), "preview": int(preview)}
+        # dead_after: the backend stops the job as soon as this client must have given it up
+        body: dict[str, Any] = {"options": options_to_wire(options.validate()), "preview": int(preview),
+                                "dead_after": self.dead_after}
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
         readable = (self._hello or {}).get("allow_read")
@@ -197,6 +201,19 @@ class Client:
     def cancel(self, job: JobHandle | str) -> str:
         """Ask the backend to stop a job; returns the state it had. A cancelled event follows."""
         return str(self._request("cancel", job=_job_id(job)).body.get("state", ""))
+
+    def cancel_nowait(self, job: JobHandle | str) -> bool:
+        """Send a cancel request without waiting for its reply (never blocks); False when no backend took it.
+
+        The reply is dropped when poll() reads it; the job's ``cancelled`` event follows as with cancel().
+        """
+        frames = encode(Message(op="cancel", req=uuid.uuid4().hex, job=_job_id(job)))
+        try:
+            self._ensure_socket().send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self._last_sent = time.monotonic()
+        return True
 
     def clear(self, *, everyone: bool = False) -> int:
         """Drop this client's queued jobs; returns how many (``everyone`` never reaches others' jobs)."""
@@ -277,7 +294,8 @@ class Client:
                 raise BackendUnavailable(problem)
         raise BackendUnavailable(f"no answer from the backend at {self.endpoint} after {self.retries} tries "
                                  f"of {self.timeout:g} s",
-                                 hint="start it with `stillflow serve`, check the endpoint and CURVE keys")
+                                 hint=self._unreachable_hint
+                                 or "start it with `stillflow serve`, check the endpoint and CURVE keys")
 
     def _receive(self, socket: zmq.Socket) -> Message | None:
         """Read one message: job events update handles and return None; replies are returned."""
@@ -369,7 +387,8 @@ class Client:
         silence = now - self._last_heard
         if silence > self.dead_after:
             error = BackendUnavailable(f"the backend at {self.endpoint} stopped answering ({silence:.1f} s "
-                                       "without a heartbeat)", hint="check that `stillflow serve` is still running")
+                                       "without a heartbeat)",
+                                       hint=self._unreachable_hint or "check that `stillflow serve` is still running")
             for handle in active:
                 self._fail(handle, error, {"code": error.wire_code, "msg": str(error)})
 

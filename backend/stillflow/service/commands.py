@@ -126,7 +126,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.parent_pid:
         from .parent_watch import watch_parent
 
-        watch_parent(args.parent_pid, server.request_stop)
+        watch_parent(args.parent_pid)
     if args.endpoint_file:
         staging = Path(f"{args.endpoint_file}.tmp")
         staging.write_text(endpoint)

@@ -1,21 +1,23 @@
-"""Stop the service when the process that started it is gone (``stillflow serve --parent-pid PID``).
+"""End the service when the process that started it is gone (``stillflow serve --parent-pid PID``).
 
 The add-on starts a local backend for Blender; when Blender dies (crash, kill) nothing would stop
-that backend, so it watches Blender's pid from a daemon thread and asks for the normal shutdown.
-Nobody is left to hear a running job's "cancelled", so when the orderly shutdown has not ended the
-process after ``grace`` seconds (a job between two cancellation checks, a slow interpreter exit), it
-exits at once; a staging folder that leaves behind is removed by the next run (its pid is gone).
+that backend, so it watches Blender's pid from a daemon thread. Nobody is left to hear a running
+job's "cancelled" (the orderly shutdown would spend seconds delivering it to a dead client), so the
+process exits at once, within ``interval`` of the parent's end; a staging folder that leaves behind
+is removed by the next run (its pid is gone), and a result is never half-written (atomic moves).
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from typing import Callable
 
-__all__ = ["watch_parent", "is_alive"]
+__all__ = ["watch_parent", "is_alive", "WATCH_INTERVAL_S"]
 
 log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.25
+"""Seconds between two looks at the parent: the backend outlives it by about this much."""
 
 
 def is_alive(pid: int) -> bool:
@@ -29,10 +31,8 @@ def is_alive(pid: int) -> bool:
     return True
 
 
-def watch_parent(pid: int, stop: Callable[[], None], *, interval: float = 0.5, grace: float = 3.0
-                 ) -> threading.Thread:
-    """Call ``stop()`` once ``pid`` has exited or we were re-parented (checked every ``interval`` s),
-    and end the process ``grace`` s later if it is still running."""
+def watch_parent(pid: int, *, interval: float = WATCH_INTERVAL_S) -> threading.Thread:
+    """Exit the process once ``pid`` has exited or we were re-parented (checked every ``interval`` s)."""
     started_under = os.getppid()
 
     def watch() -> None:
@@ -40,10 +40,7 @@ def watch_parent(pid: int, stop: Callable[[], None], *, interval: float = 0.5, g
         while not finished.wait(interval):
             orphaned = started_under == pid and os.getppid() != pid
             if orphaned or not is_alive(pid):
-                log.warning("parent process %d is gone; shutting down", pid)
-                stop()
-                finished.wait(grace)
-                log.warning("still running %g s after the parent went; exiting now", grace)
+                log.warning("parent process %d is gone; exiting now (nobody is left to hear the jobs)", pid)
                 logging.shutdown()
                 os._exit(0)
 

@@ -44,24 +44,56 @@ def _drop_small(binary: np.ndarray, max_area: float) -> np.ndarray:
     return out
 
 
+def _drop_specks(binary: np.ndarray, regions: np.ndarray, region_area: np.ndarray, frac: float) -> np.ndarray:
+    """Set to 0 every 1-region of ``binary`` smaller than ``frac`` of the drawn region it lies in.
+
+    ``regions`` labels the drawn regions (0 = none) and ``region_area`` gives each label's area; an
+    island of ``binary`` lies inside one drawn region, so a region kept whole is never a speck.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=4)
+    region_of = np.zeros(count, np.int64)
+    region_of[labels.ravel()] = regions.ravel()  # every pixel of an island names the same region
+    drop = stats[:, 4] < frac * region_area[region_of]
+    drop[0] = False  # label 0 is the background
+    out = binary.copy()
+    out[drop[labels]] = 0
+    return out
+
+
+def _drawn_regions(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (0 = unpainted) and areas of the drawn regions (8-connected, holes included)."""
+    _, regions, stats, _ = cv2.connectedComponentsWithStats(allowed.astype(np.uint8), connectivity=8)
+    area = stats[:, 4].astype(np.float64)
+    area[0] = 0.0
+    return regions, area
+
+
 def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_frac: float = 0.0,
                 image: np.ndarray | None = None, fill_unpainted: bool = False) -> np.ndarray:
     """Clean a hand-drawn or predicted mask without growing it past what was painted.
 
     Works at about 512 px on the long side: dilate once (4x4 ellipse), erode twice (3x3
-    ellipse), fill holes and remove islands smaller than ``min_region_frac`` of the image
-    (StyleCineGAN recipe). The result is then limited to the painted pixels plus the holes
-    that were filled: the recipe's closing and resampling never animate a pixel the user left
-    unpainted. A filled hole keeps its pixels whose mask is exactly 0 unless ``fill_unpainted``
-    (a predicted mask's holes are noise; a drawn mask's 0 is the user's word). With ``image``, the edge is also snapped to the photo inside the painted region
-    (``snap_to_edges``). Falls back to all-animate when less than ``min_mask_frac`` remains.
+    ellipse) and fill holes smaller than ``min_region_frac`` of the image (StyleCineGAN recipe).
+    The result is then limited to the painted pixels plus the holes that were filled: the
+    recipe's closing and resampling never animate a pixel the user left unpainted. A filled hole
+    keeps its pixels whose mask is exactly 0 unless ``fill_unpainted`` (a predicted mask's holes
+    are noise; a drawn mask's 0 is the user's word). With ``image``, the edge is also snapped to
+    the photo inside the painted region (``snap_to_edges``).
+
+    Islands: a drawn mask loses only specks smaller than ``min_region_frac`` of the drawn region
+    they belong to, and a drawn region that refinement would mostly remove (under half of its
+    painted pixels left) comes back as painted (a small waterfall is the user's word too); a predicted mask (``fill_unpainted``) loses
+    islands smaller than ``min_region_frac`` of the image. Falls back to all-animate when less
+    than ``min_mask_frac`` remains.
 
     Args:
         mask: (H, W) float32 in [0, 1], 1 = animate.
-        min_region_frac: holes and islands smaller than this fraction of the image are removed.
+        min_region_frac: holes smaller than this fraction of the image are filled; islands
+            smaller than it (of their drawn region, or of a predicted mask's image) are removed.
         min_mask_frac: a result smaller than this fraction becomes all ones.
         image: optional (H, W, C) float32 photo in [0, 1] to snap the edge to.
-        fill_unpainted: also fill a hole's pixels whose mask is exactly 0.
+        fill_unpainted: a predicted mask: also fill a hole's pixels whose mask is exactly 0, and
+            drop islands by the image's size.
 
     Returns:
         (H, W) float32 binary mask (0 or 1) at the input size.
@@ -73,9 +105,10 @@ def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_fra
     binary = (small > 0.5).astype(np.uint8)
     binary = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4, 4)), iterations=1)
     binary = cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=2)
-    max_area = min_region_frac * binary.size
-    if max_area > 0:
-        binary = _drop_small(_fill_small(binary, max_area), max_area)
+    if min_region_frac > 0:
+        binary = _fill_small(binary, min_region_frac * binary.size)
+        if fill_unpainted:
+            binary = _drop_small(binary, min_region_frac * binary.size)
     full = cv2.resize(binary.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
     painted = (mask > 0.5).astype(np.uint8)
     allowed = _fill_small(painted, min_region_frac * painted.size) if min_region_frac > 0 else painted
@@ -84,10 +117,21 @@ def refine_mask(mask: np.ndarray, *, min_region_frac: float = 0.03, min_mask_fra
         # anti-aliased rim: its rim may join, its unpainted pixels never move.
         allowed = allowed & (mask > 0)
     refined = (full & (allowed > 0)).astype(np.uint8)
+    regions, region_area = _drawn_regions(allowed) if not fill_unpainted else (None, None)
+    if regions is not None and min_region_frac > 0:
+        refined = _drop_specks(refined, regions, region_area, min_region_frac)
     if image is not None and refined.any() and not refined.all():
         refined = snap_to_edges(refined, image)
-        if min_region_frac > 0:
+        if regions is not None and min_region_frac > 0:
+            refined = _drop_specks(refined, regions, region_area, min_region_frac)
+        elif min_region_frac > 0:
             refined = _drop_small(refined, min_region_frac * refined.size)
+    if regions is not None:  # a drawn region is never refined away: one that kept under half comes back
+        painted_in = np.bincount(regions[painted > 0], minlength=region_area.size)
+        kept_in = np.bincount(regions[(refined > 0) & (painted > 0)], minlength=region_area.size)
+        lost = kept_in < 0.5 * painted_in
+        lost[0] = False
+        refined[lost[regions] & (painted > 0)] = 1
     if refined.mean() < min_mask_frac:
         return np.ones((height, width), np.float32)
     return refined.astype(np.float32)
