@@ -13,6 +13,7 @@ __all__ = [
     "BackendUnavailable",
     "Cancelled",
     "JobFailed",
+    "EncoderFailed",
     "shown",
     "MAX_SHOWN_CHARS",
 ]
@@ -67,6 +68,13 @@ class JobFailed(StillflowError):
     wire_code = "job_failed"
 
 
+class EncoderFailed(StillflowError):
+    """The video encoder (ffmpeg) failed on frames that were rendered."""
+
+    exit_code = 6
+    wire_code = "encoder_failed"
+
+
 class Cancelled(StillflowError):
     """The job was cancelled before it finished; nothing was written."""
 
@@ -76,7 +84,8 @@ class Cancelled(StillflowError):
 
 ERRORS_BY_WIRE_CODE: dict[str, type[StillflowError]] = {
     cls.wire_code: cls
-    for cls in (StillflowError, InputError, ModelMissing, ProtocolError, BackendUnavailable, JobFailed, Cancelled)
+    for cls in (StillflowError, InputError, ModelMissing, ProtocolError, BackendUnavailable, JobFailed, EncoderFailed,
+                Cancelled)
 }
 
 

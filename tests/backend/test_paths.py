@@ -126,8 +126,8 @@ class TestOutputs:
         ("{results}/link/kept", "outside the backend's results folder"),
         ("{results}/../outside/kept", "outside the backend's results folder"),
         ("{results}", "the results folder itself"),
-        ("a_file", "exists and is a file"),
-        ("notes", "is not a Stillflow result"),
+        ("a_file", "is not one of this client's results"),
+        ("notes", "is not one of this client's results"),
     ], ids=["absolute-existing", "absolute-missing", "dotdot", "dotdot-inside", "hidden", "long", "symlink",
             "through-symlink", "absolute-symlink", "absolute-dotdot", "root-itself", "file", "non-result"])
     def test_out_dir_escapes_are_refused(self, reading: LocalBackend, places: dict[str, Path], name: str,
@@ -159,15 +159,14 @@ class TestOutputs:
                                                           places: dict[str, Path]) -> None:
         with Client(reading.endpoint, timeout=5.0) as client:
             job = client.submit(_image(3), options=RenderOptions(frames=3, levels=2), out_dir="shots/one",
-                                video="shots/one.gif", motion=_drift())
+                                video="shots/one/one.gif", motion=_drift())
             expected = places["results"] / "shots" / "one"
-            assert job.out_dir == str(expected) and job.video == str(places["results"] / "shots" / "one.gif")
+            assert job.out_dir == str(expected) and job.video == str(expected / "one.gif")
             result = client.wait(job, timeout=120)
-        assert result["out_dir"] == str(expected) and result["video"] == job.video
-        assert sorted(p.name for p in expected.iterdir()) == ["frame_0000.png", "frame_0001.png", "frame_0002.png",
-                                                               "manifest.json"]
-        # an absolute path inside the root is accepted too, and the earlier result is replaced
-        with Client(reading.endpoint, timeout=5.0) as client:
+            assert result["out_dir"] == str(expected) and result["video"] == job.video
+            assert sorted(p.name for p in expected.iterdir()) == ["frame_0000.png", "frame_0001.png",
+                                                                   "frame_0002.png", "manifest.json", "one.gif"]
+            # an absolute path inside the root is accepted too, and the client's earlier result is replaced
             again = client.wait(client.submit(_image(4), options=RenderOptions(frames=2, levels=2),
                                               out_dir=expected, motion=_drift()), timeout=120)
         assert again["out_dir"] == str(expected)

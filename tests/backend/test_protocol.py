@@ -165,7 +165,7 @@ class TestOptionsAndMotion:
         field = np.zeros((2, 4, 4), np.float32)
         field[0, 1, 1] = np.nan
         field[1, 2, 2] = np.inf
-        with pytest.raises(InputError, match="2 non-finite values"):
+        with pytest.raises(InputError, match="2 non-finite value"):
             motion_from_wire({"kind": "field"}, {"motion": field})
 
     @pytest.mark.parametrize("body, parts, match", [

@@ -17,7 +17,7 @@ from stillflow.link.client import Client
 from stillflow.link.launcher import start_local_backend
 from stillflow.options import MotionSpec, RenderOptions
 
-from .service_helpers import image, long_image, snapshot, wait_log, wait_render
+from .service_helpers import image, long_image, snapshot, wait_job_end, wait_log, wait_render
 
 pytestmark = pytest.mark.slow
 
@@ -59,10 +59,9 @@ def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_
                                   extra_args=("--heartbeat", "0.5", "--client-timeout", "2"))
     out = tmp_path / "loop"
     try:
-        with Client(backend.endpoint) as client:
-            client.wait(client.submit(image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
+        leaving = Client(backend.endpoint)  # the earlier result is its own: it may replace it
+        leaving.wait(leaving.submit(image(3), motion=SLOW_MOTION, options=SHORT, out_dir=out), timeout=60)
         before = snapshot(out)
-        leaving = Client(backend.endpoint)
         job = leaving.submit(long_image(4), motion=SLOW_MOTION, options=LONG, out_dir=out)
         wait_render(leaving, job)
         leaving.close()
@@ -75,13 +74,22 @@ def test_a_silent_clients_shared_folder_job_is_cancelled_and_writes_nothing(tmp_
 def test_a_client_that_reads_late_still_gets_every_frame_and_the_result(tmp_path: Path) -> None:
     # The whole loop is rendered and queued for the client (far more messages than ZeroMQ buffers)
     # before the client reads anything: none of it, least of all the result, may be dropped.
+    # A busy machine may hold the backend back for seconds (the first job compiles kernels with the
+    # GIL held); the stop below stands for that, and the job must survive it: its client said in
+    # the submit that it waits 7.5 s. Every wait is on an event, with room for a very slow machine.
     backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"), timeout=120,
-                                  extra_args=("--heartbeat", "0.5"), results_dir=tmp_path / "results")
+                                  extra_args=("--heartbeat", "0.5", "--client-timeout", "900"),
+                                  results_dir=tmp_path / "results")
     try:
         with Client(backend.endpoint) as client:
             job = client.submit(image(5), motion=SLOW_MOTION, options=LONG)
-            wait_log(backend.log_path, f"job {job.job_id} done")
-            result = client.wait(job, timeout=60)
+            os.kill(backend.process.pid, signal.SIGSTOP)
+            try:
+                time.sleep(2.0)
+            finally:
+                os.kill(backend.process.pid, signal.SIGCONT)
+            assert wait_job_end(backend.log_path, job.job_id, timeout=900) == "done"
+            result = client.wait(job, timeout=900)
             assert result["frames"].shape == (LONG.frames, 48, 64, 3)
             assert client.status()["busy_workers"] == 0
     finally:

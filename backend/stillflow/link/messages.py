@@ -101,15 +101,19 @@ def unpack_header(frame: Any, limits: Limits = Limits()) -> dict[str, Any]:
     if raw.nbytes > limits.max_header_bytes:
         raise ProtocolError(f"message header is {raw.nbytes} bytes; at most {limits.max_header_bytes} accepted")
     try:
-        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_refuse_ext, timestamp=0)
+        # no container may claim more entries than the whole header may hold values
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_refuse_ext, timestamp=0,
+                                 max_array_len=limits.max_header_values, max_map_len=limits.max_header_values)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
             UnicodeDecodeError) as exc:
+        if "exceeds max_" in str(exc):
+            raise _too_many_values(limits.max_header_values) from None
         raise ProtocolError(f"message header is not valid msgpack ({type(exc).__name__})",
                             hint="frame 0 must be a msgpack map with string keys") from None
     if not isinstance(header, dict):
         raise ProtocolError(f"message header is a {type(header).__name__}, not a map",
                             hint="frame 0 must be a msgpack map with string keys")
-    _check_plain(header, 0)
+    _check_plain(header, limits.max_header_values)
     return header
 
 
@@ -158,23 +162,36 @@ def error_from_wire(body: Mapping[str, Any]) -> StillflowError:
     return cls(text)
 
 
-def _check_plain(value: Any, depth: int) -> None:
-    """Raise ProtocolError unless ``value`` is nil/bool/int/float/str/bin/list/str-keyed map, not too deep."""
-    if depth > _MAX_DEPTH:
-        raise ProtocolError(f"message header nests deeper than {_MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return
-    if isinstance(value, list):
-        for item in value:
-            _check_plain(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
+def _check_plain(header: dict[str, Any], budget: int) -> None:
+    """Raise ProtocolError unless the header holds only nil/bool/int/float/str/bin/lists/str-keyed maps,
+    at most ``budget`` values in all and nested at most _MAX_DEPTH deep.
+
+    The walk stops at the budget, so a header of a million empty maps costs the I/O loop no more
+    than one of ``budget`` values.
+    """
+    pending: list[tuple[Any, int]] = [(header, 0)]
+    queued = 1
+    while pending:
+        value, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            raise ProtocolError(f"message header nests deeper than {_MAX_DEPTH} levels")
+        if value is None or isinstance(value, (bool, int, float, str, bytes)):
+            continue
+        if not isinstance(value, (list, dict)):
+            raise ProtocolError(f"message header holds a {type(value).__name__} value", hint="no extension types")
+        queued += len(value)
+        if queued > budget:
+            raise _too_many_values(budget)
+        if isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
                 raise ProtocolError("message header has a non-string map key")
-            _check_plain(item, depth + 1)
-        return
-    raise ProtocolError(f"message header holds a {type(value).__name__} value", hint="no extension types")
+            value = value.values()
+        pending.extend((item, depth + 1) for item in value)
+
+
+def _too_many_values(budget: int) -> ProtocolError:
+    """The refusal of a header with more than ``budget`` values."""
+    return ProtocolError(f"message header holds more than {budget} values", hint="send fewer hints, anchors or fields")
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

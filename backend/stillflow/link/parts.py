@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import InputError, ProtocolError, shown
 from ..options import MAX_FRAMES, MAX_IMAGE_SIDE
 
-__all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
+__all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_HEADER_VALUES", "REQUEST_HEADER_BYTES", "REQUEST_HEADER_VALUES",
+           "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
            "read_parts", "frame_bytes", "check_image", "check_mask", "check_message_size", "to_wire_dtype"]
 
 WIRE_DTYPES: dict[str, np.dtype] = {
@@ -28,6 +29,15 @@ WIRE_DTYPES: dict[str, np.dtype] = {
 
 MAX_HEADER_BYTES = 1 << 20
 """Largest accepted msgpack header (1 MiB); hints and manifests fit with room to spare."""
+
+MAX_HEADER_VALUES = 1 << 16
+"""Most values (map entries and list items, nested ones included) one header may hold."""
+
+REQUEST_HEADER_BYTES = 64 << 10
+"""Largest request header the backend accepts (64 KiB: a submit with 1,024 arrows is under 50 KiB)."""
+
+REQUEST_HEADER_VALUES = 8192
+"""Most values a request header may hold: unpacking and checking one costs the I/O loop a few ms."""
 
 MAX_PARTS = 16
 """Most binary parts in one message (a submit needs at most five)."""
@@ -46,6 +56,7 @@ class Limits:
     max_frames: int = MAX_FRAMES
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES
     max_header_bytes: int = MAX_HEADER_BYTES
+    max_header_values: int = MAX_HEADER_VALUES
     max_parts: int = MAX_PARTS
     max_message_bytes: int = 0
     """All parts of one message together; 0 = twice max_part_bytes (an image with its mask and motion)."""
@@ -58,7 +69,13 @@ class Limits:
         """Plain values for the hello reply."""
         return {"max_image_side": self.max_image_side, "max_frames": self.max_frames,
                 "max_part_bytes": self.max_part_bytes, "max_header_bytes": self.max_header_bytes,
-                "max_parts": self.max_parts, "max_message_bytes": self.max_message_bytes}
+                "max_header_values": self.max_header_values, "max_parts": self.max_parts, "max_message_bytes": self.max_message_bytes}
+
+    @classmethod
+    def for_requests(cls, max_part_bytes: int = DEFAULT_MAX_PART_BYTES) -> "Limits":
+        """The limits a backend enforces on what clients send (small headers, few values)."""
+        return cls(max_part_bytes=max_part_bytes, max_header_bytes=REQUEST_HEADER_BYTES,
+                   max_header_values=REQUEST_HEADER_VALUES)
 
     @classmethod
     def from_wire(cls, values: Mapping[str, Any]) -> "Limits":

@@ -24,7 +24,8 @@ from .messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, 
                                 check_header, decode, encode, error_from_wire, error_message, peek_ids,
                                 unpack_header)
 from .wire_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
-from .parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_PARTS, WIRE_DTYPES, Limits, check_image,
+from .parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_HEADER_VALUES, MAX_PARTS, REQUEST_HEADER_BYTES,
+                    REQUEST_HEADER_VALUES, WIRE_DTYPES, Limits, check_image,
                     check_mask, check_message_size, read_parts, to_wire_dtype)
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "EVENT_OPS",
     "WIRE_DTYPES",
     "MAX_HEADER_BYTES",
+    "MAX_HEADER_VALUES",
+    "REQUEST_HEADER_BYTES",
+    "REQUEST_HEADER_VALUES",
     "MAX_PARTS",
     "DEFAULT_MAX_PART_BYTES",
     "Limits",

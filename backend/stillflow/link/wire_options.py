@@ -12,7 +12,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..options import MotionSpec, RenderOptions
+from ..stages.motion_file import MAX_MOTION_PX, check_finite_motion
 from .parts import Limits
+from .ranges import check_motion_ranges, check_option_ranges
 
 __all__ = ["options_to_wire", "options_from_wire", "motion_to_wire", "motion_from_wire"]
 
@@ -28,7 +30,7 @@ def options_from_wire(values: Any) -> RenderOptions:
     """Validated RenderOptions from a wire map; raises InputError naming the bad option."""
     if not isinstance(values, dict):
         raise InputError(f"options must be a map of option name to value, got {type(values).__name__}")
-    return RenderOptions.from_dict(values)
+    return check_option_ranges(RenderOptions.from_dict(values))
 
 
 def motion_to_wire(motion: MotionSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -68,7 +70,7 @@ def motion_from_wire(body: Any, parts: Mapping[str, np.ndarray], limits: Limits 
     if field_part is not None and kind != "field":
         raise InputError(f"a motion part was sent but motion kind is {kind!r}", hint="set kind to field")
     motion_field = _motion_field(field_part, limits) if field_part is not None else None
-    return MotionSpec(
+    return check_motion_ranges(MotionSpec(
         kind=kind if isinstance(kind, str) else repr(kind),
         hints=tuple(_numbers(h, 4, "hint") for h in _list(body.get("hints"), "hints")),
         anchors=tuple(_numbers(a, 2, "anchor") for a in _list(body.get("anchors"), "anchors")),
@@ -76,7 +78,7 @@ def motion_from_wire(body: Any, parts: Mapping[str, np.ndarray], limits: Limits 
         path=_optional_str(body.get("path"), "motion path"),
         drift=_numbers(body["drift"], 2, "drift") if body.get("drift") is not None else None,
         field=motion_field,
-    ).validate()
+    ).validate())
 
 
 def _motion_field(part: np.ndarray, limits: Limits) -> np.ndarray:
@@ -86,9 +88,7 @@ def _motion_field(part: np.ndarray, limits: Limits) -> np.ndarray:
     if max(part.shape[1:]) > limits.max_image_side or min(part.shape[1:]) < 1:
         raise InputError(f"motion part is {part.shape[2]}x{part.shape[1]}; "
                          f"sides must be 1 to {limits.max_image_side}")
-    bad = int(np.count_nonzero(~np.isfinite(part)))
-    if bad:
-        raise InputError(f"motion part holds {bad} non-finite values", hint="replace NaN/Inf by 0")
+    check_finite_motion(part, "motion part", MAX_MOTION_PX)
     return part.astype(np.float32)
 
 

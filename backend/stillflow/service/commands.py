@@ -114,7 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
     importlib.import_module("stillflow.pipeline")
     results = _results_folder(args.results)
     config = ServerConfig(bind=args.bind, devices=devices, workers=args.workers, queue_size=args.queue_size,
-                          limits=Limits(max_part_bytes=int(args.max_part_mb * 2**20)), keys=keys,
+                          limits=Limits.for_requests(int(args.max_part_mb * 2**20)), keys=keys,
                           heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
                           log_path=str(log_path), models=args.models, results_dir=str(results),
                           allow_read=tuple(str(_existing_folder(folder, "--allow-read")) for folder in args.allow_read),
@@ -169,7 +169,7 @@ def _run_submit(args: argparse.Namespace) -> int:
         # the backend writes straight into --out only when that lies in its results folder on this machine
         results = client.hello().get("results_dir")
         shared = (not args.remote and is_local_endpoint(args.endpoint) and isinstance(results, str)
-                  and Path(results) in out_dir.parents and (video is None or Path(results) in video.parents))
+                  and Path(results) in out_dir.parents and (video is None or out_dir in video.parents))
         sent_video = (video if shared else video.name) if video is not None else None
         job = client.submit(image, mask=args.mask, motion=motion, options=options,
                             out_dir=out_dir if shared else None, video=sent_video, deliver="files",

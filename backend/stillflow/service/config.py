@@ -17,7 +17,7 @@ class ServerConfig:
     devices: tuple[str, ...] = ("auto",)
     workers: int = 1
     queue_size: int = 16
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = field(default_factory=Limits.for_requests)
     keys: ServerKeys | None = None
     heartbeat_s: float = 1.0
     client_timeout_s: float = 60.0

@@ -18,14 +18,17 @@ from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError, shown
 from ..gan.models_dir import describe_models
 from ..io.headers import check_image_header
+from ..stages.motion_file import check_motion_header
 from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
 from .config import ServerConfig
 from .flow import JobCancel, Watchdog
-from .jobs import Job, JobQueue, build_job
+from .jobs import Job, JobQueue
+from .submit import build_job
 from .keys import is_local_endpoint
 from .paths import PathPolicy
 from .peers import Peers
+from .results import ResultStore
 from .wire import RefusalLog
 
 __all__ = ["Dispatcher", "Finish"]
@@ -50,8 +53,10 @@ class Dispatcher:
         from ..devices import resolved_name  # torch: serve has loaded the engine already
 
         self._devices = [resolved_name(d) for d in config.devices]  # hello says cpu/cuda, not auto
+        # clients of a keyed backend (or one other machines reach) see paths relative to its results folder
         self._paths = PathPolicy(config.results_dir, config.allow_read, models=config.models,
-                                 local=is_local_endpoint(config.bind))
+                                 local=is_local_endpoint(config.bind) and config.keys is None)
+        self.results = ResultStore(self._paths.results)
         self._started = time.monotonic()
 
     def reply(self, identity: bytes, principal: bytes, message: Message) -> Message | None:
@@ -86,6 +91,10 @@ class Dispatcher:
         config = self._config
         # What the models folder holds and what each engine/motion/mask option needs.
         models = describe_models(config.models) if config.models else None
+        if models is not None and not self._paths.local:  # paths on this machine: of no use to a remote client
+            models["path"] = None
+            for described in models.get("files", {}).values():
+                described["path"] = None
         return {"server": f"stillflow {__version__}", "version": __version__, "protocol": PROTOCOL_VERSION,
                 "engines": list(ENGINES), "devices": self._devices, "workers": config.workers,
                 "limits": config.limits.to_wire(), "queue_size": config.queue_size,
@@ -115,11 +124,18 @@ class Dispatcher:
         """Queue a job (reply accepted) or reply rejected with the reason."""
         job_id = uuid.uuid4().hex[:16]
         try:
+            seconds = message.body.get("dead_after", 1.0)
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < float("inf"):
+                raise InputError(f"dead_after must be a number of seconds, got {shown(seconds)}")
+            self._heartbeat(identity, message.body)  # the submit says how long its client waits, too
             job = build_job(job_id, identity, message, self._config.limits, self._paths)
             job.principal = principal
+            job.scratch_root = str(self.results.scratch)
+            job.results_root = None if self._paths.local else str(self._paths.results)
             _check_input_headers(job, self._config.limits.max_image_side)
             job.cancel = JobCancel(lambda: self._watchdog.stalled(identity))
             self._check_client_queue(principal)
+            self._claim(job, message.body)
             position = self._jobs.put(job)
         except StillflowError as exc:
             self._refusals.refused(identity, exc)
@@ -127,8 +143,13 @@ class Dispatcher:
         self._peers.own(job_id, identity)
         log.info("job %s queued at %d (%dx%d frames=%d, %s)", job_id, position, *_size(job), job.options.frames,
                  "shared fs" if job.out_dir else job.deliver)
-        return Message("accepted", {"position": position, "out_dir": job.out_dir, "video": job.video},
-                       req=message.req, job=job_id)
+        return Message("accepted", {"position": position, "out_dir": job.shown(job.out_dir),
+                                    "video": job.shown(job.video)}, req=message.req, job=job_id)
+
+    def _claim(self, job: Job, body: dict[str, Any]) -> None:
+        """Make the job's out_dir its client's result; InputError when it is somebody else's (or no result)."""
+        if job.out_dir is not None:
+            self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")))
 
     def _check_client_queue(self, principal: bytes) -> None:
         """BackendUnavailable when the caller already has its share of the queue."""
@@ -161,13 +182,16 @@ class Dispatcher:
 
 
 def _check_input_headers(job: Job, max_side: int) -> None:
-    """Refuse image, mask and importance files that declare too large an image, before any decoding."""
+    """Refuse image, mask, importance and motion files that declare too large an array, before any decoding."""
     for name in ("image", "mask", "importance"):
         value = job.inputs.get(name)
         if isinstance(value, tuple):  # (file name, bytes) sent by the client
             check_image_header(value[1], f"{name}_file {shown(value[0])}", max_side, known_only=True)
         elif isinstance(value, str) and value != "auto":  # a path on a shared filesystem
             check_image_header(value, f"{name} {shown(value)}", max_side, known_only=False)
+    if job.motion.kind == "file":  # a .npy motion: its header says how much np.load would allocate
+        name, source = job.inputs.get("motion_file") or (job.motion.path, str(job.motion.path))
+        check_motion_header(source, f"motion file {shown(name)}", max_side)
 
 
 def _size(job: Job) -> tuple[int, int]:

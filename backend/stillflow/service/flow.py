@@ -73,29 +73,45 @@ class Backlog:
 
 
 class Watchdog:
-    """When the I/O loop last ran, and how long each client waits before it gives a silent backend up."""
+    """When the backend last reached each client, and how long each client waits before giving it up.
+
+    A client fails its jobs once it has heard nothing for its ``dead_after`` seconds; it hears
+    something whenever the I/O loop hands it a message or has some waiting for it. So a job is
+    given up (``stalled``) when no send to its client was even tried for that long: the process
+    was stopped (SIGSTOP), or the I/O loop was kept from sending.
+
+    Thread contract: the I/O thread writes; workers only read (single dict reads and float
+    assignments, atomic in CPython).
+    """
 
     def __init__(self, default_dead_after_s: float) -> None:
         self.default_dead_after_s = default_dead_after_s
         self.last_tick = time.monotonic()
         self._dead_after: dict[bytes, float] = {}
+        self._reached: dict[bytes, float] = {}
 
     def tell_dead_after(self, identity: bytes, seconds: float) -> None:
         """Remember the silence after which ``identity`` fails its jobs (sent in its heartbeats)."""
         self._dead_after[identity] = seconds
 
+    def reached(self, identity: bytes, now: float | None = None) -> None:
+        """Note that a message to ``identity`` was sent, or is waiting for it to read."""
+        self._reached[identity] = time.monotonic() if now is None else now
+
     def forget(self, identity: bytes) -> None:
         """Drop what is known about a client that left."""
         self._dead_after.pop(identity, None)
+        self._reached.pop(identity, None)
 
     def dead_after(self, identity: bytes) -> float:
         """Seconds of backend silence after which ``identity`` has failed its jobs."""
         return self._dead_after.get(identity, self.default_dead_after_s)
 
     def stalled(self, identity: bytes, now: float | None = None) -> bool:
-        """True when the I/O loop has not run for longer than ``identity`` waits (the process was stopped)."""
+        """True when ``identity`` has heard nothing from the backend for longer than it waits."""
         now = time.monotonic() if now is None else now
-        return now - self.last_tick > self.dead_after(identity)
+        last = self._reached.get(identity, self.last_tick)
+        return now - last > self.dead_after(identity)
 
 
 class JobCancel(threading.Event):

@@ -1,6 +1,6 @@
-"""Jobs of the backend service: parsing a submit, the bounded queue, and running one job on the engine.
+"""Jobs of the backend service: the Job record, the bounded queue, and running one job on the engine.
 
-Thread contract: the I/O thread builds jobs and owns the queue's producer side; worker
+A submit becomes a Job in ``submit.py``. Thread contract: the I/O thread builds jobs and owns the queue's producer side; worker
 threads take jobs and run them. Workers never touch a ZeroMQ socket except their own
 doorbell; they hand messages to the I/O thread through ``emit`` (a queue).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -21,24 +22,16 @@ import numpy as np
 
 from ..errors import BackendUnavailable, Cancelled, InputError, StillflowError
 from ..io.images import to_uint8
-from ..io.video import check_video_path
+from ..link.protocol import Message, error_message
 from ..options import MotionSpec, RenderOptions
 from ..progress import Progress
-from ..link.protocol import Limits, Message, check_image, check_mask, error_message, motion_from_wire, options_from_wire
-from .paths import PathPolicy, check_plain_name, upload_name
 
-__all__ = ["Job", "JobQueue", "build_job", "run_job", "Emit"]
+__all__ = ["Job", "JobQueue", "run_job", "Emit"]
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[bytes, Message, bool], None]
 """emit(owner identity, message, is_reliable): hand a message to the I/O thread."""
-
-_SUBMIT_KEYS = frozenset({"options", "motion", "preview", "out_dir", "video", "deliver", "image_path", "image_name",
-                          "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name"})
-_INPUT_PARTS = frozenset({"image", "image_file", "mask", "mask_file", "importance", "importance_file", "motion",
-                          "motion_file"})
-_MAX_PREVIEW = 512
 
 
 @dataclass(eq=False)
@@ -63,11 +56,23 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     principal: bytes = b""
     """Who may see and control the job: the CURVE key of its client when keyed, else its routing id."""
+    scratch_root: str | None = None
+    """Folder the job's scratch folder goes in (the backend's own; None: the system's temp folder)."""
+    results_root: str | None = None
+    """Set when clients must see output paths relative to this folder (they are not on this machine)."""
+
+    def shown(self, path: str | os.PathLike[str] | None) -> str | None:
+        """A path as the job's client sees it (relative to ``results_root`` when that is set)."""
+        if path is None or self.results_root is None:
+            return None if path is None else str(path)
+        resolved = Path(path)
+        root = Path(self.results_root)
+        return resolved.relative_to(root).as_posix() if root in resolved.parents else resolved.name
 
     def describe(self) -> dict[str, Any]:
         """Plain state for status replies."""
         return {"job": self.job_id, "state": self.state, "stage": self.stage, "done": self.done,
-                "total": self.total, "out_dir": self.out_dir, "engine": self.options.engine}
+                "total": self.total, "out_dir": self.shown(self.out_dir), "engine": self.options.engine}
 
 
 class JobQueue:
@@ -140,94 +145,19 @@ class JobQueue:
             return dropped
 
 
-def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths: PathPolicy) -> Job:
-    """A Job from a submit message; raises InputError naming the first bad field.
-
-    Output paths are resolved under ``paths.results`` and input paths checked against
-    ``paths.allow_read`` here, so a job never touches a path a client could not name.
-    """
-    body = message.body
-    unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(set(message.parts) - _INPUT_PARTS)
-    if unknown:
-        raise InputError(f"unknown submit field(s): {', '.join(unknown)}"[:240])
-    options = options_from_wire(body.get("options", {}))
-    if options.frames > limits.max_frames:
-        raise InputError(f"frames is {options.frames}; this backend renders at most {limits.max_frames}")
-    if options.models is not None:
-        options = dataclasses.replace(options, models=paths.readable(options.models, "options.models", kind="folder"))
-    motion = _motion(body, message, limits, paths)
-    deliver = body.get("deliver", "arrays")
-    if deliver not in ("arrays", "files"):
-        raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
-    out_dir, video = _outputs(body, deliver, paths)
-    preview = body.get("preview", 128)
-    if not isinstance(preview, int) or isinstance(preview, bool) or not 0 <= preview <= _MAX_PREVIEW:
-        raise InputError(f"preview must be 0 to {_MAX_PREVIEW} px, got {preview!r}"[:200])
-    inputs: dict[str, Any] = {}
-    for name, required in (("image", True), ("mask", False), ("importance", False)):
-        value = _input(name, body, message.parts, limits, paths)
-        if value is None and required:
-            raise InputError("submit needs an image: an image part, image_file bytes or an image_path")
-        if value is not None:
-            inputs[name] = value
-    if "motion_file" in message.parts:
-        inputs["motion_file"] = (motion.path, message.parts["motion_file"])
-    return Job(job_id=job_id, owner=owner, options=options, motion=motion, inputs=inputs, out_dir=out_dir,
-               video=video, deliver=deliver, preview=preview)
-
-
-def _motion(body: dict[str, Any], message: Message, limits: Limits, paths: PathPolicy) -> MotionSpec:
-    """The job's motion; a file or clip path is checked against the readable folders (or is a plain name for bytes)."""
-    motion = motion_from_wire(body.get("motion", {}), message.parts, limits)
-    if "motion_file" in message.parts:
-        if motion.kind not in ("file", "clip"):
-            raise InputError("motion_file bytes need motion kind file or clip and a plain file name as path")
-        motion = dataclasses.replace(motion, path=upload_name(motion.path, "motion.path (with motion_file bytes)",
-                                                              "motion"))
-    elif motion.kind in ("file", "clip"):
-        path = paths.readable(motion.path, "motion.path", kind="any", send="motion_file")
-        motion = dataclasses.replace(motion, path=path)
-    return motion
-
-
-def _outputs(body: dict[str, Any], deliver: str, paths: PathPolicy) -> tuple[str | None, str | None]:
-    """(out_dir, video): absolute paths under the results folder, or None / a plain name for a remote job."""
-    out_dir = body.get("out_dir")
-    video = body.get("video")
-    if out_dir is not None:
-        out_dir = paths.output(out_dir, "out_dir")
-    if video is None:
-        return out_dir, None
-    if not isinstance(video, str) or not video:
-        raise InputError("video must be a file name")
-    check_video_path(video)
-    if out_dir is None:
-        if deliver != "files":
-            raise InputError("a video for a remote job needs deliver=files and a plain file name",
-                             hint="or give out_dir, a folder in the backend's results folder")
-        video = check_plain_name(video, "video")
-    else:
-        video = paths.output(video, "video", kind="file")
-        if video == out_dir:
-            raise InputError("video and out_dir name the same path", hint="give the video its own file name")
-    return out_dir, video
-
-
 def run_job(job: Job, emit: Emit, device: str | None) -> None:
     """Run one job on the engine and emit its progress, result parts and final message."""
     from .. import pipeline
 
     options = job.options if device is None else _with_device(job.options, device)
-    scratch = Path(tempfile.mkdtemp(prefix=f"stillflow-job-{job.job_id}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"job-{job.job_id}-", dir=job.scratch_root))
     try:
         image, mask, importance, motion = _materialize(job, scratch)
         common = dict(mask=mask, motion=motion, options=options, importance=importance,
                       should_cancel=job.cancel.is_set)
         progress = _progress_sender(job, emit)
         if job.out_dir is not None:
-            result = pipeline.render(image, job.out_dir, video=job.video, progress=progress, **common)
-            body = {"out_dir": str(result.out_dir), "frame_paths": [str(p) for p in result.frame_paths],
-                    "manifest": result.manifest, "video": str(result.video) if result.video else None}
+            body = _render_in_place(job, image, common, progress, scratch)
         elif job.deliver == "files":
             body = _render_files(job, image, common, progress, scratch, emit)
         else:
@@ -241,6 +171,7 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
                 progress(Progress("render", count, options.frames, frame))
             body = {"count": count, "manifest": {"frames": count, "options": options.to_dict(),
                                                  "motion": motion.describe()}}
+        _scrub_manifest(body.get("manifest"), scratch, job)
         job.state = "done"
         emit(job.owner, Message("result", body, job=job.job_id), True)
     except Cancelled as exc:
@@ -248,15 +179,54 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
         emit(job.owner, Message("cancelled", {"msg": str(exc)}, job=job.job_id), True)
     except StillflowError as exc:
         job.state = "failed"
-        emit(job.owner, error_message(exc, job=job.job_id), True)
+        emit(job.owner, error_message(type(exc)(_scrub(str(exc), scratch, job)), job=job.job_id), True)
     except Exception as exc:  # the worker must survive any engine failure and tell the client
         log.exception("job %s failed", job.job_id)
         job.state = "failed"
-        error = StillflowError(f"internal error in the backend: {type(exc).__name__}: {exc}"[:300],
+        error = StillflowError(_scrub(f"internal error in the backend: {type(exc).__name__}: {exc}", scratch, job)[:300],
                                hint="see the backend log")
         emit(job.owner, error_message(error, job=job.job_id), True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _render_in_place(job: Job, image: Any, common: dict[str, Any], progress: Callable[[Progress], None],
+                     scratch: Path) -> dict[str, Any]:
+    """Render into scratch, then move the result into ``job.out_dir`` if that still is the folder checked at submit."""
+    from .. import pipeline
+    from ..io.frames import atomic_outputs
+
+    out_dir = Path(job.out_dir or "")
+    staged = scratch / "result"
+    video = staged / Path(job.video).relative_to(out_dir) if job.video else None
+    result = pipeline.render(image, staged, video=video, progress=progress, **common)
+    if job.cancel.is_set():
+        raise Cancelled("the job was cancelled; nothing was written")
+    # a folder on the way may have become a link since submit: write only where the path still resolves
+    if os.path.realpath(out_dir) != str(out_dir):
+        raise InputError(f"out_dir {job.shown(out_dir)} changed while the job ran (it now leads elsewhere); "
+                         "nothing was written", hint="submit again")
+    with atomic_outputs(out_dir) as (staging, _):
+        for entry in staged.iterdir():
+            shutil.move(entry, staging / entry.name)  # a rename unless scratch is on another disk (Ray)
+    frame_paths = [str(out_dir / path.name) for path in result.frame_paths]
+    return {"out_dir": job.shown(out_dir), "frame_paths": [job.shown(path) for path in frame_paths],
+            "manifest": result.manifest, "video": job.shown(job.video)}
+
+
+def _scrub(text: str, scratch: Path, job: Job) -> str:
+    """``text`` without the server's scratch folder, and with output paths as the client sees them."""
+    text = text.replace(f"{scratch}{os.sep}", "").replace(str(scratch), "")
+    if job.results_root is not None:
+        text = text.replace(f"{job.results_root}{os.sep}", "").replace(job.results_root, ".")
+    return text
+
+
+def _scrub_manifest(manifest: Any, scratch: Path, job: Job) -> None:
+    """Replace a scratch path in a result's manifest (an uploaded motion file) by the file's name."""
+    motion = manifest.get("motion") if isinstance(manifest, dict) else None
+    if isinstance(motion, dict) and isinstance(motion.get("path"), str):
+        motion["path"] = _scrub(motion["path"], scratch, job)
 
 
 def _render_files(job: Job, image: Any, common: dict[str, Any], progress: Callable[[Progress], None],
@@ -317,34 +287,6 @@ def _materialize(job: Job, scratch: Path) -> tuple[Any, Any, Any, MotionSpec]:
         motion = MotionSpec(kind=motion.kind, hints=motion.hints, anchors=motion.anchors,
                             anchor_radius=motion.anchor_radius, path=str(path), drift=motion.drift)
     return values[0], values[1], values[2], motion
-
-
-def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits, paths: PathPolicy) -> Any:
-    """An image-like input: the array part, (file name, bytes) or a path on this machine; None if absent."""
-    given = [k for k in (name, f"{name}_file") if k in parts] + [k for k in (f"{name}_path", f"{name}_auto")
-                                                                  if k in body]
-    if len(given) > 1:
-        raise InputError(f"{name} given twice ({' and '.join(given)}); send exactly one")
-    if f"{name}_auto" in body:
-        if name != "mask" or body[f"{name}_auto"] is not True:
-            raise InputError(f"{name}_auto is only valid as mask_auto: true")
-        return "auto"
-    if name in parts:
-        array = parts[name]
-        if name == "image":
-            check_image(array, limits)
-        else:
-            check_mask(array, limits)
-        return array
-    if f"{name}_file" in parts:
-        data = parts[f"{name}_file"]
-        file_name = body.get(f"{name}_name")
-        if data.ndim != 1 or data.dtype != np.uint8:
-            raise InputError(f"{name}_file must be the file's bytes as a 1-D uint8 part")
-        return (upload_name(file_name, f"{name}_name", name), data)
-    if f"{name}_path" not in body:
-        return None
-    return paths.readable(body[f"{name}_path"], f"{name}_path", send=f"{name}_file")
 
 
 def _with_device(options: RenderOptions, device: str) -> RenderOptions:

@@ -16,7 +16,7 @@ from typing import Any, Literal, Sequence
 from ..errors import InputError
 from ..io.frames import check_file_target, check_replaceable
 
-__all__ = ["PathPolicy", "default_results_dir", "check_plain_name", "upload_name", "MAX_NAME"]
+__all__ = ["PathPolicy", "default_results_dir", "check_plain_name", "upload_name", "not_yours", "MAX_NAME"]
 
 MAX_NAME = 100
 """Longest output name a client may give (characters)."""
@@ -53,6 +53,12 @@ def upload_name(value: Any, what: str, stem: str) -> str:
     return stem + (suffix.lower() if _SUFFIX.fullmatch(suffix) else "")
 
 
+def not_yours(what: str, value: str) -> InputError:
+    """The one refusal for an output that exists and is not the caller's to replace."""
+    return InputError(f"{what} {value[:200]} is not one of this client's results: it is not replaced",
+                      hint="choose a new name")
+
+
 def _inside(path: Path, root: Path) -> bool:
     """True when the resolved ``path`` is ``root`` or below it."""
     return path == root or root in path.parents
@@ -69,6 +75,13 @@ class PathPolicy:
         # the server's own --models folder may always be named as options.models
         self._models = Path(models).resolve() if models else None
         self.local = local
+
+    def shown(self, path: str | os.PathLike[str] | None) -> str | None:
+        """How a client sees a path under the results folder: whole on this machine, else relative to it."""
+        if path is None or self.local:
+            return None if path is None else str(path)
+        resolved = Path(path)
+        return resolved.relative_to(self.results).as_posix() if _inside(resolved, self.results) else resolved.name
 
     def hello(self) -> dict[str, Any]:
         """What ``hello`` tells clients: whether paths are read, and the folders' names to local clients only."""
@@ -94,6 +107,9 @@ class PathPolicy:
         """``output`` once ``value`` is a string."""
         if os.path.isabs(value):
             target = Path(os.path.realpath(value))
+            inner = target.relative_to(self.results).parts if _inside(target, self.results) else ()
+            if any(part.startswith(".") for part in inner):  # the backend's own folder and staging folders
+                raise InputError(f"{what} {value[:200]!r} is not a valid name", hint=f"give {_NAME_RULE}")
         else:
             parts = value.split("/")
             if len(value) > MAX_NAME or not all(_PART.fullmatch(part) for part in parts):
@@ -106,10 +122,13 @@ class PathPolicy:
         if target == self.results:
             raise InputError(f"{what} names the results folder itself", hint="give a name inside it")
         self.results.mkdir(parents=True, exist_ok=True)
-        if kind == "folder":
-            check_replaceable(target)
-        else:
-            check_file_target(target)
+        try:
+            if kind == "folder":
+                check_replaceable(target)
+            else:
+                check_file_target(target)
+        except InputError:  # in the words of every refused replacement, without the server's path
+            raise not_yours(what, value) from None
         return str(target)
 
     def readable(self, value: Any, what: str, *, kind: Literal["file", "folder", "any"] = "file",

@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 TrySend = Callable[[bytes, list[Any]], bool]
 """try_send(identity, frames): one non-blocking send; False when the peer is busy or not connected."""
 
-_REPLY_CACHE = 1024
-_REPLY_CACHE_BYTES = 16 << 20
+_REPLIES_PER_CLIENT = 64
+"""Recent replies kept per client for its retries: another client's traffic never evicts them."""
+_REPLY_BYTES_PER_CLIENT = 2 << 20
+_REPLY_CACHE_BYTES = 64 << 20
+"""All clients' cached replies together; over it, the client holding the most loses its oldest."""
 _MAX_CACHED_REPLY = 256 << 10
 _MAX_WAITING_REPLIES = 256
 _FINAL_OPS = frozenset({"result", "cancelled", "error"})
@@ -51,6 +54,9 @@ class _Peer:
     """How many of the outbox's messages are replies (a client that sends without reading is capped)."""
     verified: bool = True
     """False after some connection dropped (keyed): events wait until this peer speaks with its key again."""
+    replies: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict)
+    """This client's recent replies by request id, oldest first."""
+    reply_bytes: int = 0
 
 
 class Peers:
@@ -65,7 +71,6 @@ class Peers:
         self._watchdog = watchdog
         self._peers: dict[bytes, _Peer] = {}
         self._owners: dict[str, bytes] = {}
-        self._replies: OrderedDict[tuple[bytes, str], list[Any]] = OrderedDict()
         self._reply_bytes = 0
 
     def __len__(self) -> int:
@@ -100,18 +105,14 @@ class Peers:
 
     def cached_reply(self, identity: bytes, req: str | None) -> list[Any] | None:
         """The encoded reply already sent for this request id, if any (a retry is answered from it)."""
-        return self._replies.get((identity, req)) if req is not None else None
+        peer = self._peers.get(identity)
+        return peer.replies.get(req) if peer is not None and req is not None else None
 
     def reply(self, identity: bytes, req: str | None, frames: list[Any]) -> None:
         """Send a reply reliably and keep it (when small) for retries of the same request id."""
-        size = message_bytes(frames)
-        if req is not None and size <= _MAX_CACHED_REPLY and (identity, req) not in self._replies:
-            self._replies[(identity, req)] = frames
-            self._reply_bytes += size
-            while len(self._replies) > _REPLY_CACHE or self._reply_bytes > _REPLY_CACHE_BYTES:
-                _, dropped = self._replies.popitem(last=False)
-                self._reply_bytes -= message_bytes(dropped)
         peer = self._peers.get(identity)
+        if peer is not None and req is not None:
+            self._keep_reply(peer, req, frames)
         if peer is not None and not peer.verified:
             # the sender holds this routing id now; the events held for its rightful owner stay held
             self._try_send(identity, frames)
@@ -173,8 +174,8 @@ class Peers:
         _, running = self._jobs.snapshot()
         for job in running:
             if not job.cancel.is_set() and self._watchdog.stalled(job.owner, now):
-                log.warning("job %s cancelled: the backend was stopped for %.1f s, longer than its client waits",
-                            job.job_id, now - self._watchdog.last_tick)
+                log.warning("job %s cancelled: its client heard nothing from the backend for longer than it waits "
+                            "(%.1f s)", job.job_id, self._watchdog.dead_after(job.owner))
                 job.cancel.set()
 
     def _keep(self, identity: bytes, peer: _Peer, frames: list[Any], reliable: bool, counted: int,
@@ -186,10 +187,31 @@ class Peers:
         else:
             self._backlog.release(identity, counted)
 
+    def _keep_reply(self, peer: _Peer, req: str, frames: list[Any]) -> None:
+        """Cache a small reply on its client's own quota (then the global cap takes from the biggest holder)."""
+        size = message_bytes(frames)
+        if size > _MAX_CACHED_REPLY or req in peer.replies:
+            return
+        peer.replies[req] = frames
+        peer.reply_bytes += size
+        self._reply_bytes += size
+        while len(peer.replies) > _REPLIES_PER_CLIENT or peer.reply_bytes > _REPLY_BYTES_PER_CLIENT:
+            self._drop_oldest_reply(peer)
+        while self._reply_bytes > _REPLY_CACHE_BYTES:
+            self._drop_oldest_reply(max(self._peers.values(), key=lambda other: other.reply_bytes))
+
+    def _drop_oldest_reply(self, peer: _Peer) -> None:
+        """Forget ``peer``'s oldest cached reply."""
+        _, dropped = peer.replies.popitem(last=False)
+        size = message_bytes(dropped)
+        peer.reply_bytes -= size
+        self._reply_bytes -= size
+
     def _forget_replies(self, identity: bytes) -> None:
         """Drop the cached replies of ``identity``."""
-        for key in [key for key in self._replies if key[0] == identity]:
-            self._reply_bytes -= message_bytes(self._replies.pop(key))
+        peer = self._peers.get(identity)
+        while peer is not None and peer.replies:
+            self._drop_oldest_reply(peer)
 
     def _has_jobs(self, identity: bytes) -> bool:
         """True while ``identity`` has queued, running or finishing jobs."""
@@ -209,6 +231,7 @@ class Peers:
         for job in dropped:
             self._owners.pop(job.job_id, None)
         if not mine:
+            self._forget_replies(identity)
             peer = self._peers.pop(identity)
             for waiting in peer.outbox:
                 self._backlog.release(identity, waiting.counted)

@@ -44,6 +44,8 @@ __all__ = ["ServerConfig", "Server"]
 log = logging.getLogger(__name__)
 
 _DRAIN_MAX = 128
+_DRAIN_BUDGET_S = 0.05
+"""Longest the I/O loop answers requests before it sends job messages and heartbeats again."""
 _TICK_S = 0.1
 _SEND_HWM = 8
 """Messages ZeroMQ queues per client before a send would block (then the server's outbox holds them)."""
@@ -155,11 +157,7 @@ class Server:
                 self._tick()
                 self._check_disconnects()
                 if self._router in ready:
-                    for _ in range(_DRAIN_MAX):
-                        self._handle(self._router.recv_multipart(copy=False))
-                        self._tick()
-                        if not self._router.poll(0):
-                            break
+                    self._drain()
                 if self._doorbell in ready:
                     while self._doorbell.poll(0):
                         self._doorbell.recv()
@@ -171,6 +169,19 @@ class Server:
                     next_beat = now + self.config.heartbeat_s
         finally:
             self._shutdown()
+
+    def _drain(self) -> None:
+        """Answer waiting requests for at most _DRAIN_BUDGET_S (or _DRAIN_MAX of them).
+
+        The loop around it then flushes job messages and heartbeats, so a client that floods the
+        backend delays the others' events by one budget, not by its whole backlog.
+        """
+        budget_end = time.monotonic() + _DRAIN_BUDGET_S
+        for _ in range(_DRAIN_MAX):
+            self._handle(self._router.recv_multipart(copy=False))
+            self._tick()
+            if time.monotonic() >= budget_end or not self._router.poll(0):
+                break
 
     def _work(self, device: str) -> None:
         """Worker thread: take jobs and run them one at a time."""
@@ -277,8 +288,10 @@ class Server:
         """One non-blocking send; False when the peer's queue is full or it is not connected."""
         try:
             self._router.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
+            self._watchdog.reached(identity)
             return True
         except zmq.Again:
+            self._watchdog.reached(identity)  # its queue is full: the client has messages to read
             return False
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
@@ -328,6 +341,8 @@ class Server:
         self._doorbell.close(linger=0)
         self._shutdown_auth()
         getattr(self._run_job, "close", lambda: None)()
+        if not stuck:  # a stuck worker may still read its uploaded inputs
+            self._dispatcher.results.close()
         if not stuck:  # term() would wait for a stuck worker's doorbell socket forever
             self._context.term()
         log.info("stopped")

@@ -1,0 +1,125 @@
+"""The backend's own folder inside its results folder: job scratch space and who owns which result.
+
+``RESULTS/.stillflow`` belongs to the backend; clients can never name it (output names may not
+have a part starting with '.'). It holds:
+    scratch/HOST-PID/   one folder per running backend: uploaded inputs and remote jobs' renders.
+                        A backend removes its own at shutdown and, at start, those of backends
+                        on this host whose process is gone (SIGKILL).
+    owners.json         result path (relative to RESULTS) -> owner token (a hash of the client's
+                        CURVE key or routing id). A result may be replaced only by its owner.
+
+Thread contract: ``claim`` runs on the I/O thread; workers only read ``scratch``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from .parent_watch import is_alive
+from .paths import not_yours
+
+__all__ = ["ResultStore", "PRIVATE"]
+
+log = logging.getLogger(__name__)
+
+PRIVATE = ".stillflow"
+"""The backend's own folder inside the results folder."""
+
+
+class ResultStore:
+    """Scratch space and result ownership under ``results / PRIVATE``."""
+
+    def __init__(self, results: Path) -> None:
+        self.results = results
+        root = results / PRIVATE
+        self._owners_file = root / "owners.json"
+        self._host = socket.gethostname().replace("-", "_") or "host"
+        scratch_root = root / "scratch"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        for stale in _dead_scratch(scratch_root, self._host):
+            log.info("removing scratch of a backend that is gone: %s", stale.name)
+            shutil.rmtree(stale, ignore_errors=True)
+        self.scratch = scratch_root / f"{self._host}-{os.getpid()}"
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(mode=0o700)
+        self._owners = self._load_owners()
+
+    def close(self) -> None:
+        """Remove this backend's scratch folder."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def claim(self, target: str, principal: bytes, what: str, shown_name: str) -> None:
+        """Make ``target`` (a resolved path under the results folder) the result of ``principal``.
+
+        Raises:
+            InputError (``paths.not_yours``): ``target`` exists (not empty) or is claimed and is not ``principal``'s: the
+                same words whether it is another client's result or any other folder, so nobody
+                learns what others keep.
+        """
+        key = Path(target).relative_to(self.results).as_posix()
+        token = _token(principal)
+        owner = self._owners.get(key)
+        if owner == token:
+            return
+        if owner is not None or _holds_anything(Path(target)):
+            raise not_yours(what, shown_name)
+        self._owners[key] = token
+        self._save_owners()
+
+    def owns(self, target: str, principal: bytes) -> bool:
+        """True when ``target`` was claimed by ``principal``."""
+        key = Path(target).relative_to(self.results).as_posix()
+        return self._owners.get(key) == _token(principal)
+
+    def _load_owners(self) -> dict[str, str]:
+        """The saved owners of results that still exist (or an empty map)."""
+        try:
+            data = json.loads(self._owners_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {key: value for key, value in data.items() if isinstance(key, str) and isinstance(value, str)
+                and os.path.lexists(self.results / key)}
+
+    def _save_owners(self) -> None:
+        """Write owners.json whole (a temporary file moved into place)."""
+        staging = self._owners_file.with_name(f".owners-{os.getpid()}.tmp")
+        try:
+            staging.write_text(json.dumps(self._owners), encoding="utf-8")
+            os.replace(staging, self._owners_file)
+        except OSError as exc:
+            log.warning("cannot save result owners to %s: %s", self._owners_file, exc.strerror)
+
+
+def _token(principal: bytes) -> str:
+    """A stable, non-reversible name for a client principal."""
+    return hashlib.sha256(principal).hexdigest()[:32]
+
+
+def _holds_anything(path: Path) -> bool:
+    """True when ``path`` exists and is not an empty folder."""
+    if not os.path.lexists(path):
+        return False
+    if path.is_symlink() or not path.is_dir():
+        return True
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return True
+
+
+def _dead_scratch(root: Path, host: str) -> list[Path]:
+    """Scratch folders of this host's backends whose process is gone."""
+    stale = []
+    for entry in root.iterdir():
+        name_host, _, pid = entry.name.rpartition("-")
+        if name_host == host and pid.isdigit() and (int(pid) == os.getpid() or not is_alive(int(pid))):
+            stale.append(entry)
+    return stale

@@ -1,0 +1,131 @@
+"""Reading a submit request into a Job: fields, inputs, motion and output paths, each checked.
+
+Thread contract: called only by the I/O thread (``Dispatcher``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.video import check_video_path
+from ..link.protocol import Limits, Message, check_image, check_mask, motion_from_wire, options_from_wire
+from ..options import MotionSpec
+from .jobs import Job
+from .paths import PathPolicy, check_plain_name, upload_name
+
+__all__ = ["build_job"]
+
+_SUBMIT_KEYS = frozenset({"options", "motion", "preview", "out_dir", "video", "deliver", "dead_after",
+                          "image_path", "image_name",
+                          "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name"})
+_INPUT_PARTS = frozenset({"image", "image_file", "mask", "mask_file", "importance", "importance_file", "motion",
+                          "motion_file"})
+_MAX_PREVIEW = 512
+
+
+def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths: PathPolicy) -> Job:
+    """A Job from a submit message; raises InputError naming the first bad field.
+
+    Output paths are resolved under ``paths.results`` and input paths checked against
+    ``paths.allow_read`` here, so a job never touches a path a client could not name.
+    """
+    body = message.body
+    unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(set(message.parts) - _INPUT_PARTS)
+    if unknown:
+        raise InputError(f"unknown submit field(s): {', '.join(unknown)}"[:240])
+    options = options_from_wire(body.get("options", {}))
+    if options.frames > limits.max_frames:
+        raise InputError(f"frames is {options.frames}; this backend renders at most {limits.max_frames}")
+    if options.models is not None:
+        options = dataclasses.replace(options, models=paths.readable(options.models, "options.models", kind="folder"))
+    motion = _motion(body, message, limits, paths)
+    deliver = body.get("deliver", "arrays")
+    if deliver not in ("arrays", "files"):
+        raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
+    out_dir, video = _outputs(body, deliver, paths)
+    preview = body.get("preview", 128)
+    if not isinstance(preview, int) or isinstance(preview, bool) or not 0 <= preview <= _MAX_PREVIEW:
+        raise InputError(f"preview must be 0 to {_MAX_PREVIEW} px, got {preview!r}"[:200])
+    inputs: dict[str, Any] = {}
+    for name, required in (("image", True), ("mask", False), ("importance", False)):
+        value = _input(name, body, message.parts, limits, paths)
+        if value is None and required:
+            raise InputError("submit needs an image: an image part, image_file bytes or an image_path")
+        if value is not None:
+            inputs[name] = value
+    if "motion_file" in message.parts:
+        inputs["motion_file"] = (motion.path, message.parts["motion_file"])
+    return Job(job_id=job_id, owner=owner, options=options, motion=motion, inputs=inputs, out_dir=out_dir,
+               video=video, deliver=deliver, preview=preview)
+
+
+def _motion(body: dict[str, Any], message: Message, limits: Limits, paths: PathPolicy) -> MotionSpec:
+    """The job's motion; a file or clip path is checked against the readable folders (or is a plain name for bytes)."""
+    motion = motion_from_wire(body.get("motion", {}), message.parts, limits)
+    if "motion_file" in message.parts:
+        if motion.kind not in ("file", "clip"):
+            raise InputError("motion_file bytes need motion kind file or clip and a plain file name as path")
+        motion = dataclasses.replace(motion, path=upload_name(motion.path, "motion.path (with motion_file bytes)",
+                                                              "motion"))
+    elif motion.kind in ("file", "clip"):
+        path = paths.readable(motion.path, "motion.path", kind="any", send="motion_file")
+        motion = dataclasses.replace(motion, path=path)
+    return motion
+
+
+def _outputs(body: dict[str, Any], deliver: str, paths: PathPolicy) -> tuple[str | None, str | None]:
+    """(out_dir, video): absolute paths under the results folder, or None / a plain name for a remote job."""
+    out_dir = body.get("out_dir")
+    video = body.get("video")
+    if out_dir is not None:
+        out_dir = paths.output(out_dir, "out_dir")
+    if video is None:
+        return out_dir, None
+    if not isinstance(video, str) or not video:
+        raise InputError("video must be a file name")
+    check_video_path(video)
+    if out_dir is None:
+        if deliver != "files":
+            raise InputError("a video for a remote job needs deliver=files and a plain file name",
+                             hint="or give out_dir, a folder in the backend's results folder")
+        video = check_plain_name(video, "video")
+    else:
+        video = paths.output(video, "video", kind="file")
+        if Path(out_dir) not in Path(video).parents:
+            # a job writes only inside the result it owns, never over another file of the results folder
+            raise InputError("video must be a file inside out_dir", hint="name it OUT_DIR/NAME.mp4")
+    return out_dir, video
+
+
+def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits: Limits, paths: PathPolicy) -> Any:
+    """An image-like input: the array part, (file name, bytes) or a path on this machine; None if absent."""
+    given = [k for k in (name, f"{name}_file") if k in parts] + [k for k in (f"{name}_path", f"{name}_auto")
+                                                                  if k in body]
+    if len(given) > 1:
+        raise InputError(f"{name} given twice ({' and '.join(given)}); send exactly one")
+    if f"{name}_name" in body and f"{name}_file" not in parts:  # an unused field is refused, not ignored
+        raise InputError(f"{name}_name names the file sent as {name}_file bytes; send both or neither")
+    if f"{name}_auto" in body:
+        if name != "mask" or body[f"{name}_auto"] is not True:
+            raise InputError(f"{name}_auto is only valid as mask_auto: true")
+        return "auto"
+    if name in parts:
+        array = parts[name]
+        if name == "image":
+            check_image(array, limits)
+        else:
+            check_mask(array, limits)
+        return array
+    if f"{name}_file" in parts:
+        data = parts[f"{name}_file"]
+        file_name = body.get(f"{name}_name")
+        if data.ndim != 1 or data.dtype != np.uint8:
+            raise InputError(f"{name}_file must be the file's bytes as a 1-D uint8 part")
+        return (upload_name(file_name, f"{name}_name", name), data)
+    if f"{name}_path" not in body:
+        return None
+    return paths.readable(body[f"{name}_path"], f"{name}_path", send=f"{name}_file")
