@@ -14,9 +14,9 @@ _log_handler: logging.Handler | None = None
 
 def _classes() -> tuple[type, ...]:
     """Every class to register, in dependency order."""
-    from . import operators, panels, properties, result_ops
+    from . import install_ops, operators, panels, properties, result_ops
 
-    return (*properties.CLASSES, *operators.CLASSES, *result_ops.CLASSES, *panels.CLASSES)
+    return (*properties.CLASSES, *operators.CLASSES, *install_ops.CLASSES, *result_ops.CLASSES, *panels.CLASSES)
 
 
 def register() -> None:
@@ -43,9 +43,10 @@ def unregister() -> None:
     global _log_handler
     import bpy
 
-    from . import file_handlers, placement, preview, runner
+    from . import file_handlers, install_ops, placement, preview, runner
 
     file_handlers.unregister()
+    install_ops.shutdown()
     runner.shutdown()
     placement.unregister()
     preview.unregister()

@@ -6,6 +6,7 @@ import textwrap
 import bpy
 
 from . import placement, runner
+from .install_ui import draw_offer
 from .operators import source_image
 
 
@@ -50,6 +51,7 @@ class STILLFLOW_PT_main(_Sidebar, bpy.types.Panel):
             row.operator("stillflow.cancel", text="", icon="CANCEL")
         else:
             row.operator("stillflow.generate", icon="PLAY")
+            draw_offer(layout, context)
             if settings.status:
                 layout.label(text=settings.status, icon="ERROR" if settings.status.startswith("Error") else "INFO")
 

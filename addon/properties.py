@@ -15,6 +15,7 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, P
 
 from .core import network, result_paths
 from .core.backend import BackendConfig
+from .core.install_env import BackendHome
 from .core.lib import load
 from .core.request import option_field
 
@@ -149,13 +150,31 @@ class STILLFLOW_AP_preferences(bpy.types.AddonPreferences):
                               description="Older takes of an image's loop kept on disk after a new Generate "
                               "(undo can go back to them); 0 = remove them")
     backend_status: StringProperty(name="Backend Status", default="", options={"SKIP_SAVE"})
+    install_source: EnumProperty(
+        name="Install From", description="Where Install Backend takes torch and the other packages from",
+        items=(("INDEX", "Package Index", "Download them from the package index (needs Allow Online Access)"),
+               ("EXTRA_INDEX", "Extra Index URL", "The package index plus another one, e.g. a PyTorch index "
+                "for a CUDA build of torch (needs Allow Online Access)"),
+               ("BUNDLE", "Offline Bundle", "A stillflow-backend-<platform>.zip (or a folder of wheels): "
+                "no network at all")),
+        default="INDEX")
+    install_bundle: StringProperty(name="Backend Bundle", subtype="FILE_PATH", default="",
+                                   description="stillflow-backend-<platform>.zip or a folder of wheels")
+    install_index_url: StringProperty(name="Extra Index URL", default="",
+                                      description="Another package index for torch, e.g. one with a CUDA build")
+    install_status: StringProperty(name="Install Status", default="", options={"SKIP_SAVE"})
+    install_progress: FloatProperty(name="Install Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                                    options={"SKIP_SAVE"})
 
     def draw(self, context: bpy.types.Context) -> None:
         """Draw the preferences."""
         layout = self.layout
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "LOCAL":
-            layout.prop(self, "python_path")
+            from .install_ui import draw_preferences
+
+            draw_preferences(layout, self)
+            layout.prop(self, "python_path", text="Or Existing Environment's Python")
         else:
             layout.prop(self, "endpoint")
             col = layout.column(heading="CURVE Keys")
@@ -180,6 +199,11 @@ def user_folder(name: str) -> Path:
         return Path(bpy.utils.user_resource("DATAFILES", path=f"stillflow/{name}", create=True))
 
 
+def backend_home() -> BackendHome:
+    """The private backend environments Install Backend makes, under the extension's user folder."""
+    return BackendHome(user_folder("backend"))
+
+
 def preferences(context: bpy.types.Context | None = None) -> STILLFLOW_AP_preferences:
     """The extension's preferences."""
     return (context or bpy.context).preferences.addons[__package__].preferences
@@ -188,6 +212,7 @@ def preferences(context: bpy.types.Context | None = None) -> STILLFLOW_AP_prefer
 def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
     """Plain copy of the preferences for core.backend."""
     prefs = preferences(context)
+    private = backend_home().current() if prefs.backend_mode == "LOCAL" else None
     if prefs.backend_mode == "REMOTE":
         network.check_online_access(prefs.endpoint.strip(), online_access=bpy.app.online_access,
                                     forced_offline=bpy.app.online_access_override and not bpy.app.online_access)
@@ -200,6 +225,7 @@ def backend_config(context: bpy.types.Context | None = None) -> BackendConfig:
         log_dir=str(user_folder("logs")),
         timeout=prefs.timeout,
         results_dir=str(output_root(context)) if prefs.backend_mode == "LOCAL" else "",
+        private_python=str(private.python) if private is not None else "",
     )
 
 

@@ -4,10 +4,16 @@ Usage (any Python 3.11 with pip; the backend venv works)::
 
     python scripts/build_extension.py            # -> dist/stillflow-0.1.0-{linux_x64,windows_x64,macos_arm64}.zip
 
+    python scripts/build_extension.py --backend-bundle   # also dist/stillflow-backend-<this platform>.zip
+
 Steps: download the pyzmq and msgpack wheels for every platform from PyPI (cached in
 build/wheels/), stage addon/ + the torch-free backend modules (as _vendor/stillflow/) + the
 shaders + the wheels + blender_manifest.toml (with the wheel list added) in build/extension/,
-validate with the bpy wheel's blender_ext.py and build one zip per platform.
+add the whole backend as a wheel data file (backend/stillflow-<version>-py3-none-any.whl, which
+Install Backend puts into a private environment; it is not in the manifest's ``wheels``, which
+Blender would extract into its own Python), validate with the bpy wheel's blender_ext.py and
+build one zip per platform. ``--backend-bundle`` then writes the offline wheelhouse
+(scripts/build_backend_bundle.py).
 """
 from __future__ import annotations
 
@@ -19,22 +25,15 @@ import sys
 import tomllib
 from pathlib import Path
 
+from backend_wheel import build_wheel
+from build_backend_bundle import PLATFORM_TAGS, PYTHON_VERSION, BundleError, build_bundle
+
 log = logging.getLogger("build_extension")
 
 REPO = Path(__file__).resolve().parents[1]
 
 WHEELS = ("pyzmq==27.3.0", "msgpack==1.2.4")
 """Pinned to the versions the add-on tests run with (.venv-blender)."""
-
-PYTHON_VERSION = "3.11"
-"""Blender 4.2-5.0 run Python 3.11."""
-
-PLATFORM_TAGS = {
-    "linux-x64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
-    "windows-x64": ("win_amd64",),
-    "macos-arm64": ("macosx_11_0_arm64",),
-}
-"""pip --platform tags per Blender platform name."""
 
 VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "link/", "io/__init__.py", "io/frames.py",
             "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
@@ -98,6 +97,7 @@ def stage(stage_dir: Path, wheels: dict[str, list[Path]]) -> None:
             raise BuildError(f"backend module {source} is missing; the add-on needs it")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+    build_wheel(stage_dir / "backend")
     shaders = REPO / "shaders"
     if shaders.is_dir():
         shutil.copytree(shaders, stage_dir / "shaders", ignore=shutil.ignore_patterns("*~"))
@@ -145,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheels", type=Path, default=REPO / "build" / "wheels", help="wheel cache folder")
     parser.add_argument("--bpy-env", type=Path, default=REPO / ".venv-blender",
                         help="virtual environment with bpy 5.0.1 (for blender_ext.py)")
+    parser.add_argument("--backend-bundle", nargs="?", const="", default=None, metavar="PLATFORM",
+                        help="also write dist/stillflow-backend-PLATFORM.zip (default: this computer's platform), "
+                             "the offline wheelhouse for Install Backend")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         zips = build(args.out.resolve(), stage_dir=args.stage.resolve(), wheel_cache=args.wheels.resolve(),
                      bpy_env=args.bpy_env.resolve())
-    except BuildError as error:
+        if args.backend_bundle is not None:
+            zips.append(build_bundle(args.out.resolve(), platform=args.backend_bundle or None))
+    except (BuildError, BundleError) as error:
         print(f"build_extension: {error}", file=sys.stderr)
         return 1
     for path in zips:

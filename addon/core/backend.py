@@ -49,6 +49,8 @@ class BackendConfig:
     start_timeout: float = 60.0
     results_dir: str = ""
     """LOCAL: the folder the started backend writes results under (``serve --results``)."""
+    private_python: str = ""
+    """LOCAL: the interpreter of the environment Install Backend made (first candidate when ``python`` is empty)."""
 
     @property
     def is_local(self) -> bool:

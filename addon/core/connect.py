@@ -30,8 +30,8 @@ from typing import Any
 
 import zmq
 
-from . import handshake, probe
-from .lib import load
+from . import handshake, install_env, probe
+from .lib import load, stillflow
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Connect:
     def _step_probing(self) -> None:
         """Run the 'import stillflow' probe of each candidate interpreter until one passes."""
         if self._finder is None:
-            self._finder = probe.PythonFinder(self.config.python)
+            self._finder = probe.PythonFinder(self.config.python, private=self.config.private_python)
         python = self._finder.step()
         if python:
             self._launch(python)
@@ -303,6 +303,11 @@ class Connect:
             raise _errors.ProtocolError(
                 f"backend at {self._endpoint} speaks protocol {hello.get('protocol')!r}; this add-on speaks "
                 f"{_protocol.PROTOCOL_VERSION}", hint="install the same Stillflow version for the add-on and the backend")
+        mismatch = install_env.version_problem(str(hello.get("version", "")), stillflow().__version__)
+        if mismatch and self.config.is_local:
+            raise _errors.BackendUnavailable(mismatch)
+        if mismatch:
+            log.warning("backend at %s: %s", self._endpoint, mismatch)
         server_key, client_keys = self._keys
         names = {} if self.config.is_local else {"key_names": handshake.PREFERENCE_NAMES}
         client = load("link.client").Client(self._endpoint, timeout=self.config.timeout, retries=RETRIES,

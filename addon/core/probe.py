@@ -32,9 +32,9 @@ PROBE_CODE = "import sys, stillflow; sys.exit(0 if getattr(stillflow, '__file__'
 PROBE_TIMEOUT_S = 30.0
 
 
-def candidates() -> list[str]:
-    """Interpreters worth trying, most specific first."""
-    found: list[str] = []
+def candidates(private: str = "") -> list[str]:
+    """Interpreters worth trying, most specific first: the private environment Install Backend made leads."""
+    found: list[str] = [private] if private else []
     if os.environ.get(PYTHON_ENV):
         found.append(os.environ[PYTHON_ENV])
     script = shutil.which("stillflow")
@@ -55,9 +55,9 @@ def candidates() -> list[str]:
 class PythonFinder:
     """Tries the configured interpreter (or each candidate) in turn; ``step()`` returns the one that works."""
 
-    def __init__(self, configured: str = "") -> None:
+    def __init__(self, configured: str = "", private: str = "") -> None:
         self.configured = configured
-        self._queue = [configured] if configured else candidates()
+        self._queue = [configured] if configured else candidates(private)
         self._process: subprocess.Popen[bytes] | None = None
         self._current = ""
         self._started = 0.0
@@ -110,7 +110,8 @@ class PythonFinder:
                 hint="install the backend there (pip install stillflow) or fix the path in the preferences")
         raise _errors.BackendUnavailable(
             "no Python with the stillflow backend was found",
-            hint=f"set the backend interpreter in the Stillflow preferences (or {PYTHON_ENV})")
+            hint="press Install Backend in the Stillflow panel or preferences, or set the Backend Python of an "
+                 f"existing environment there (or {PYTHON_ENV})")
 
     def _done(self) -> None:
         """Remove the neutral working folder."""
