@@ -37,6 +37,10 @@ fi
 log "installing stillflow (backend) with the test and ray extras"
 # ray: `stillflow batch --executor ray` and `serve --ray` are tested against a real local Ray runtime
 .venv/bin/python -m pip install -q -e ".[test,ray]"
+# numba compiles the engine's CPU kernels once into its cache (stages/__pycache__ here): the first render
+# then starts at full speed instead of spending a minute compiling
+log "preparing the engine (compiling its CPU kernels once, about a minute)"
+.venv/bin/python -m stillflow -q prepare-engine
 
 if [ ! -x .venv-blender/bin/python ]; then
   log "creating .venv-blender (bpy 5.0.1 for the add-on tests and the extension build)"

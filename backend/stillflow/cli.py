@@ -11,7 +11,6 @@ import importlib
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -19,14 +18,16 @@ from . import __version__
 from .errors import Cancelled, InputError, StillflowError
 from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRAME_FORMATS, INFLOW_MODES, MotionSpec,
                       RenderOptions, option_help)
-from .progress import Progress
+from .progress import LONG_RENDER_S, Pace, Progress, format_duration
+from .warmup import MESSAGE as ENGINE_MESSAGE, STAGE as ENGINE_STAGE
 
 __all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments", "given_options", "default_out_dir",
            "options_from_args", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 
-_SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands", "stillflow.batch.commands")
+_SUBCOMMAND_MODULES = ("stillflow.service.commands", "stillflow.gan.commands", "stillflow.batch.commands",
+                       "stillflow.warmup")
 _CHOICES = {"format": FRAME_FORMATS, "engine": ENGINES, "detail": DETAIL_MODES, "inflow": INFLOW_MODES,
             "auto_mode": AUTO_MODES}
 
@@ -42,6 +43,17 @@ def _numbers(text: str, count: int, what: str) -> tuple[float, ...]:
     return values
 
 
+def _positive_px(text: str) -> int:
+    """A side length of at least 16 px, or an argparse error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, at least 16, got {text!r}")
+    return value
+
+
 def default_out_dir(image: str | Path) -> Path:
     """Where a render of ``image`` goes without --out: IMAGE_loop beside the image."""
     image = Path(image)
@@ -54,7 +66,8 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: IMAGE_loop beside the image)")
     inputs = parser.add_argument_group("inputs")
     inputs.add_argument("--mask", metavar="FILE",
-                        help="grayscale image, white = animate (any size; resized); 'auto' = predict it (needs --models)")
+                        help="grayscale image, white = animate (the image's aspect ratio; resized to its size); "
+                             "'auto' = predict it (needs --models)")
     inputs.add_argument("--importance", metavar="FILE",
                         help="grayscale importance map for softmax splatting (white wins where particles meet)")
     motion = parser.add_argument_group("motion source (one of)")
@@ -127,26 +140,51 @@ def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSp
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal; plain log lines elsewhere."""
+    """A one-line progress bar with the time left on a terminal; log lines with the time left elsewhere.
+
+    Also says when the engine is being prepared (first run) and warns once, after the first frame,
+    when the whole render will take longer than LONG_RENDER_S.
+    """
+
+    LOG_EVERY_S = 30.0
+    """Seconds between log lines of one stage when there is no terminal."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.is_tty = stream.isatty()
         self._last_stage = ""
-        self._started = time.perf_counter()
+        self._logged = 0.0
+        self._warned = False
+        self.pace = Pace()
 
     def __call__(self, report: Progress) -> None:
         """Show one progress report."""
+        self.pace.update(report)
+        left = self.pace.left(report)
+        if report.stage == ENGINE_STAGE and report.done == 0:
+            self.stream.write(f"stillflow: {ENGINE_MESSAGE} compiling the CPU kernels, about a minute\n")
+        if report.stage == "render" and report.done >= 1 and not self._warned and left is not None:
+            self._warned = True
+            whole = self.pace.elapsed("render") + left
+            if whole > LONG_RENDER_S:
+                each = self.pace.elapsed("render") / report.done
+                self.stream.write(f"stillflow: warning: this render will take about {format_duration(whole)} "
+                                  f"({report.total} frames at about {format_duration(each)} each); Ctrl-C stops it "
+                                  "and writes nothing; lower --frames or downscale the image for a quicker preview\n")
+        timing = f"{format_duration(self.pace.elapsed(report.stage))} so far" + (
+            f", about {format_duration(left)} left" if left is not None and report.done < report.total else "")
         if not self.is_tty:
-            if report.stage != self._last_stage or report.done == report.total:
-                log.info("%s %d/%d", report.stage, report.done, report.total)
+            now = self.pace.clock()
+            due = now - self._logged >= self.LOG_EVERY_S
+            if report.stage != self._last_stage or report.done == report.total or due:
+                log.info("%s %d/%d (%s)", report.stage, report.done, report.total, timing)
+                self._logged = now
             self._last_stage = report.stage
             return
         width = 30
         filled = int(width * report.done / max(1, report.total))
-        elapsed = time.perf_counter() - self._started
         self.stream.write(f"\r{report.stage:>7} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{report.done}/{report.total} {elapsed:6.1f}s")
+                          f"{report.done}/{report.total} {timing}\x1b[K")
         if report.done >= report.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -160,7 +198,7 @@ def _run_render(args: argparse.Namespace) -> int:
     options, motion = options_from_args(args)
     out_dir = Path(args.out) if args.out else default_out_dir(args.image)
     result = render(args.image, out_dir, mask=args.mask, motion=motion, options=options, video=args.video,
-                    importance=args.importance, progress=ProgressBar())
+                    importance=args.importance, progress=ProgressBar(), video_max_side=args.video_max_side)
     for warning in result.manifest["warnings"]:
         print(f"stillflow: warning: {warning}", file=sys.stderr)
     print(f"wrote {len(result.frame_paths)} frames to {result.out_dir}"
@@ -181,19 +219,36 @@ def _options_epilog() -> str:
     return "\n".join(lines)
 
 
+def _add_log_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-v/--verbose and -q/--quiet on ``parser``."""
+    parser.add_argument("-v", "--verbose", action="count", default=default, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only errors")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: -v/-q are accepted after the command too (unset there, the top level's hold)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_log_flags(self, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="stillflow",
                                      description="Turn a still photo into a seamless looping cinemagraph.",
                                      epilog=_options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"stillflow {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_log_flags(parser, argparse.SUPPRESS)
+    parser.set_defaults(verbose=0, quiet=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     render = commands.add_parser("render", help="render a still into a looping image sequence",
                                  description="Render IMAGE (PNG, JPEG or EXR) into frame_0000.png ... and "
                                              "manifest.json in --out, written atomically.")
     add_render_arguments(render)
+    render.add_argument("--video-max-side", type=_positive_px, metavar="PX",
+                        help="downscale the video (not the frames) to at most PX on its longer side; e.g. 4096 "
+                             "keeps an .mp4 within H.264 level 5.2, which most players need")
     render.set_defaults(func=_run_render)
     for name in _SUBCOMMAND_MODULES:
         try:

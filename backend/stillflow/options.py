@@ -198,6 +198,17 @@ class MotionSpec:
             _check(self.field is not None, "motion kind field needs an array")
         return self
 
+    def check_inside(self, height: int, width: int) -> "MotionSpec":
+        """Raise InputError when an arrow starts outside a (height, width) image: it would move it all."""
+        for arrow in self.hints:
+            x0, y0 = arrow[0], arrow[1]
+            # pixel centres at integer coordinates: the image covers -0.5 .. side - 0.5
+            if not (-0.5 <= x0 <= width - 0.5 and -0.5 <= y0 <= height - 0.5):
+                raise InputError(f"the arrow {','.join(f'{v:g}' for v in arrow)} starts at ({x0:g}, {y0:g}), "
+                                 f"outside the {width}x{height} image",
+                                 hint=f"arrows are in image pixels: start them inside 0..{width - 1}, 0..{height - 1}")
+        return self
+
     def describe(self) -> dict[str, Any]:
         """Plain description for manifests (no arrays)."""
         return {

@@ -18,8 +18,8 @@ from . import __version__
 from .devices import pick
 from .errors import Cancelled, InputError
 from .io.frames import atomic_outputs, check_not_inputs, check_replaceable, check_writable_parent
-from .io.images import FRAME_SUFFIX, load_image, load_mask, save_frame, to_uint8
-from .io.video import check_video_path, encode_video
+from .io.images import FRAME_SUFFIX, check_mask_shape, load_image, load_mask, save_frame, to_uint8
+from .io.video import check_video_path, encode_video, video_warning
 from .options import MotionSpec, RenderOptions
 from .progress import CancelFn, Progress, ProgressFn
 from .stages.mask import feather_mask, refine_mask, resize_mask
@@ -61,6 +61,7 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
     motion.validate()
     pixels = load_image(image)
     height, width = pixels.shape[:2]
+    motion.check_inside(height, width)
     if isinstance(mask, str) and mask == "auto":
         from .predictors.mask_net import predict_mask
 
@@ -70,7 +71,9 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
         flow_mask = np.ones((height, width), np.float32)
         composite_mask = flow_mask
     else:
-        drawn = resize_mask(load_mask(mask), height, width)
+        drawn = load_mask(mask)
+        check_mask_shape("mask", drawn.shape, height, width)
+        drawn = resize_mask(drawn, height, width)
         if options.refine_mask:
             drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac,
                                 image=pixels if options.snap_mask else None)
@@ -88,7 +91,9 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
     motion_px = (source * (options.speed * flow_mask)[None]).astype(np.float32)
     z = None
     if importance is not None:
-        z = resize_mask(load_mask(importance), height, width) * options.importance_scale
+        z = load_mask(importance)
+        check_mask_shape("importance map", z.shape, height, width)
+        z = resize_mask(z, height, width) * options.importance_scale
     warnings = []
     travel = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max()) * options.frames
     if travel > _LARGE_TRAVEL * width:
@@ -110,6 +115,10 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
         return
     from .loop import LoopRenderer
     from .tiles import StripRenderer, memory_budget
+    from .warmup import ensure_engine
+
+    if device.type == "cpu":  # a first run compiles the CPU kernels (a minute): said, never silent
+        ensure_engine(progress)
 
     # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
     # keys the texture flowing in at its sides on its first row in the still.
@@ -183,7 +192,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
            motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
            video: str | Path | None = None, importance: str | Path | np.ndarray | None = None,
            progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-           manifest_extra: dict | None = None) -> RenderResult:
+           manifest_extra: dict | None = None, video_max_side: int | None = None) -> RenderResult:
     """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
 
     ``out_dir`` may replace only a missing or empty folder or an earlier Stillflow result, and
@@ -191,6 +200,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
     Frames and video are staged together and moved into place as one unit; a failure or
     cancellation leaves an existing ``out_dir`` and ``video`` untouched.
     ``manifest_extra`` adds keys to manifest.json (``stillflow batch`` records its input hash there).
+    ``video_max_side`` downscales the video (not the frames) to at most that many px on its longer side.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
@@ -203,6 +213,9 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
     prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
     prepared_at = time.perf_counter()
     height, width = prepared.image.shape[:2]
+    if video_path is not None and (warning := video_warning(video_path, width, height, video_max_side)):
+        prepared.warnings.append(warning)
+        log.warning(warning)
     names = [frame_name(i, options.format) for i in range(options.frames)]
     render_seconds = 0.0
     with atomic_outputs(out_dir, video_path) as (staging, staged_video):
@@ -228,12 +241,13 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
 
             # frames and video are staged together and moved into place as one unit
             encode_video(staged_video, options.frames, lambda i: to_uint8(load_image(staging / names[i])),
-                         fps=options.fps, loops=options.loops, progress=video_progress, should_cancel=should_cancel)
+                         fps=options.fps, loops=options.loops, progress=video_progress, should_cancel=should_cancel,
+                         max_side=video_max_side)
         if should_cancel is not None and should_cancel():  # the last chance before the result moves in
             raise Cancelled("the job was cancelled; nothing was written")
     result = RenderResult(out_dir, [out_dir / name for name in names], manifest, video_path)
-    log.info("rendered %d frames of %dx%d into %s in %.1f s", options.frames, width, height, out_dir,
-             time.perf_counter() - started)
+    log.info("wrote %d frames of %dx%d into %s%s in %.1f s", options.frames, width, height, out_dir,
+             f" and {video_path}" if video_path is not None else "", time.perf_counter() - started)
     return result
 
 

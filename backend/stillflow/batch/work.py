@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ..errors import Cancelled, InputError, StillflowError
+from ..io.headers import check_still_file
 from ..options import MotionSpec, RenderOptions
 from .items import BatchItem
 
@@ -71,6 +72,7 @@ def plan_task(item: BatchItem, out_root: Path, *, common: dict[str, Any], given:
         options = RenderOptions.from_dict({**common, **given, **item.options})
     except InputError as exc:
         raise InputError(f"options: {exc}") from None
+    check_still_file(item.image, f"image {Path(item.image).name}")  # before "no motion": the real cause first
     motion = item.motion or default_motion
     if motion is None:
         raise InputError("no motion source", hint=f"put {item.name}_motion.npy or {item.name}.hints.txt beside it, "

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["image_size", "check_image_header", "HEADER_BYTES"]
+__all__ = ["image_size", "check_image_header", "check_still_file", "HEADER_BYTES"]
 
 HEADER_BYTES = 4 << 20
 """How much of a file is read to find its dimensions (JPEG metadata can come before the frame header)."""
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _EXR = b"\x76\x2f\x31\x01"
+_TIFF = (b"II*\x00", b"MM\x00*")
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
@@ -62,6 +63,18 @@ def check_image_header(source: bytes | memoryview | str | Path, what: str, max_s
     if min(width, height) < 1 or max(width, height) > max_side:
         raise InputError(f"{what} is {width}x{height} px; sides must be 1 to {max_side} px",
                          hint="downscale the image before sending it")
+
+
+def check_still_file(path: str | Path, what: str) -> None:
+    """Raise InputError when the file at ``path`` is not a PNG, JPEG, TIFF or OpenEXR image (a missing one passes)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER_BYTES)
+    except OSError:
+        return  # the reader reports a missing or unreadable file in its own words
+    if not head.startswith(_TIFF) and image_size(head) is None:
+        raise InputError(f"{what} is not an image file (its content is not PNG, JPEG, TIFF or OpenEXR)",
+                         hint="replace it with the still or remove it")
 
 
 def _png_size(head: bytes) -> tuple[int, int]:

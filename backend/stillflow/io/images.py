@@ -10,12 +10,37 @@ from .._cv import cv2
 from ..errors import InputError
 from ..options import MAX_IMAGE_SIDE
 
-__all__ = ["load_image", "load_mask", "save_frame", "to_uint8", "FRAME_SUFFIX", "MIN_IMAGE_SIDE"]
+__all__ = ["load_image", "load_mask", "check_mask_shape", "save_frame", "to_uint8", "FRAME_SUFFIX", "MIN_IMAGE_SIDE",
+           "MASK_ASPECT_TOLERANCE"]
 
 log = logging.getLogger(__name__)
 
 MIN_IMAGE_SIDE = 8
 FRAME_SUFFIX = {"png": ".png", "png16": ".png", "exr": ".exr"}
+MASK_ASPECT_TOLERANCE = 0.02
+"""Largest relative difference between a mask's and its image's aspect ratio (rounding of a scaled copy)."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_whole(path: Path, what: str) -> None:
+    """Raise InputError when a PNG file's chunks stop before IEND (libpng would print its own error line)."""
+    with open(path, "rb") as stream:
+        if stream.read(8) != _PNG_SIGNATURE:
+            return  # not a PNG: OpenCV decides what it is
+        size = path.stat().st_size
+        while True:
+            header = stream.read(8)
+            if len(header) < 8:
+                break
+            length = int.from_bytes(header[:4], "big")
+            if header[4:] == b"IEND":
+                return
+            end = stream.tell() + length + 4  # chunk data and CRC
+            if end > size:
+                break
+            stream.seek(end)
+    raise InputError(f"{what} {path} is truncated or damaged (its PNG data ends early)",
+                     hint="export or copy the file again")
 
 
 def _read_exr(path: Path) -> np.ndarray:
@@ -43,6 +68,7 @@ def _read_any(path: Path, what: str) -> np.ndarray:
             return _read_exr(path)
         except (OSError, RuntimeError) as exc:
             raise InputError(f"{what} {path} is not a readable OpenEXR file: {exc}") from None
+    _check_png_whole(path, what)
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise InputError(f"{what} {path} cannot be read as an image", hint="use PNG, JPEG or EXR")
@@ -80,9 +106,12 @@ def load_image(image: str | Path | np.ndarray) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected (H, W, 3) RGB or (H, W, 4) RGBA")
     height, width = pixels.shape[:2]
-    if min(height, width) < MIN_IMAGE_SIDE or max(height, width) > MAX_IMAGE_SIDE:
-        raise InputError(f"{what} is {width}x{height} px; sides must be {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} px",
-                         hint="downscale the image")
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise InputError(f"{what} is {width}x{height} px, too small: sides must be at least {MIN_IMAGE_SIDE} px",
+                         hint=f"use a larger image (upscale it so that each side has {MIN_IMAGE_SIDE} px or more)")
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise InputError(f"{what} is {width}x{height} px, too large: sides must be at most {MAX_IMAGE_SIDE} px",
+                         hint=f"downscale the image to {MAX_IMAGE_SIDE} px or less on its longer side")
     return np.ascontiguousarray(_to_float(pixels, what))
 
 
@@ -95,6 +124,21 @@ def load_mask(mask: str | Path | np.ndarray) -> np.ndarray:
     if pixels.ndim != 2 or min(pixels.shape) < 1:
         raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected a 2-D grayscale image")
     return np.clip(_to_float(np.ascontiguousarray(pixels), what), 0.0, 1.0)
+
+
+def check_mask_shape(what: str, shape: tuple[int, ...], height: int, width: int) -> None:
+    """Refuse a (h, w) mask whose aspect ratio differs from the (height, width) image's; log a resize.
+
+    Raises:
+        InputError: the aspect ratios differ by more than MASK_ASPECT_TOLERANCE (it would be stretched).
+    """
+    h, w = shape[:2]
+    if (h, w) == (height, width):
+        return
+    if abs((w / h) / (width / height) - 1.0) > MASK_ASPECT_TOLERANCE:
+        raise InputError(f"the {what} is {w}x{h} px but the image is {width}x{height} px: a different shape, so it "
+                         "would be stretched", hint=f"give a {what} of the image's size ({width}x{height}) or shape")
+    log.info("the %s (%dx%d px) is resized to the image's %dx%d px", what, w, h, width, height)
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:

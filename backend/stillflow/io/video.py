@@ -11,20 +11,57 @@ import numpy as np
 from ..errors import Cancelled, InputError, StillflowError
 from .frames import atomic_file
 
-__all__ = ["VIDEO_SUFFIXES", "check_video_path", "encode_video"]
+__all__ = ["VIDEO_SUFFIXES", "H264_MAX_MACROBLOCKS", "check_video_path", "video_size", "video_warning", "encode_video"]
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 _EVEN = "crop=trunc(iw/2)*2:trunc(ih/2)*2"
 _CODEC_ARGS = {
-    ".mp4": ["-vf", _EVEN, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "medium",
-             "-movflags", "+faststart"],
-    ".webm": ["-vf", _EVEN, "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "0", "-crf", "32",
-              "-row-mt", "1"],
-    ".gif": ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a",
-             "-loop", "0"],
+    ".mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "medium", "-movflags", "+faststart"],
+    ".webm": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "0", "-crf", "32", "-row-mt", "1"],
+    ".gif": ["-loop", "0"],
 }
+_GIF_PALETTE = "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"
+H264_MAX_MACROBLOCKS = 36864
+"""Largest H.264 frame (16x16 macroblocks) of level 5.2, the highest most players and hardware decoders
+take: 4096x2304 (a side of at most sqrt(8 * 36864) = 543 macroblocks); larger frames need level 6."""
+
+
+def video_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The encoded frame size: longer side at most ``max_side`` (aspect kept), sides even."""
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(2, round(width * scale)), max(2, round(height * scale))
+    return width // 2 * 2, height // 2 * 2
+
+
+def _plays(width: int, height: int) -> bool:
+    """Whether an H.264 frame of this size is within level 5.2."""
+    across, down = -(-width // 16), -(-height // 16)
+    return across * down <= H264_MAX_MACROBLOCKS and max(across, down) ** 2 <= 8 * H264_MAX_MACROBLOCKS
+
+
+def video_warning(path: str | Path, width: int, height: int, max_side: int | None) -> str | None:
+    """Why an .mp4 of these frames will not play in most players (beyond H.264 level 5.2), else None."""
+    if Path(path).suffix.lower() != ".mp4" or _plays(*video_size(width, height, max_side)):
+        return None
+    fits = next(side for side in range(max(width, height) // 16 * 16, 0, -16)
+                if _plays(*video_size(width, height, side)))
+    shown_width, shown_height = video_size(width, height, max_side)
+    return (f"the video {Path(path).name} would be {shown_width}x{shown_height}, beyond H.264 level 5.2 (frames of "
+            f"4096x2304 at most): most players refuse it; add --video-max-side {fits} for a downscaled video "
+            "(the frames keep their full size)")
+
+
+def _filters(suffix: str, width: int, height: int, max_side: int | None) -> list[str]:
+    """ffmpeg's filter arguments: downscale to ``max_side``, even sides (H.264/VP9), GIF palette."""
+    chain = []
+    if max_side is not None and max(width, height) > max_side:
+        chain.append("scale={}:{}:flags=area".format(*video_size(width, height, max_side)))
+    if suffix == ".gif":
+        return ["-filter_complex", ",".join(chain + [_GIF_PALETTE])]
+    return ["-vf", ",".join(chain + [_EVEN])]
 
 
 def check_video_path(path: str | Path) -> Path:
@@ -38,7 +75,7 @@ def check_video_path(path: str | Path) -> Path:
 
 def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int], np.ndarray], *, fps: float,
                  loops: int = 1, progress: Callable[[int, int], None] | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> Path:
+                 should_cancel: Callable[[], bool] | None = None, max_side: int | None = None) -> Path:
     """Encode ``frame_count`` frames, repeated ``loops`` times, into ``path`` (written atomically).
 
     Args:
@@ -50,6 +87,7 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
         progress: called with (frames encoded, total).
         should_cancel: checked before every frame; when true ffmpeg is stopped, nothing is written
             and Cancelled is raised.
+        max_side: downscale the video (not the frames) so that its longer side has at most this many px.
     """
     import imageio_ffmpeg
 
@@ -62,7 +100,8 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
     with atomic_file(path) as staging:
         command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", f"{fps}",
-                   "-i", "-", *_CODEC_ARGS[path.suffix.lower()], str(staging)]
+                   "-i", "-", *_filters(path.suffix.lower(), width, height, max_side),
+                   *_CODEC_ARGS[path.suffix.lower()], str(staging)]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for index in range(total):
@@ -84,5 +123,5 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
             raise
         if code != 0:
             raise StillflowError(f"ffmpeg could not encode {path.name}: {errors.strip().splitlines()[-1:] or code}")
-    log.info("wrote %s (%d frames, %d loop(s))", path, total, loops)
+    log.debug("encoded %s (%d frames, %d loop(s))", path, total, loops)  # the caller names the final file
     return path
