@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("pyzmq==27.3.0", "msgpack==1.2.4")
 """Pinned to the versions the add-on tests run with (.venv-blender)."""
 
-VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "link/", "io/__init__.py", "io/frames.py",
-            "stages/__init__.py", "stages/hints.py", "stages/motion_file.py")
+VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "region_file.py", "link/", "io/__init__.py",
+            "io/frames.py", "stages/__init__.py", "stages/hints.py", "stages/regions.py", "stages/motion_file.py")
 """Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/.
 A name ending in "/" is a whole subpackage: ``link/`` (wire protocol and client) travels entire."""
 

@@ -17,12 +17,12 @@ from typing import Any, Sequence, TextIO
 from . import __version__
 from .errors import Cancelled, InputError, StillflowError
 from .options import (ARROW_PX_PER_SPEED, AUTO_MODES, DETAIL_MODES, ENGINES, FRAME_FORMATS, INFLOW_MODES, MotionSpec,
-                      RenderOptions, option_help)
+                      Region, RenderOptions, option_help)
 from .progress import LONG_RENDER_S, Pace, Progress, format_duration
 from .warmup import MESSAGE as ENGINE_MESSAGE, STAGE as ENGINE_STAGE
 
 __all__ = ["main", "build_parser", "add_render_arguments", "add_option_arguments", "given_options", "default_out_dir",
-           "options_from_args", "ProgressBar"]
+           "options_from_args", "regions_from_args", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,14 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video file or folder of frames (static camera): averaged DIS optical flow")
     motion.add_argument("--drift", metavar="ANGLE_DEG,SPEED", type=lambda s: _numbers(s, 2, "--drift"),
                         help="uniform drift: angle in degrees (0 = right, 90 = up), speed in px/frame")
+    regions = parser.add_argument_group("motion regions (instead of --mask and one motion source)")
+    regions.add_argument("--region", action="append", default=[], metavar="MASK:SOURCE",
+                         help="a region with its own motion; repeatable. SOURCE: hints=FILE (x0,y0,x1,y1 arrows and "
+                              "x,y anchors, one per line), drift=ANGLE,SPEED, sway=AMP_PX,CYCLES,ANGLE, "
+                              "shimmer=AMP_PX,CYCLES, motion=FILE.npy or clip=PATH; add :speed=S, or a sway/shimmer "
+                              "on top of a flow (MASK:drift=0,1:shimmer=1,2)")
+    regions.add_argument("--regions", metavar="FILE.json",
+                         help="a region file: a JSON list of {mask, motion, speed} (docs/regions.md)")
     add_option_arguments(parser)
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--video", metavar="FILE", help="also encode .mp4 (H.264), .webm (VP9) or .gif")
@@ -118,6 +126,12 @@ def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSp
     sources = [name for name, value in (("--hint", args.hint), ("--motion", args.motion),
                                         ("--motion-from-clip", args.motion_from_clip), ("--drift", args.drift))
                if value]
+    if getattr(args, "region", None) or getattr(args, "regions", None):
+        if sources or args.mask or args.anchor:
+            raise InputError(f"--region/--regions replace --mask and the motion source, got also "
+                             f"{' and '.join(sources + ['--mask'] * bool(args.mask) + ['--anchor'] * bool(args.anchor))}",
+                             hint="give each region its own mask and motion")
+        return options, MotionSpec()
     if len(sources) > 1:
         raise InputError(f"choose one motion source, got {' and '.join(sources)}")
     if args.anchor and not args.hint:
@@ -137,6 +151,16 @@ def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSp
         raise InputError("no motion source given",
                          hint="add --hint X0,Y0,X1,Y1, --motion FILE, --motion-from-clip PATH or --drift ANGLE,SPEED")
     return options, motion.validate()
+
+
+def regions_from_args(args: argparse.Namespace) -> tuple[Region, ...] | None:
+    """The regions of --region (in order) and --regions, or None when neither was given."""
+    from .region_file import load_region_file, parse_region_arg
+
+    found = [parse_region_arg(text) for text in getattr(args, "region", None) or []]
+    if getattr(args, "regions", None):
+        found += load_region_file(args.regions)
+    return tuple(found) or None
 
 
 class ProgressBar:
@@ -198,7 +222,8 @@ def _run_render(args: argparse.Namespace) -> int:
     options, motion = options_from_args(args)
     out_dir = Path(args.out) if args.out else default_out_dir(args.image)
     result = render(args.image, out_dir, mask=args.mask, motion=motion, options=options, video=args.video,
-                    importance=args.importance, progress=ProgressBar(), video_max_side=args.video_max_side)
+                    importance=args.importance, progress=ProgressBar(), video_max_side=args.video_max_side,
+                    regions=regions_from_args(args))
     for warning in result.manifest["warnings"]:
         print(f"stillflow: warning: {warning}", file=sys.stderr)
     print(f"wrote {len(result.frame_paths)} frames to {result.out_dir}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,9 @@ from .errors import InputError, shown
 __all__ = [
     "RenderOptions",
     "MotionSpec",
+    "SwaySpec",
+    "Region",
+    "MAX_REGIONS",
     "MOTION_KINDS",
     "AUTO_MODES",
     "FRAME_FORMATS",
@@ -52,7 +56,16 @@ FRAME_FORMATS = ("png", "png16", "exr")
 ENGINES = ("loop", "stylegan")
 DETAIL_MODES = ("sharp", "precise", "restore", "smooth")
 INFLOW_MODES = ("texture", "smooth")
-MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field", "auto")
+MOTION_KINDS = ("none", "hints", "file", "clip", "drift", "field", "auto", "sway")
+
+MAX_REGIONS = 16
+"""Most motion regions one still may have."""
+
+MAX_SWAY_PX = 64.0
+"""Largest sway amplitude in px (a sway is a small oscillation; larger motion is a flow)."""
+
+MAX_SWAY_CYCLES = 64
+"""Most whole oscillation cycles per loop."""
 AUTO_MODES = ("sky", "fluid", "sky+fluid")
 
 
@@ -153,6 +166,51 @@ def option_help(name: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SwaySpec:
+    """An oscillation in place: d(x, t) = A(x) * direction * sin(2 pi k t / N + phi(x)) (docs/engine.md).
+
+    Convention:
+        ``amplitude`` in px at the image's resolution (A tapers to 0 at the region's edge);
+        ``cycles`` k whole cycles per loop of N frames, so the loop is seamless by construction;
+        ``angle`` in degrees, 0 = right, 90 = up, None = along the region's arrows;
+        the phase phi travels towards ``gust_angle`` (None = the way the region sways) at
+        ``gust_speed`` px/frame (None = one wave across the region per cycle, 0 = the whole
+        region in lockstep), plus ``noise``
+        (fraction of a cycle) of smooth random phase. ``shimmer`` = water: random directions and
+        phases at ``wavelength`` px instead of one direction and a travelling wave.
+    """
+
+    amplitude: float = 2.0
+    cycles: int = 1
+    angle: float | None = 0.0
+    gust_angle: float | None = None
+    gust_speed: float | None = None
+    noise: float = 0.1
+    shimmer: bool = False
+    wavelength: float = 12.0
+
+    def validate(self) -> "SwaySpec":
+        """Raise InputError naming the first out-of-range field; return self."""
+        _check(_finite(self.amplitude) and 0 <= self.amplitude <= MAX_SWAY_PX,
+               f"sway amplitude must be 0 to {MAX_SWAY_PX:g} px, got {shown(self.amplitude)}")
+        _check(isinstance(self.cycles, int) and not isinstance(self.cycles, bool) and 1 <= self.cycles <= MAX_SWAY_CYCLES,
+               f"sway cycles must be a whole number from 1 to {MAX_SWAY_CYCLES}, got {shown(self.cycles)}")
+        _check(self.angle is None or _finite(self.angle), f"sway angle must be a finite number of degrees, got {shown(self.angle)}")
+        _check(self.gust_angle is None or _finite(self.gust_angle), f"sway gust_angle must be a finite number of degrees, got {shown(self.gust_angle)}")
+        _check(self.gust_speed is None or (_finite(self.gust_speed) and self.gust_speed >= 0),
+               f"sway gust_speed must be >= 0 px/frame, got {shown(self.gust_speed)}")
+        _check(_finite(self.noise) and 0 <= self.noise <= 1, f"sway noise must be 0 to 1 cycle, got {shown(self.noise)}")
+        _check(isinstance(self.shimmer, bool), "sway shimmer must be true or false")
+        _check(_finite(self.wavelength) and 2 <= self.wavelength <= 4096,
+               f"sway wavelength must be 2 to 4096 px, got {shown(self.wavelength)}")
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """Plain values by field name (manifests, the wire)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class MotionSpec:
     """Where the motion comes from; exactly one source per job.
 
@@ -163,16 +221,19 @@ class MotionSpec:
         right and 90 deg = up. ``field`` is a (2, h, w) float32 array in px/frame at width
         w, channel 0 = x, 1 = y; it is resized and rescaled to the image like a motion file.
         ``auto`` predicts the motion from the image with the learned motion generator
-        (needs RenderOptions.models).
+        (needs RenderOptions.models). ``sway`` oscillates in place (``sway`` holds how; its
+        hints, if any, give the direction); any other kind with ``sway`` set oscillates on top
+        of its flow (e.g. a shimmer on flowing water).
     """
 
-    kind: Literal["none", "hints", "file", "clip", "drift", "field", "auto"] = "none"
+    kind: Literal["none", "hints", "file", "clip", "drift", "field", "auto", "sway"] = "none"
     hints: tuple[tuple[float, float, float, float], ...] = ()
     anchors: tuple[tuple[float, float], ...] = ()
     anchor_radius: float | None = None
     path: str | None = None
     drift: tuple[float, float] | None = None
     field: np.ndarray | None = None
+    sway: SwaySpec | None = None
 
     def validate(self) -> "MotionSpec":
         """Raise InputError when the source is incomplete or holds non-finite numbers."""
@@ -196,7 +257,19 @@ class MotionSpec:
             _check(self.drift[1] >= 0, f"drift speed must be >= 0 px/frame, got {self.drift[1]!r}")
         if self.kind == "field":
             _check(self.field is not None, "motion kind field needs an array")
+        if self.kind == "sway":
+            _check(self.sway is not None, "motion kind sway needs a SwaySpec (amplitude, cycles, angle)")
+            _check(self.sway.angle is not None or len(self.hints) > 0,
+                   "a sway along the arrows (angle None) needs at least one arrow")
+        if self.sway is not None:
+            _check(isinstance(self.sway, SwaySpec), f"sway must be a SwaySpec, got {type(self.sway).__name__}")
+            self.sway.validate()
         return self
+
+    @property
+    def has_flow(self) -> bool:
+        """True when the source makes content flow (a sway alone only oscillates)."""
+        return self.kind not in ("none", "sway")
 
     def check_inside(self, height: int, width: int) -> "MotionSpec":
         """Raise InputError when an arrow starts outside a (height, width) image: it would move it all."""
@@ -219,7 +292,37 @@ class MotionSpec:
             "path": self.path,
             "drift": list(self.drift) if self.drift is not None else None,
             "field_shape": list(self.field.shape) if self.field is not None else None,
+            "sway": self.sway.describe() if self.sway is not None else None,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Region:
+    """One motion region of a still: where (its mask) and how (its motion, its speed).
+
+    Convention:
+        ``mask`` is a grayscale image or (h, w) array of any size (resized to the image), white / 1
+        = this region; None = the whole image. ``speed`` multiplies this region's flow and sway
+        amplitude (RenderOptions.speed multiplies every region's). A region's motion is zero
+        outside its mask; arrows and anchors reach only pixels inside it.
+    """
+
+    mask: str | Path | np.ndarray | None = None
+    motion: MotionSpec = MotionSpec()
+    speed: float = 1.0
+
+    def validate(self) -> "Region":
+        """Raise InputError when the motion or the speed is invalid; return self."""
+        _check(_finite(self.speed) and self.speed >= 0, f"region speed must be a finite number >= 0, got {shown(self.speed)}")
+        _check(isinstance(self.motion, MotionSpec), f"region motion must be a MotionSpec, got {type(self.motion).__name__}")
+        _check(self.motion.kind != "auto", "motion auto predicts one field for the whole still; it cannot be a region's")
+        self.motion.validate()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description for manifests (no arrays)."""
+        return {"mask": str(self.mask) if isinstance(self.mask, (str, Path)) else None if self.mask is None else "array",
+                "motion": self.motion.describe(), "speed": self.speed}
 
 
 def _typed(name: str, default: Any, value: Any) -> Any:

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -18,12 +18,14 @@ from . import __version__
 from .devices import pick
 from .errors import Cancelled, InputError
 from .io.frames import atomic_outputs, check_not_inputs, check_replaceable, check_writable_parent
-from .io.images import FRAME_SUFFIX, check_mask_shape, load_image, load_mask, save_frame, to_uint8
+from .io.images import FRAME_SUFFIX, check_mask_shape, load_frame_uint8, load_image, load_mask, save_frame
 from .io.video import check_video_path, encode_video, video_warning
-from .options import MotionSpec, RenderOptions
+from .motion_plan import plan_motion
+from .options import MAX_REGIONS, MotionSpec, Region, RenderOptions
 from .progress import CancelFn, Progress, ProgressFn
-from .stages.mask import feather_mask, refine_mask, resize_mask
-from .stages.motion import build_motion
+from .tiles import peak_speed
+from .stages.mask import resize_mask
+from .stages.sway import SwayPlan, warp_sway
 
 __all__ = ["Prepared", "prepare", "render_frames", "render", "RenderResult", "frame_name"]
 
@@ -48,59 +50,66 @@ class Prepared:
     motion_px: np.ndarray
     importance: np.ndarray | None
     warnings: list[str] = field(default_factory=list)
+    sway: SwayPlan | None = None
+
+
+def check_regions(regions: Sequence[Region], mask: object, motion: MotionSpec) -> tuple[Region, ...]:
+    """Validated regions; InputError when they come with a mask or motion of their own or are too many."""
+    if mask is not None or motion.kind != "none":
+        raise InputError("give either regions or one mask and motion, not both",
+                         hint="put the mask and motion into a region of their own")
+    if not 1 <= len(regions) <= MAX_REGIONS:
+        raise InputError(f"a still takes 1 to {MAX_REGIONS} motion regions, got {len(regions)}")
+    return tuple(region.validate() for region in regions)
 
 
 def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None, motion: MotionSpec,
-            options: RenderOptions, importance: str | Path | np.ndarray | None = None) -> Prepared:
-    """Load and check every input and build the final motion M = speed * flow mask * M_source.
+            options: RenderOptions, importance: str | Path | np.ndarray | None = None,
+            regions: Sequence[Region] | None = None) -> Prepared:
+    """Load and check every input and build the final motion of every region (motion_plan.py).
 
-    ``mask="auto"`` and ``MotionSpec(kind="auto")`` predict them with the learned models in
-    ``options.models`` (the StyleCineGAN mask predictor and motion generator).
+    One mask and one motion are one region. ``mask="auto"`` and ``MotionSpec(kind="auto")`` predict
+    them with the learned models in ``options.models`` (the StyleCineGAN mask predictor and motion
+    generator).
     """
     options.validate()
-    motion.validate()
+    if regions is not None:
+        regions = check_regions(regions, mask, motion)
+    else:
+        motion.validate()
     pixels = load_image(image)
     height, width = pixels.shape[:2]
-    motion.check_inside(height, width)
-    if isinstance(mask, str) and mask == "auto":
-        from .predictors.mask_net import predict_mask
+    if regions is None:
+        if isinstance(mask, str) and mask == "auto":
+            from .predictors.mask_net import predict_mask
 
-        mask = predict_mask(pixels, options.models, options.auto_mode, device=pick(options.device),
-                            min_region_frac=options.min_region_frac, min_mask_frac=max(options.min_mask_frac, 0.10))
-    if mask is None:
-        flow_mask = np.ones((height, width), np.float32)
-        composite_mask = flow_mask
-    else:
-        drawn = load_mask(mask)
-        check_mask_shape("mask", drawn.shape, height, width)
-        drawn = resize_mask(drawn, height, width)
-        if options.refine_mask:
-            drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac,
-                                image=pixels if options.snap_mask else None)
-        if not drawn.any():
-            raise InputError("the mask is empty: nothing would move",
-                             hint="paint white where the image should animate, or render without a mask")
-        flow_mask = drawn
-        composite_mask = feather_mask(drawn, options.feather)
-    if motion.kind == "auto":
-        from .predictors.motion_net import predict_motion
+            mask = predict_mask(pixels, options.models, options.auto_mode, device=pick(options.device),
+                                min_region_frac=options.min_region_frac, min_mask_frac=max(options.min_mask_frac, 0.10))
+        if motion.kind == "auto":
+            from .predictors.motion_net import predict_motion
 
-        source = predict_motion(pixels, options.models, options.auto_mode, device=pick(options.device))
-    else:
-        source = build_motion(motion, height, width)
-    motion_px = (source * (options.speed * flow_mask)[None]).astype(np.float32)
+            predicted = predict_motion(pixels, options.models, options.auto_mode, device=pick(options.device))
+            motion = MotionSpec(kind="field", field=predicted)
+        regions = (Region(mask=mask, motion=motion),)
+    for region in regions:
+        region.motion.check_inside(height, width)
+    plan = plan_motion(pixels, regions, options)
+    if plan.sway is not None and options.engine != "loop":
+        raise InputError(f"sway and shimmer are rendered by the loop engine, not {options.engine}",
+                         hint="use --engine loop, or give the region a flow instead")
+    flow_mask, composite_mask, motion_px = plan.flow_mask, plan.composite_mask, plan.motion_px
     z = None
     if importance is not None:
         z = load_mask(importance)
         check_mask_shape("importance map", z.shape, height, width)
         z = resize_mask(z, height, width) * options.importance_scale
     warnings = []
-    travel = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max()) * options.frames
+    travel = peak_speed(motion_px) * options.frames
     if travel > _LARGE_TRAVEL * width:
         warnings.append(f"content travels up to {travel:.0f} px over the loop ({travel / width:.0%} of the width): "
                         "expect holes and ghosting; lower --speed or --frames")
         log.warning(warnings[-1])
-    return Prepared(pixels, flow_mask, composite_mask, motion_px, z, warnings)
+    return Prepared(pixels, flow_mask, composite_mask, motion_px, z, warnings, plan.sway)
 
 
 def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn | None,
@@ -114,7 +123,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
                                           progress, should_cancel)
         return
     from .loop import LoopRenderer
-    from .tiles import StripRenderer, memory_budget
+    from .tiles import StripRenderer, render_budget
     from .warmup import ensure_engine
 
     if device.type == "cpu":  # a first run compiles the CPU kernels (a minute): said, never silent
@@ -122,7 +131,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
 
     # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
     # keys the texture flowing in at its sides on its first row in the still.
-    max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+    max_speed = peak_speed(prepared.motion_px)
 
     def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
              importance: np.ndarray | None, top: int = 0) -> LoopRenderer:
@@ -134,7 +143,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     if progress is not None:
         progress(Progress("motion", 0, 1))
     renderer: LoopRenderer | StripRenderer
-    budget = memory_budget(device)
+    budget = render_budget(device, *prepared.image.shape[:2])
     if _window_bytes(prepared, options) > budget:
         renderer = StripRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance,
                                  make=make, frames=options.frames, levels=options.levels, budget=budget,
@@ -146,7 +155,9 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     for t in range(options.frames):
         if should_cancel is not None and should_cancel():
             raise Cancelled("the job was cancelled; nothing was written")
-        yield renderer.frame(t)
+        frame = renderer.frame(t)
+        # Oscillating regions move the frame the flow left (the still there, or a flow under a shimmer).
+        yield frame if prepared.sway is None else warp_sway(frame, prepared.sway, t)
 
 
 def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
@@ -157,7 +168,7 @@ def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
 
     if not np.any(prepared.composite_mask) or not np.any(prepared.motion_px):
         return 0
-    max_speed = float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+    max_speed = peak_speed(prepared.motion_px)
     rows, cols = active_region(prepared.composite_mask, prepared.motion_px,
                                strip_margin(max_speed, options.frames, options.levels))
     # the renderer pads its window by the loop's travel: a fast motion on a small still is the big case
@@ -167,14 +178,17 @@ def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
 def render_frames(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | None = None,
                   motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
                   importance: str | Path | np.ndarray | None = None, progress: ProgressFn | None = None,
-                  should_cancel: CancelFn | None = None) -> Iterator[np.ndarray]:
+                  should_cancel: CancelFn | None = None, regions: Sequence[Region] | None = None
+                  ) -> Iterator[np.ndarray]:
     """The N frames of the loop, one (H, W, C) float32 array at a time (frame 0 = the input).
+
+    ``regions`` replaces ``mask`` and ``motion``: several regions, each with its own motion.
 
     Raises:
         InputError: bad image, mask, motion or option (before any frame is produced).
         Cancelled: ``should_cancel()`` returned True between frames.
     """
-    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
+    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance, regions=regions)
     return _frames_of(prepared, options, progress, should_cancel)
 
 
@@ -192,8 +206,11 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
            motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
            video: str | Path | None = None, importance: str | Path | np.ndarray | None = None,
            progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-           manifest_extra: dict | None = None, video_max_side: int | None = None) -> RenderResult:
+           manifest_extra: dict | None = None, video_max_side: int | None = None,
+           regions: Sequence[Region] | None = None) -> RenderResult:
     """Render the loop into ``out_dir`` (frames + manifest.json, moved into place whole).
+
+    ``regions`` replaces ``mask`` and ``motion``: several regions, each with its own motion.
 
     ``out_dir`` may replace only a missing or empty folder or an earlier Stillflow result, and
     neither it nor ``video`` may be an input (InputError otherwise, before anything is written).
@@ -205,12 +222,15 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     video_path = check_video_path(video).resolve() if video is not None else None
-    check_not_inputs(out_dir, video_path, {"image": image, "mask": mask, "importance": importance,
-                                           "motion file": motion.path if motion.kind in ("file", "clip") else None,
-                                           "models folder": options.models})
+    inputs = {"image": image, "mask": mask, "importance": importance,
+              "motion file": motion.path if motion.kind in ("file", "clip") else None, "models folder": options.models}
+    for index, region in enumerate(regions or ()):
+        inputs[f"region {index + 1}'s mask"] = region.mask if isinstance(region.mask, (str, Path)) else None
+        inputs[f"region {index + 1}'s motion file"] = region.motion.path if region.motion.kind in ("file", "clip") else None
+    check_not_inputs(out_dir, video_path, inputs)
     check_writable_parent(out_dir)
     check_replaceable(out_dir)
-    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance)
+    prepared = prepare(image, mask=mask, motion=motion, options=options, importance=importance, regions=regions)
     prepared_at = time.perf_counter()
     height, width = prepared.image.shape[:2]
     if video_path is not None and (warning := video_warning(video_path, width, height, video_max_side)):
@@ -227,8 +247,9 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
             save_frame(staging / name, frame, options.format)
             if progress is not None:
                 progress(Progress("render", index + 1, options.frames, frame))
+        frames.close()  # the renderer's state and its chunk of frames go before the video is encoded
         written_at = time.perf_counter()
-        manifest = _manifest(prepared, options, motion, names, {
+        manifest = _manifest(prepared, options, motion, regions, names, {
             "prepare_s": prepared_at - started, "render_s": render_seconds,
             "ms_per_frame": 1000.0 * render_seconds / options.frames,
             "write_s": written_at - prepared_at - render_seconds})
@@ -240,7 +261,7 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
                     progress(Progress("video", done, total))
 
             # frames and video are staged together and moved into place as one unit
-            encode_video(staged_video, options.frames, lambda i: to_uint8(load_image(staging / names[i])),
+            encode_video(staged_video, options.frames, lambda i: load_frame_uint8(staging / names[i]),
                          fps=options.fps, loops=options.loops, progress=video_progress, should_cancel=should_cancel,
                          max_side=video_max_side)
         if should_cancel is not None and should_cancel():  # the last chance before the result moves in
@@ -251,8 +272,8 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
     return result
 
 
-def _manifest(prepared: Prepared, options: RenderOptions, motion: MotionSpec, names: list[str],
-              timings: dict[str, float]) -> dict:
+def _manifest(prepared: Prepared, options: RenderOptions, motion: MotionSpec, regions: Sequence[Region] | None,
+              names: list[str], timings: dict[str, float]) -> dict:
     """What manifest.json records about a render (``stillflow_version`` marks the folder as a result)."""
     height, width, channels = prepared.image.shape
     return {
@@ -268,7 +289,8 @@ def _manifest(prepared: Prepared, options: RenderOptions, motion: MotionSpec, na
         "format": options.format,
         "files": names,
         "motion": motion.describe(),
-        "max_speed_px_per_frame": float(np.sqrt((prepared.motion_px.astype(np.float64) ** 2).sum(0)).max()),
+        "regions": [region.describe() for region in regions] if regions is not None else None,
+        "max_speed_px_per_frame": peak_speed(prepared.motion_px),
         "mask_fraction": float(prepared.composite_mask.mean()),
         "options": options.to_dict(),
         "warnings": prepared.warnings,

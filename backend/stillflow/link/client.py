@@ -18,16 +18,17 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import zmq
 
 from .client_jobs import Event, JobHandle
 from .client_inputs import add_input, add_motion_file, output_name
+from .wire_regions import REGIONS_CAPABILITY, regions_to_wire
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
-from ..options import MotionSpec, RenderOptions
+from ..options import MotionSpec, Region, RenderOptions
 from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_message_size, decode, encode,
                        error_from_wire, motion_to_wire, options_to_wire)
 
@@ -114,7 +115,8 @@ class Client:
                motion: MotionSpec = MotionSpec(), options: RenderOptions = RenderOptions(),
                out_dir: str | os.PathLike[str] | None = None, video: str | os.PathLike[str] | None = None,
                deliver: Literal["arrays", "files"] = "arrays", preview: int = 128,
-               importance: np.ndarray | str | os.PathLike[str] | None = None) -> JobHandle:
+               importance: np.ndarray | str | os.PathLike[str] | None = None,
+               regions: Sequence[Region] | None = None) -> JobHandle:
         """Queue a render; returns its handle or raises the backend's rejection.
 
         Args:
@@ -129,6 +131,8 @@ class Client:
                 like ``out_dir``, else a file name returned as bytes.
             preview: longest side of the preview frames sent with progress (0 = none).
             importance: optional (h, w) map or file for softmax splatting (white wins).
+            regions: motion regions instead of ``mask`` and ``motion`` (masks as arrays; motion
+                none, hints, drift or sway); needs a backend that lists "regions" in its capabilities.
 
         Input files go as paths only when the backend said (in ``hello``) that it may read the
         folder that holds them (``serve --allow-read``); otherwise their bytes are sent.
@@ -139,6 +143,12 @@ class Client:
                                 "dead_after": self.dead_after}
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
+        if regions is not None:
+            if REGIONS_CAPABILITY not in ((self._hello or {}).get("capabilities") or []):
+                raise InputError("this backend does not know motion regions (it is older than this client)",
+                                 hint="update the backend, or render one mask and motion")
+            body["regions"], region_parts = regions_to_wire(regions)
+            parts.update(region_parts)
         readable = (self._hello or {}).get("allow_read")
         add_input("image", image, body, parts, limits, readable)
         for name, value in (("mask", mask), ("importance", importance)):

@@ -12,13 +12,14 @@ import numpy as np
 
 from ..errors import InputError
 from ..options import MotionSpec, RenderOptions
+from ..region_file import sway_from_plain
 from ..stages.motion_file import MAX_MOTION_PX, check_finite_motion
 from .parts import Limits
 from .ranges import check_motion_ranges, check_option_ranges
 
 __all__ = ["options_to_wire", "options_from_wire", "motion_to_wire", "motion_from_wire"]
 
-_MOTION_KEYS = frozenset({"kind", "hints", "anchors", "anchor_radius", "path", "drift"})
+_MOTION_KEYS = frozenset({"kind", "hints", "anchors", "anchor_radius", "path", "drift", "sway"})
 
 
 def options_to_wire(options: RenderOptions) -> dict[str, Any]:
@@ -43,6 +44,8 @@ def motion_to_wire(motion: MotionSpec) -> tuple[dict[str, Any], dict[str, np.nda
         "path": motion.path,
         "drift": [float(v) for v in motion.drift] if motion.drift is not None else None,
     }
+    if motion.sway is not None:  # only then: a backend older than sway would refuse the key
+        body["sway"] = motion.sway.describe()
     parts = {}
     if motion.field is not None:
         parts["motion"] = np.ascontiguousarray(motion.field, dtype=np.float32)
@@ -78,6 +81,7 @@ def motion_from_wire(body: Any, parts: Mapping[str, np.ndarray], limits: Limits 
         path=_optional_str(body.get("path"), "motion path"),
         drift=_numbers(body["drift"], 2, "drift") if body.get("drift") is not None else None,
         field=motion_field,
+        sway=sway_from_plain(body["sway"], "motion") if body.get("sway") is not None else None,
     ).validate())
 
 

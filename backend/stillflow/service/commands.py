@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError, StillflowError
 from ..link.protocol import DEFAULT_MAX_PART_BYTES, PROTOCOL_VERSION, Limits
+from ..options import Region
 
 __all__ = ["add_parsers"]
 
@@ -150,14 +152,25 @@ def _run_ping(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regions_as_arrays(regions: tuple[Region, ...] | None) -> tuple[Region, ...] | None:
+    """Regions with their mask files read into arrays (a region's mask travels as a part)."""
+    from ..io.images import load_mask
+
+    if regions is None:
+        return None
+    return tuple(dataclasses.replace(region, mask=None if region.mask is None else load_mask(region.mask))
+                 for region in regions)
+
+
 def _run_submit(args: argparse.Namespace) -> int:
     """``stillflow submit``: run one job on the backend with a progress bar; same outputs as render."""
-    from ..cli import ProgressBar, default_out_dir, options_from_args
+    from ..cli import ProgressBar, default_out_dir, options_from_args, regions_from_args
     from ..io.frames import check_not_inputs, check_replaceable
     from ..progress import Progress
     from .keys import is_local_endpoint
 
     options, motion = options_from_args(args)
+    regions = _regions_as_arrays(regions_from_args(args))
     image = Path(args.image)
     out_dir = (Path(args.out) if args.out else default_out_dir(image)).resolve()
     video = Path(args.video).resolve() if args.video else None
@@ -173,7 +186,7 @@ def _run_submit(args: argparse.Namespace) -> int:
         sent_video = (video if shared else video.name) if video is not None else None
         job = client.submit(image, mask=args.mask, motion=motion, options=options,
                             out_dir=out_dir if shared else None, video=sent_video, deliver="files",
-                            importance=args.importance)
+                            importance=args.importance, regions=regions)
         try:
             while not job.is_finished:
                 for event in client.poll(0.2):

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BackendUnavailable, Cancelled, InputError, StillflowError
 from ..io.images import to_uint8
 from ..link.protocol import Message, error_message
-from ..options import MotionSpec, RenderOptions
+from ..options import MotionSpec, Region, RenderOptions
 from ..progress import Progress
 
 __all__ = ["Job", "JobQueue", "run_job", "Emit"]
@@ -44,6 +44,8 @@ class Job:
     options: RenderOptions
     motion: MotionSpec
     inputs: dict[str, Any]
+    regions: tuple[Region, ...] = ()
+    """Motion regions (instead of the mask input and ``motion``), their masks snapshotted as arrays."""
     out_dir: str | None = None
     video: str | None = None
     deliver: Literal["arrays", "files"] = "arrays"
@@ -154,7 +156,7 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
     try:
         image, mask, importance, motion = _materialize(job, scratch)
         common = dict(mask=mask, motion=motion, options=options, importance=importance,
-                      should_cancel=job.cancel.is_set)
+                      should_cancel=job.cancel.is_set, regions=job.regions or None)
         progress = _progress_sender(job, emit)
         if job.out_dir is not None:
             body = _render_in_place(job, image, common, progress, scratch)
@@ -284,8 +286,7 @@ def _materialize(job: Job, scratch: Path) -> tuple[Any, Any, Any, MotionSpec]:
         file_name, data = job.inputs["motion_file"]
         path = scratch / file_name
         path.write_bytes(data.tobytes())
-        motion = MotionSpec(kind=motion.kind, hints=motion.hints, anchors=motion.anchors,
-                            anchor_radius=motion.anchor_radius, path=str(path), drift=motion.drift)
+        motion = dataclasses.replace(motion, path=str(path))
     return values[0], values[1], values[2], motion
 
 

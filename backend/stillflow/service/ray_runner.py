@@ -23,7 +23,7 @@ __all__ = ["RayJobRunner"]
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
-_SPEC_FIELDS = ("job_id", "owner", "options", "motion", "inputs", "out_dir", "video", "deliver", "preview")
+_SPEC_FIELDS = ("job_id", "owner", "options", "motion", "regions", "inputs", "out_dir", "video", "deliver", "preview")
 
 
 class _Mailbox:

@@ -13,13 +13,14 @@ import numpy as np
 from ..errors import InputError
 from ..io.video import check_video_path
 from ..link.protocol import Limits, Message, check_image, check_mask, motion_from_wire, options_from_wire
+from ..link.wire_regions import regions_from_wire
 from ..options import MotionSpec
 from .jobs import Job
 from .paths import PathPolicy, check_plain_name, upload_name
 
 __all__ = ["build_job"]
 
-_SUBMIT_KEYS = frozenset({"options", "motion", "preview", "out_dir", "video", "deliver", "dead_after",
+_SUBMIT_KEYS = frozenset({"options", "motion", "regions", "preview", "out_dir", "video", "deliver", "dead_after",
                           "image_path", "image_name",
                           "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name"})
 _INPUT_PARTS = frozenset({"image", "image_file", "mask", "mask_file", "importance", "importance_file", "motion",
@@ -34,7 +35,8 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
     ``paths.allow_read`` here, so a job never touches a path a client could not name.
     """
     body = message.body
-    unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(set(message.parts) - _INPUT_PARTS)
+    unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(name for name in set(message.parts) - _INPUT_PARTS
+                                                        if not name.startswith("region_mask_"))
     if unknown:
         raise InputError(f"unknown submit field(s): {', '.join(unknown)}"[:240])
     options = options_from_wire(body.get("options", {}))
@@ -43,6 +45,9 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
     if options.models is not None:
         options = dataclasses.replace(options, models=paths.readable(options.models, "options.models", kind="folder"))
     motion = _motion(body, message, limits, paths)
+    regions = regions_from_wire(body["regions"], message.parts, limits) if "regions" in body else ()
+    if any(name.startswith("region_mask_") for name in message.parts) and not regions:
+        raise InputError("region mask parts were sent without regions")
     deliver = body.get("deliver", "arrays")
     if deliver not in ("arrays", "files"):
         raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
@@ -59,8 +64,11 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
             inputs[name] = value
     if "motion_file" in message.parts:
         inputs["motion_file"] = (motion.path, message.parts["motion_file"])
-    return Job(job_id=job_id, owner=owner, options=options, motion=motion, inputs=inputs, out_dir=out_dir,
-               video=video, deliver=deliver, preview=preview)
+    if regions and (inputs.keys() & {"mask"} or motion.kind != "none"):
+        raise InputError("give either regions or one mask and motion, not both",
+                         hint="put the mask and motion into a region of their own")
+    return Job(job_id=job_id, owner=owner, options=options, motion=motion, regions=regions, inputs=inputs,
+               out_dir=out_dir, video=video, deliver=deliver, preview=preview)
 
 
 def _motion(body: dict[str, Any], message: Message, limits: Limits, paths: PathPolicy) -> MotionSpec:

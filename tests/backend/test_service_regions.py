@@ -1,0 +1,92 @@
+"""Motion regions through a real `stillflow serve` process on loopback: the same frames as the engine."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from stillflow import render_frames
+from stillflow.errors import InputError
+from stillflow.io.images import to_uint8
+from stillflow.link.client import Client
+from stillflow.link.launcher import LocalBackend
+from stillflow.link.wire_regions import REGIONS_CAPABILITY, regions_from_wire, regions_to_wire
+from stillflow.options import MotionSpec, Region, RenderOptions, SwaySpec
+
+from .service_helpers import image, module_backend
+
+pytestmark = pytest.mark.slow
+
+OPTIONS = RenderOptions(frames=4, levels=2, refine_mask=False)
+
+
+def _regions() -> list[Region]:
+    """Sky (top rows) flows right; the foreground (bottom rows) sways; a band between stays still."""
+    sky = np.zeros((48, 64), np.uint8)
+    sky[:18] = 255
+    ground = np.zeros((48, 64), np.float32)
+    ground[30:] = 1.0
+    return [Region(mask=sky, motion=MotionSpec(kind="hints", hints=((10, 5, 60, 5),))),
+            Region(mask=ground, speed=0.5, motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=3.0, cycles=1)))]
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+    yield from module_backend(tmp_path_factory, "regions")
+
+
+class TestWireRegions:
+    def test_round_trip(self) -> None:
+        regions = _regions()
+        plain, parts = regions_to_wire(regions)
+        assert sorted(parts) == ["region_mask_0", "region_mask_1"]
+        back = regions_from_wire(plain, parts)
+        assert [r.motion for r in back] == [r.motion for r in regions] and back[1].speed == 0.5
+        np.testing.assert_array_equal(back[1].mask, regions[1].mask)
+
+    @pytest.mark.parametrize("change, message", [
+        (lambda plain, parts: parts.pop("region_mask_1"), "part is missing"),
+        (lambda plain, parts: parts.update(region_mask_5=parts["region_mask_0"]), "unexpected part"),
+        (lambda plain, parts: plain[0]["motion"].update(kind="file", path="x.npy"), "cannot be sent"),
+        (lambda plain, parts: plain[1].update(mask="yes"), "mask must be true"),
+        (lambda plain, parts: plain[0]["motion"].update(kind="sway"), "needs a SwaySpec"),
+    ], ids=["missing-mask", "extra-mask", "file", "mask-flag", "sway-without-spec"])
+    def test_bad_regions_are_refused(self, change: object, message: str) -> None:
+        plain, parts = regions_to_wire(_regions())
+        change(plain, parts)  # type: ignore[operator]
+        with pytest.raises(InputError, match=message):
+            regions_from_wire(plain, parts)
+
+
+class TestServiceRegions:
+    def test_regions_render_as_the_engine_does(self, backend: LocalBackend) -> None:
+        still = image(3)
+        with Client(backend.endpoint, timeout=10.0) as client:
+            assert REGIONS_CAPABILITY in client.hello()["capabilities"]
+            result = client.wait(client.submit(still, regions=_regions(), options=OPTIONS), timeout=120)
+        direct = np.stack(list(render_frames(still, regions=_regions(), options=OPTIONS)))
+        np.testing.assert_array_equal(result["frames"], to_uint8(direct))
+        assert np.array_equal(result["frames"][2][18:30], still[18:30])
+        assert not np.array_equal(result["frames"][2][30:], still[30:])
+
+    def test_a_single_motion_keeps_its_shimmer(self, backend: LocalBackend) -> None:
+        still = image(4)
+        motion = MotionSpec(kind="drift", drift=(0.0, 0.5), sway=SwaySpec(amplitude=1.0, cycles=2, shimmer=True))
+        with Client(backend.endpoint, timeout=10.0) as client:
+            result = client.wait(client.submit(still, motion=motion, options=OPTIONS), timeout=120)
+        direct = np.stack(list(render_frames(still, motion=motion, options=OPTIONS)))
+        np.testing.assert_array_equal(result["frames"], to_uint8(direct))
+
+    def test_regions_and_a_mask_are_refused(self, backend: LocalBackend) -> None:
+        with Client(backend.endpoint, timeout=10.0) as client:
+            with pytest.raises(InputError, match="either regions or one mask"):
+                client.submit(image(5), mask=np.ones((48, 64), np.uint8), regions=_regions(), options=OPTIONS)
+
+    def test_a_backend_without_regions_is_told_apart(self, backend: LocalBackend,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        with Client(backend.endpoint, timeout=10.0) as client:
+            hello = client.hello()
+            monkeypatch.setattr(client, "_hello", {**hello, "capabilities": ["arrays"]})
+            with pytest.raises(InputError, match="does not know motion regions"):
+                client.submit(image(7), regions=_regions(), options=OPTIONS)

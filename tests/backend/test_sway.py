@@ -1,0 +1,140 @@
+"""Sway and shimmer: seamless by construction, frame 0 and static pixels exact, the amplitude asked for, no blur."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stillflow import MotionSpec, RenderOptions, render_frames
+from stillflow.options import Region, SwaySpec
+from stillflow.pipeline import prepare
+from stillflow.stages.sway import sway_displacement, warp_sway
+
+SEAM_MAX = 1.05
+"""The step from frame N - 1 to frame 0 is no larger than a typical step (issue 27)."""
+
+AMPLITUDE_REL = 0.05
+"""Displacement amplitude measured by optical flow on the output, relative to the one asked for (issue 27)."""
+
+SHARPNESS_RANGE = (0.9, 1.1)
+"""Every frame's Laplacian variance inside the region, relative to frame 0's (issue 27)."""
+
+
+@pytest.fixture
+def foliage(shared_data: Path) -> np.ndarray:
+    """A real photo at 256x192, float32 RGB in [0, 1] (fine detail: the blur of a sub-pixel warp shows)."""
+    import cv2
+
+    pixels = cv2.imread(str(shared_data / "stills" / "scg-IMG_6036.png"), cv2.IMREAD_COLOR)
+    pixels = cv2.resize(pixels, (256, 192), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def _box(height: int, width: int) -> np.ndarray:
+    """A region mask with a static frame of 30 px around it."""
+    mask = np.zeros((height, width), np.float32)
+    mask[30:-30, 30:-30] = 1.0
+    return mask
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    """Luma as float32."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def _sway_frames(image: np.ndarray, spec: SwaySpec, frames: int, flow: MotionSpec | None = None) -> list[np.ndarray]:
+    """The loop of one swaying region in a static frame."""
+    motion = MotionSpec(kind="sway", sway=spec) if flow is None else flow
+    region = Region(mask=_box(*image.shape[:2]), motion=motion)
+    return list(render_frames(image, regions=[region], options=RenderOptions(frames=frames, refine_mask=False)))
+
+
+class TestSway:
+    def test_frame_zero_static_pixels_and_seam(self, foliage: np.ndarray) -> None:
+        frames = _sway_frames(foliage, SwaySpec(amplitude=3.0, cycles=1, angle=0.0), 24)
+        assert np.array_equal(frames[0], foliage)
+        for frame in frames:
+            assert np.array_equal(frame[:30], foliage[:30]) and np.array_equal(frame[:, :30], foliage[:, :30])
+            assert np.array_equal(frame[-30:], foliage[-30:]) and np.array_equal(frame[:, -30:], foliage[:, -30:])
+        assert not np.array_equal(frames[6], foliage)
+        steps = [float(np.abs(frames[t + 1] - frames[t]).mean()) for t in range(len(frames) - 1)]
+        seam = float(np.abs(frames[0] - frames[-1]).mean()) / float(np.median(steps))
+        assert seam <= SEAM_MAX, f"seam {seam:.3f}"
+
+    def test_frame_n_is_frame_zero(self, foliage: np.ndarray) -> None:
+        region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=2.5, cycles=3)))
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=20), regions=[region])
+        assert not sway_displacement(prepared.sway, 20).any()
+        assert np.array_equal(warp_sway(foliage, prepared.sway, 20), foliage)
+        np.testing.assert_array_equal(warp_sway(foliage, prepared.sway, 27), warp_sway(foliage, prepared.sway, 7))
+
+    @pytest.mark.parametrize("amplitude, angle", [(3.0, 0.0), (2.0, 90.0)], ids=["3px-right", "2px-up"])
+    def test_amplitude_by_optical_flow(self, foliage: np.ndarray, amplitude: float, angle: float) -> None:
+        import cv2
+
+        frames = _sway_frames(foliage, SwaySpec(amplitude=amplitude, cycles=1, angle=angle), 24)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        first = np.clip(_gray(frames[0]) * 255, 0, 255).astype(np.uint8)
+        axis = 0 if angle == 0.0 else 1
+        along = np.stack([dis.calc(first, np.clip(_gray(f) * 255, 0, 255).astype(np.uint8), None)[..., axis]
+                          for f in frames])
+        # The edge's taper (2 x amplitude) and DIS's own border are left out.
+        inner = (slice(50, -50), slice(50, -50))
+        measured = float(np.median((along.max(axis=0) - along.min(axis=0))[inner] / 2))
+        assert abs(measured - amplitude) <= AMPLITUDE_REL * amplitude, f"measured {measured:.3f} px"
+
+    def test_sharpness_steady(self, foliage: np.ndarray) -> None:
+        import cv2
+
+        frames = _sway_frames(foliage, SwaySpec(amplitude=1.5, cycles=1, angle=45.0), 16)
+        inner = (slice(40, -40), slice(40, -40))
+
+        def sharpness(frame: np.ndarray) -> float:
+            return float(cv2.Laplacian(_gray(frame), cv2.CV_32F)[inner].var())
+
+        ratios = [sharpness(frame) / sharpness(frames[0]) for frame in frames]
+        assert SHARPNESS_RANGE[0] <= min(ratios) and max(ratios) <= SHARPNESS_RANGE[1], ratios
+
+    def test_gust_travels(self, foliage: np.ndarray) -> None:
+        """With a gust the region moves as a wave, not in lockstep: two far points peak at other frames."""
+        region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(
+            amplitude=2.0, angle=0.0, gust_angle=0.0, noise=0.0)))
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=24), regions=[region])
+        left, right = [[sway_displacement(prepared.sway, t)[0, 60, col] for t in range(24)] for col in (20, 150)]
+        assert abs(int(np.argmax(left)) - int(np.argmax(right))) >= 6
+        lockstep = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(
+            amplitude=2.0, gust_speed=0.0, noise=0.0)))
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=24), regions=[lockstep])
+        left, right = [[sway_displacement(prepared.sway, t)[0, 60, col] for t in range(24)] for col in (20, 150)]
+        np.testing.assert_allclose(left, right, atol=1e-6)
+
+    def test_along_the_arrows(self, foliage: np.ndarray) -> None:
+        motion = MotionSpec(kind="sway", hints=((128, 96, 128, 46),), sway=SwaySpec(amplitude=2.0, angle=None))
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=12, refine_mask=False),
+                           regions=[Region(mask=_box(192, 256), motion=motion)])
+        displacement = sway_displacement(prepared.sway, 3)
+        assert not displacement[0].any() and np.abs(displacement[1]).max() > 1.0
+        assert not prepared.motion_px.any()  # a sway's arrows give its direction, not a flow
+
+
+class TestShimmer:
+    def test_shimmer_on_a_flow(self, foliage: np.ndarray) -> None:
+        """Water: a drift with a shimmer on top; frame 0 exact, nothing outside moves, the shimmer adds motion."""
+        flow = MotionSpec(kind="drift", drift=(0.0, 0.5))
+        shimmer = MotionSpec(kind="drift", drift=(0.0, 0.5), sway=SwaySpec(amplitude=1.5, cycles=2, shimmer=True,
+                                                                          wavelength=10.0))
+        plain, rippled = _sway_frames(foliage, SwaySpec(), 12, flow=flow), _sway_frames(foliage, SwaySpec(), 12,
+                                                                                        flow=shimmer)
+        assert np.array_equal(rippled[0], foliage)
+        for frame in rippled:
+            assert np.array_equal(frame[:30], foliage[:30]) and np.array_equal(frame[-30:], foliage[-30:])
+        assert float(np.abs(rippled[3] - plain[3]).mean()) > 0.005
+
+    def test_shimmer_directions_vary(self, foliage: np.ndarray) -> None:
+        region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=1.0, shimmer=True)))
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=12), regions=[region])
+        vector = prepared.sway.layers[0].vector[:, 40:-40, 40:-40]
+        assert vector[0].min() < -0.5 and vector[0].max() > 0.5 and vector[1].min() < -0.5 and vector[1].max() > 0.5
