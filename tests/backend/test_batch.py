@@ -135,6 +135,17 @@ def test_failed_items_give_exit_1_and_ray_missing_gives_exit_2(tmp_path: Path) -
     assert missing.returncode == 2 and "pip install 'stillflow[ray]'" in missing.stderr
 
 
+def test_ray_address_auto_never_starts_a_cluster_silently(tmp_path: Path) -> None:
+    services = pytest.importorskip("ray._private.services", reason="Ray is not installed")
+    if services.find_gcs_addresses():
+        pytest.skip("a Ray cluster runs on this machine: --address auto would rightly join it")
+    make_folder(tmp_path / "src", 1)
+    done = stillflow("batch", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--executor", "ray",
+                     "--address", "auto", "--drift", "0,1", *FAST)
+    assert done.returncode == 2 and "no running Ray cluster found" in done.stderr, done.stderr
+    assert "--address local" in done.stderr and not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path: Path) -> None:
     source = tmp_path / "src"
     for index in range(6):

@@ -1,4 +1,4 @@
-"""Batch and service on a real local Ray runtime (ray.init(num_cpus=2), started by the module fixture)."""
+"""Batch and service on a real local Ray cluster: the session's two nodes on 127.0.0.1 (batch_ray_helpers.py)."""
 from __future__ import annotations
 
 import os
@@ -25,6 +25,7 @@ from stillflow.link.launcher import start_local_backend  # noqa: E402
 from stillflow.options import MotionSpec, RenderOptions  # noqa: E402
 
 from .batch_helpers import frames_of, make_folder, no_leftovers, stillflow, summary, write_still  # noqa: E402
+from .batch_ray_helpers import shared_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +34,9 @@ DRIFT = MotionSpec(kind="drift", drift=(0.0, 1.0))
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A local Ray runtime for this module; yields its address for other processes."""
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                       object_store_memory=200 * 2**20)
-    try:
-        yield context.address_info["gcs_address"]
-    finally:
-        ray.shutdown()
+def cluster(pytestconfig: pytest.Config) -> str:
+    """The session's Ray cluster (head in this process, a second node beside it); its address."""
+    return shared_cluster(pytestconfig).address
 
 
 def _ray_task_pids(name: str) -> list[int]:
@@ -101,6 +97,8 @@ def test_worker_killed_mid_item_is_retried_and_nothing_is_lost(cluster: str, tmp
     runner.join(timeout=300)
     assert killed is not None, "never saw the task rendering"
     assert finished and finished[0].outcomes[0].status == "done", finished and finished[0].outcomes
+    assert finished[0].outcomes[0].retries == 1, "the retry after the killed worker is counted"
+    assert summary(out)["victim"]["retries"] == 1
     assert len(frames_of(out / "victim")) == 60
     assert no_leftovers(out) == [], "the killed attempt's staging folder is cleaned up"
 

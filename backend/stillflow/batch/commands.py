@@ -24,7 +24,9 @@ def add_parsers(subparsers: Any) -> None:
         "batch", help="render many stills (a folder or a JSON/CSV manifest) resumably, locally or on Ray",
         description="Render every still of SOURCE into DIR/<name>/ (as `stillflow render` writes it). Items whose "
                     "result exists with the same inputs and options are skipped; a failing item is recorded in "
-                    "DIR/batch.json and the batch goes on; Ctrl+C stops cleanly and a rerun continues.")
+                    "DIR/batch.json and the batch goes on; Ctrl+C or SIGTERM stops cleanly and a rerun continues. "
+                    "Exit status: 0 all done or skipped, 1 some item failed, 2 bad arguments or source, "
+                    "4 the Ray cluster went away, 130 interrupted.")
     parser.add_argument("source", metavar="SOURCE",
                         help="folder of stills (NAME_mask.png, NAME_motion.npy, NAME.hints.txt beside each) "
                              "or a .json/.csv manifest (see docs/batch.md)")
@@ -42,8 +44,13 @@ def add_parsers(subparsers: Any) -> None:
     run.add_argument("--workers", type=int, metavar="K",
                      help="local worker processes (default: one per GPU, else 1); CPU threads are split between them")
     run.add_argument("--address", default="auto", metavar="ADDR",
-                     help="Ray cluster address; auto = a running cluster, else start one here; local = start one "
-                          "(default: auto)")
+                     help="Ray cluster: HOST:PORT of its head; auto = the one RAY_ADDRESS or `ray start` on this "
+                          "machine names (never starts one); local = start one here on 127.0.0.1 (default: auto)")
+    run.add_argument("--placement", choices=("auto", "gpu", "cpu"), default="auto",
+                     help="Ray: auto = GPU tasks on nodes with GPUs and CPU tasks on the others; gpu = GPU tasks "
+                          "only; cpu = CPU tasks only (default: auto)")
+    run.add_argument("--threads-per-task", dest="threads", type=int, metavar="N",
+                     help="Ray: CPU threads (and Ray CPUs) per task (default: 1 up to 4 MP, 2 up to 16 MP, else 4)")
     run.add_argument("--no-shared-storage", dest="shared_storage", action="store_false",
                      help="Ray: send inputs and results through the object store instead of by path")
     run.add_argument("--max-retries", type=int, default=3, metavar="N",
@@ -71,8 +78,15 @@ def _executor(args: argparse.Namespace) -> Any:
         from .ray_exec import RayExecutor, require_ray
 
         require_ray()
-        executor = RayExecutor(args.address, shared_storage=args.shared_storage, max_retries=args.max_retries)
-        executor.open()
+        if args.threads is not None and args.threads < 1:
+            raise InputError(f"--threads-per-task must be at least 1, got {args.threads}")
+        executor = RayExecutor(args.address, shared_storage=args.shared_storage, max_retries=args.max_retries,
+                               placement=args.placement, threads=args.threads)
+        try:
+            executor.open()
+        except BaseException:
+            executor.close()
+            raise
         return executor
     from .local import LocalExecutor, gpu_count
 
@@ -83,11 +97,12 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
-    """``stillflow batch``: exit 0 when every item is done or skipped, 1 when some failed, 130 on Ctrl+C."""
+    """``stillflow batch``: exit 0 when every item is done or skipped, 1 when some failed, 130 on Ctrl+C or
+    SIGTERM, 4 when the Ray cluster went away (BackendUnavailable, raised with batch.json written)."""
     from ..cli import given_options
     from .items import load_items
     from .report import ItemBar, summary_table
-    from .run import run_batch
+    from .run import NOT_SHARED, run_batch
 
     items, common = load_items(args.source)
     default_mask = args.mask if args.mask in (None, "auto") else str(Path(args.mask).resolve())
@@ -104,4 +119,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         getattr(executor, "close", lambda: None)()
     print(summary_table(result.outcomes))
     print(f"summary: {result.summary} ({result.seconds:.1f} s)")
+    unshared = sorted({o.node or "?" for o in result.outcomes if o.cause and NOT_SHARED in o.cause})
+    if unshared:
+        print(f"stillflow: {Path(args.out).resolve()} is not shared with {', '.join(unshared)}: the results rendered "
+              "there are not here; mount it at the same path on every node, or pass --no-shared-storage",
+              file=sys.stderr)
     return 1 if any(o.status == "failed" for o in result.outcomes) else 0

@@ -2,7 +2,7 @@
 
 Devices: with GPUs, worker i renders on cuda:(i mod GPUs) (jobs that name a device keep it); the
 CPU threads are split evenly between the workers (torch.set_num_threads, NUMBA_NUM_THREADS).
-Ctrl+C: workers ignore SIGINT; the driver sets a shared stop flag that the engine checks between
+Ctrl+C (or SIGTERM): workers ignore both; the driver sets a shared stop flag that the engine checks between
 frames (Cancelled: nothing written), drops the queued items and waits for the running ones.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 from typing import Any, Callable, Sequence
 
+from .sizing import use_threads
 from .work import Outcome, Task, one_line, render_task
 
 __all__ = ["LocalExecutor", "cpu_count", "gpu_count", "worker_slots"]
@@ -46,13 +47,10 @@ def _init_worker(slots: Any, stop: Any) -> None:
     """Worker start: take a device and thread count, ignore Ctrl+C (the driver handles it), load the engine."""
     global _stop, _device
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a scheduler's SIGTERM to the group: the driver stops us
     _device, threads = slots.get()
     _stop = stop
-    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    use_threads(threads)
     import stillflow.pipeline  # noqa: F401  (load the engine before the first item, not during it)
 
 

@@ -38,8 +38,9 @@ class ItemBar:
         tally = counts(self.finished)
         if not self.is_tty:
             cause = f": {outcome.cause}" if outcome.cause else ""
+            retried = f" (retried {outcome.retries}x)" if outcome.retries else ""
             self.stream.write(f"batch {done}/{self.total} {outcome.name} {outcome.status} "
-                              f"{outcome.seconds:.1f}s{cause}\n")
+                              f"{outcome.seconds:.1f}s{retried}{cause}\n")
         else:
             width = 30
             filled = int(width * done / max(1, self.total))
@@ -54,21 +55,23 @@ class ItemBar:
 def summary_table(outcomes: Sequence[Outcome]) -> str:
     """The terminal summary: one row per item (name, status, seconds, cause) and the totals."""
     width = max([4] + [len(o.name) for o in outcomes])
-    lines = [f"{'item':<{width}}  {'status':<9} {'seconds':>8}  cause"]
+    lines = [f"{'item':<{width}}  {'status':<9} {'seconds':>8} {'retries':>7}  cause"]
     for outcome in outcomes:
-        lines.append(f"{outcome.name:<{width}}  {outcome.status:<9} {outcome.seconds:8.1f}  {outcome.cause or ''}"
-                     .rstrip())
+        lines.append(f"{outcome.name:<{width}}  {outcome.status:<9} {outcome.seconds:8.1f} {outcome.retries:7d}  "
+                     f"{outcome.cause or ''}".rstrip())
     tally = counts(outcomes)
-    lines.append(", ".join(f"{n} {status}" for status, n in tally.items() if n or status in ("done", "failed")))
+    retries = sum(o.retries for o in outcomes)
+    lines.append(", ".join([f"{n} {status}" for status, n in tally.items() if n or status in ("done", "failed")]
+                           + ([f"{retries} retried after a worker died"] if retries else [])))
     return "\n".join(lines)
 
 
 def write_summary(out_root: Path, outcomes: Sequence[Outcome], *, source: str, executor: str, seconds: float,
-                  interrupted: bool) -> Path:
-    """Write ``out_root/batch.json`` atomically: counts, seconds and one entry per item."""
+                  interrupted: bool, stopped: str | None = None) -> Path:
+    """Write ``out_root/batch.json`` atomically: counts, retries, seconds, why it stopped early, one entry per item."""
     body: dict[str, Any] = {"source": source, "executor": executor, "seconds": round(seconds, 3),
-                            "interrupted": interrupted, "counts": counts(outcomes),
-                            "items": [o.to_dict() for o in outcomes]}
+                            "interrupted": interrupted, "stopped": stopped, "counts": counts(outcomes),
+                            "retries": sum(o.retries for o in outcomes), "items": [o.to_dict() for o in outcomes]}
     target = out_root / "batch.json"
     with atomic_file(target) as staging:
         staging.write_text(json.dumps(body, indent=2), encoding="utf-8")

@@ -1,8 +1,11 @@
 """Running a batch: plan every item, skip finished ones, hand the rest to an executor, record the outcome.
 
 The executor is anything with ``run(tasks, report)`` (LocalExecutor, RayExecutor); ``report`` is
-called once per finished item. Ctrl+C: the executor stops its items cleanly, batch.json records
-what was finished and the KeyboardInterrupt goes on to the caller; a rerun continues.
+called once per finished item. The driver counts an item done only when its result is complete
+where the driver reads it (a node that does not share the output folder cannot fake one).
+Ctrl+C: the executor stops its items cleanly, batch.json records what was finished and the
+KeyboardInterrupt goes on to the caller; a rerun continues. So does BackendUnavailable (the
+cluster went away).
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from ..errors import InputError
+from ..errors import BackendUnavailable, InputError
 from ..options import MotionSpec
 from .items import BatchItem
 from .work import Outcome, Task, is_done, one_line, plan_task
 
-__all__ = ["Executor", "BatchResult", "run_batch"]
+__all__ = ["Executor", "BatchResult", "run_batch", "NOT_SHARED"]
+
+NOT_SHARED = "does not share the output folder"
+"""Part of the cause of a result that a node wrote where the driver cannot see it."""
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +61,11 @@ def run_batch(items: Sequence[BatchItem], out_root: str | Path, executor: Execut
     except OSError as exc:
         raise InputError(f"output folder {out_root} cannot be created: {exc.strerror}") from None
     outcomes: dict[str, Outcome] = {}
+    planned: dict[str, Task] = {}
 
     def record(outcome: Outcome) -> None:
+        if outcome.status == "done" and outcome.name in planned and not is_done(planned[outcome.name]):
+            outcome = _missing(outcome, out_root)
         outcomes[outcome.name] = outcome
         if progress is not None:
             progress(outcome)
@@ -73,19 +82,32 @@ def run_batch(items: Sequence[BatchItem], out_root: str | Path, executor: Execut
             record(Outcome(item.name, "skipped", 0.0))
         else:
             pending.append(task)
+            planned[task.name] = task
     log.info("batch: %d item(s), %d to render, %s", len(items), len(pending), executor.describe())
-    interrupted = False
+    interrupted, stopped = False, None
     try:
         executor.run(pending, record)
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, stopped = True, "interrupted (Ctrl+C or SIGTERM)"
+        raise
+    except BackendUnavailable as exc:
+        interrupted, stopped = True, str(exc)
         raise
     finally:
         _remove_leftovers(out_root, [t.name for t in pending])
         ordered = [outcomes.get(item.name) or Outcome(item.name, "not run") for item in items]
         summary = write_summary(out_root, ordered, source=source, executor=executor.describe(),
-                                seconds=time.perf_counter() - started, interrupted=interrupted)
+                                seconds=time.perf_counter() - started, interrupted=interrupted, stopped=stopped)
     return BatchResult(ordered, summary, time.perf_counter() - started)
+
+
+def _missing(outcome: Outcome, out_root: Path) -> Outcome:
+    """A reported success whose result the driver cannot find: a failure naming the node and the way out."""
+    where = f"node {outcome.node}" if outcome.node else "the worker"
+    return Outcome(outcome.name, "failed", outcome.seconds,
+                   f"{where} reported it done, but {out_root / outcome.name} is not complete on this machine: "
+                   f"that node {NOT_SHARED} (mount it at the same path on every node, or pass --no-shared-storage)",
+                   node=outcome.node, retries=outcome.retries)
 
 
 def _remove_leftovers(out_root: Path, names: Sequence[str]) -> None:

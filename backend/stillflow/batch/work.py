@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ from .items import BatchItem
 __all__ = ["Task", "Outcome", "plan_task", "input_key", "is_done", "render_task", "one_line"]
 
 _HASH_CHUNK = 1 << 20
-_KEY_VERSION = 1
-"""Bump when the key's recipe changes (every result then renders again)."""
+_KEY_VERSION = 2
+"""Bump when the key's recipe changes (every result then renders again). 2: numbers hashed as floats."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class Outcome:
     status: Literal["done", "skipped", "failed", "cancelled", "not run"]
     seconds: float = 0.0
     cause: str | None = None
+    node: str | None = None
+    """Where it rendered (Ray: the node's address), when not on the driver's machine."""
+    retries: int = 0
+    """Times it was started again after its worker died."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for batch.json."""
@@ -94,8 +99,8 @@ def plan_task(item: BatchItem, out_root: Path, *, common: dict[str, Any], given:
 def input_key(task: Task) -> str:
     """sha256 over the contents of every input file and the options (the device excluded)."""
     digest = hashlib.sha256()
-    options = {k: v for k, v in task.options.to_dict().items() if k != "device"}
-    motion = {k: v for k, v in task.motion.describe().items() if k != "path"}
+    options = _plain_numbers({k: v for k, v in task.options.to_dict().items() if k != "device"})
+    motion = _plain_numbers({k: v for k, v in task.motion.describe().items() if k != "path"})
     recipe = {"v": _KEY_VERSION, "options": options, "motion": motion, "mask_auto": task.mask == "auto",
               "video": Path(task.video).suffix if task.video else None}
     digest.update(json.dumps(recipe, sort_keys=True).encode())
@@ -110,6 +115,17 @@ def input_key(task: Task) -> str:
                 for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
                     digest.update(chunk)
     return digest.hexdigest()
+
+
+def _plain_numbers(value: Any) -> Any:
+    """``value`` with every number as a float and tuples as lists: 10 (JSON) and 10.0 (CSV) hash alike."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, dict, list, tuple)):
+        return value
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    return [_plain_numbers(item) for item in value]
 
 
 def is_done(task: Task) -> bool:
