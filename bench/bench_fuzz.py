@@ -4,21 +4,30 @@ Target (issue 11): no crash, no `internal` code, no unanswered message, bounded 
 seeded cases are those of tests/backend/fuzz_messages.py; the reference measured in the same run
 is the rate of plain pings, so the fuzz rate is also given as a ratio to it.
 
+Issue 26 adds three categories sent while a bystander client pings the backend without pause:
+header bombs (six connections sending five each), frame counts (300,000 empty frames; 16 frames
+of a whole part) and extreme values. Targets: the bystander's worst ping <= 0.5 s, and the
+backend's peak RSS growth for one message <= 1.25x the advertised max_message_bytes.
+
     python bench/bench_fuzz.py [--messages 5000] [--seed 1] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backend"))
 
-from fuzz_messages import FuzzReport, cases, oversize_cases, rss_bytes, send_all  # noqa: E402
+from fuzz_messages import (Case, FuzzReport, cases, extreme_cases, frame_count_cases, header_bombs,  # noqa: E402
+                           oversize_cases, peak_rss_bytes, reset_peak_rss, rss_bytes, send_all)
 
 from stillflow import __version__  # noqa: E402
 from stillflow.link.client import Client  # noqa: E402
@@ -34,6 +43,106 @@ def _ping_rate(endpoint: str, count: int) -> float:
         for _ in range(count):
             client.ping()
         return count / (time.perf_counter() - started)
+
+
+class Bystander:
+    """A client in its own process (so this one's threads cannot slow it) that pings without pause.
+
+    ``worst(since)`` is its slowest round trip that started after ``since`` (time.time()).
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_ping_until, args=(endpoint, self._stop, send), daemon=True)
+        self.samples: list[tuple[float, float]] = []
+
+    def __enter__(self) -> "Bystander":
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._receive.poll(120):
+            self.samples = self._receive.recv()
+        self._process.join(30)
+
+    def worst(self, since: float, until: float) -> float:
+        """Slowest ping that started between ``since`` and ``until``."""
+        return max((seconds for started, seconds in self.samples if since <= started <= until), default=0.0)
+
+
+def _ping_until(endpoint: str, stop: Any, send: Any) -> None:
+    """Bystander process: ping until ``stop`` is set, then send [(start time, seconds)] back."""
+    samples = []
+    with Client(endpoint, timeout=30.0, retries=1) as client:
+        while not stop.is_set():
+            started = time.time()
+            try:
+                client.ping()
+                samples.append((started, time.time() - started))
+            except Exception:  # a lost ping counts as the whole wait
+                samples.append((started, time.time() - started))
+            time.sleep(0.01)
+    send.send(samples)
+
+
+def _flood(endpoint: str, frames: list[Any], report: FuzzReport, connections: int = 6, each: int = 5) -> None:
+    """Send ``frames`` ``each`` times from ``connections`` connections at once, as fast as they are answered."""
+    reports = [FuzzReport() for _ in range(connections)]
+    threads = [threading.Thread(target=send_all, args=(endpoint, iter([Case("header-bomb", frames)] * each), mine))
+               for mine in reports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    for mine in reports:
+        report.sent += mine.sent
+        report.explicit += mine.explicit
+        report.internal += mine.internal
+        report.silent += mine.silent
+        for code, count in mine.codes.items():
+            report.codes[code] = report.codes.get(code, 0) + count
+
+
+def _new_categories(endpoint: str, pid: int, seed: int, advertised: int) -> dict[str, Any]:
+    """Header bombs, frame counts and extreme values with a bystander pinging; its worst ping and peak RSS per message."""
+    rng = random.Random(seed)
+    report = FuzzReport()
+    phases: dict[str, tuple[float, float]] = {}
+    growths: dict[str, float] = {}
+    _wait_idle(endpoint)  # jobs the seeded fuzz accepted must not be counted against the new categories
+    with Bystander(endpoint) as bystander:
+        time.sleep(2.0)  # the bystander's process starts and connects
+        started = time.time()
+        for bomb in header_bombs(rng):
+            _flood(endpoint, bomb.frames, report)
+        phases["header_bomb"], started = (started, time.time()), time.time()
+        for case in frame_count_cases(rng, MAX_PART_MB << 20):
+            before = rss_bytes(pid)
+            reset_peak_rss(pid)
+            send_all(endpoint, iter([case]), report)
+            name = f"{len(case.frames) - 1}_frames"
+            growths[name] = (peak_rss_bytes(pid) - before) / 2**20
+        phases["frame_count"], started = (started, time.time()), time.time()
+        send_all(endpoint, extreme_cases(rng, 200), report)
+        _wait_idle(endpoint)
+        phases["extreme"] = (started, time.time())
+    return {"new_categories_sent": report.sent, "new_internal": len(report.internal),
+            "new_unanswered": len(report.silent), "new_codes": report.codes,
+            "bystander_pings": len(bystander.samples),
+            **{f"bystander_worst_ping_s_{name}": bystander.worst(*span) for name, span in phases.items()},
+            **{f"peak_rss_mib_{name}": value for name, value in growths.items()},
+            "advertised_max_message_mib": advertised / 2**20,
+            "peak_rss_to_advertised": max(growths.values()) / (advertised / 2**20)}
+
+
+def _wait_idle(endpoint: str) -> None:
+    """Wait until the backend has no queued or running job."""
+    with Client(endpoint, timeout=30.0) as client:
+        while (state := client.status())["queue_length"] or state["busy_workers"]:
+            time.sleep(0.2)
 
 
 def main() -> int:
@@ -59,6 +168,9 @@ def main() -> int:
         seconds = time.perf_counter() - started
         send_all(backend.endpoint, oversize_cases(random.Random(args.seed), MAX_PART_MB << 20), report)
         peak = max(peak, rss_bytes(backend.process.pid))
+        with Client(backend.endpoint, timeout=5.0) as client:
+            advertised = int(client.hello()["limits"]["max_message_bytes"])
+        added = _new_categories(backend.endpoint, backend.process.pid, args.seed, advertised)
         alive = backend.process.poll() is None
         after = rss_bytes(backend.process.pid) if alive else 0
         log_bytes = sum(p.stat().st_size for p in log_path.parent.glob("serve.log*"))
@@ -71,14 +183,15 @@ def main() -> int:
         "rss_before_mib": before / 2**20, "rss_peak_growth_mib": (peak - before) / 2**20,
         "rss_end_growth_mib": (after - before) / 2**20, "fuzz_msgs_per_s": (report.sent - 3) / seconds,
         "ping_per_s_reference": pings, "fuzz_to_ping_rate": (report.sent - 3) / seconds / pings,
-        "log_bytes": log_bytes, "codes": report.codes,
+        "log_bytes": log_bytes, "codes": report.codes, **added,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         for key, value in figures.items():
             print(f"{key:28s} {value:.1f}" if isinstance(value, float) else f"{key:28s} {value}")
-    return 0 if not report.internal and not report.silent and figures["crashes"] == 0 else 1
+    clean = not report.internal and not report.silent and not added["new_internal"] and not added["new_unanswered"]
+    return 0 if clean and figures["crashes"] == 0 else 1
 
 
 if __name__ == "__main__":

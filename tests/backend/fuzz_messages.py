@@ -21,7 +21,8 @@ import zmq
 from stillflow.link.protocol import PROTOCOL_VERSION, SERVER_OPS, decode
 from stillflow.options import RenderOptions
 
-__all__ = ["CATEGORIES", "Case", "FuzzReport", "cases", "send_all", "rss_bytes"]
+__all__ = ["CATEGORIES", "Case", "FuzzReport", "cases", "send_all", "rss_bytes", "peak_rss_bytes", "reset_peak_rss",
+           "header_bombs", "frame_count_cases", "extreme_cases", "oversize_cases"]
 
 OPTION_NAMES = tuple(RenderOptions.__dataclass_fields__)
 HOSTILE_VALUES: tuple[Any, ...] = (
@@ -31,7 +32,17 @@ HOSTILE_VALUES: tuple[Any, ...] = (
 SUBMIT_KEYS = ("options", "motion", "preview", "out_dir", "video", "deliver", "image_path", "image_name",
                "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name", "junk")
 _JOB_EVENTS = frozenset({"progress", "part", "result", "cancelled", "heartbeat"})
-CATEGORIES = ("garbage", "header", "option", "motion", "submit", "parts", "oversize", "ops")
+CATEGORIES = ("garbage", "header", "option", "motion", "submit", "parts", "oversize", "ops", "extreme")
+EXTREME_OPTIONS: tuple[dict[str, Any], ...] = (
+    {"speed": 1e30}, {"speed": 3.4e38}, {"speed": 1e39}, {"speed": 1e308}, {"fps": 5e-324}, {"fps": 1e-300},
+    {"feather": 1e308}, {"importance_scale": 1e308}, {"loops": 2**62},
+)
+EXTREME_MOTIONS: tuple[dict[str, Any], ...] = (
+    {"kind": "drift", "drift": [0.0, 1e39]}, {"kind": "drift", "drift": [1e308, 1.0]},
+    {"kind": "drift", "drift": [0.0, 1.0], "anchors": [[1.0, 1.0]], "anchor_radius": 1e308},
+    {"kind": "hints", "hints": [[0.0, 0.0, 1e308, 1e308]]}, {"kind": "hints", "hints": [[3.0, 3.0, 4.0, 4.0]] * 5000},
+    {"kind": "drift", "drift": [0.0, 1.0], "anchors": [[1e300, -1e300]]}, {"kind": "none", "drift": [0.0, 1e39]},
+)
 
 
 @dataclass
@@ -211,9 +222,63 @@ def _ops(rng: random.Random) -> Case:
     return case
 
 
+def _extreme(rng: random.Random) -> Case:
+    """Numbers far outside any physical range, NaN motion and a .npy declaring 75 GiB in 128 bytes."""
+    choice = rng.randrange(5)
+    if choice == 0:
+        return _submit(rng, {"options": _cheap_options(**rng.choice(EXTREME_OPTIONS)),
+                             "motion": {"kind": "drift", "drift": [0.0, 1.0]}}, category="extreme")
+    if choice == 1:
+        return _submit(rng, {"options": _cheap_options(), "motion": rng.choice(EXTREME_MOTIONS)}, category="extreme")
+    if choice == 2:  # a motion field of huge or non-finite values, with a mask
+        value = rng.choice((1e39, 3e38, np.nan, -np.inf))
+        field = np.full((2, 8, 8), value, np.float32)
+        mask = np.full((8, 8), 255, np.uint8)
+        return _submit(rng, {"options": _cheap_options(speed=rng.choice((1.0, 100.0))), "motion": {"kind": "field"}},
+                       [_image_part(), ({"name": "motion", "dtype": "float32", "shape": [2, 8, 8]}, field.tobytes()),
+                        ({"name": "mask", "dtype": "uint8", "shape": [8, 8]}, mask.tobytes())], category="extreme")
+    if choice == 3:
+        blob = _npy_bomb(rng.choice(((2, 100000, 100000), (1, 2, 50000, 50000), (2, 8, 8))))
+        return _submit(rng, {"options": _cheap_options(), "motion": {"kind": "file", "path": "m.npy"}},
+                       [_image_part(), ({"name": "motion_file", "dtype": "uint8", "shape": [len(blob)]}, blob)],
+                       category="extreme")
+    return _submit(rng, {"options": _cheap_options(), "motion": {"kind": "drift", "drift": [0.0, 1.0]},
+                         rng.choice(("image_name", "mask_name", "importance_name")): rng.choice(HOSTILE_VALUES)},
+                   category="extreme")
+
+
+def extreme_cases(rng: random.Random, count: int) -> Iterator[Case]:
+    """``count`` cases of the extreme-value category."""
+    for _ in range(count):
+        yield _extreme(rng)
+
+
+def _npy_bomb(shape: tuple[int, ...]) -> bytes:
+    """A .npy header declaring ``shape`` float32 with at most a few bytes of data after it."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return header.getvalue() + bytes(16)
+
+
+def header_bombs(rng: random.Random) -> Iterator[Case]:
+    """Cheap headers that are costly to unpack: a million empty maps (1 MB), then ones just under the caps."""
+    for body in ({"x": [{}] * 1_000_000}, {"x": [{}] * 60_000}, {"x": [[0] * 1000] * 60}, {"x": "y" * 60_000}):
+        yield Case("header-bomb", [pack(header(rng, op="ping", body=body))])
+
+
+def frame_count_cases(rng: random.Random, max_part_bytes: int) -> Iterator[Case]:
+    """Messages whose frames, not their header, hold the memory: 300,000 empty frames; 16 frames of a whole part."""
+    yield Case("frame-count", [pack(header(rng, op="ping"))] + [b""] * 300_000)
+    part = max_part_bytes
+    descriptors = [{"name": f"p{i}", "dtype": "uint8", "shape": [part]} for i in range(16)]
+    yield Case("frame-count", [pack(header(rng, parts=descriptors))] + [bytes(part)] * 16)
+
+
 _MAKERS: dict[str, Callable[[random.Random], Case]] = {
     "garbage": _garbage, "header": _header_case, "option": _option, "motion": _motion, "submit": _submit_body,
-    "parts": _parts, "ops": _ops,
+    "parts": _parts, "ops": _ops, "extreme": _extreme,
 }
 
 
@@ -225,12 +290,22 @@ def cases(seed: int, count: int) -> Iterator[Case]:
         yield _MAKERS[names[index % len(names)]](rng)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size of a process (or another /proc status ``field``, e.g. VmHWM), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The highest resident set size of a process since start or the last ``reset_peak_rss``."""
+    return rss_bytes(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start a new peak measurement (Linux: writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def send_all(endpoint: str, batch: Iterator[Case], report: FuzzReport, timeout: float = 10.0) -> FuzzReport:

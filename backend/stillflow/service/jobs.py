@@ -196,9 +196,12 @@ def _render_in_place(job: Job, image: Any, common: dict[str, Any], progress: Cal
                      scratch: Path) -> dict[str, Any]:
     """Render into scratch, then move the result into ``job.out_dir`` if that still is the folder checked at submit."""
     from .. import pipeline
-    from ..io.frames import atomic_outputs
+    from ..io.frames import atomic_outputs, check_not_inputs
 
     out_dir = Path(job.out_dir or "")
+    # render() checks the staged folder against the inputs; the folder it replaces gets the same check
+    check_not_inputs(out_dir, Path(job.video) if job.video else None,
+                     {**job.inputs, "motion file": job.motion.path if job.motion.kind in ("file", "clip") else None})
     staged = scratch / "result"
     video = staged / Path(job.video).relative_to(out_dir) if job.video else None
     result = pipeline.render(image, staged, video=video, progress=progress, **common)

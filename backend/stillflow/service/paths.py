@@ -76,13 +76,6 @@ class PathPolicy:
         self._models = Path(models).resolve() if models else None
         self.local = local
 
-    def shown(self, path: str | os.PathLike[str] | None) -> str | None:
-        """How a client sees a path under the results folder: whole on this machine, else relative to it."""
-        if path is None or self.local:
-            return None if path is None else str(path)
-        resolved = Path(path)
-        return resolved.relative_to(self.results).as_posix() if _inside(resolved, self.results) else resolved.name
-
     def hello(self) -> dict[str, Any]:
         """What ``hello`` tells clients: whether paths are read, and the folders' names to local clients only."""
         return {"read_paths": bool(self.allow_read),

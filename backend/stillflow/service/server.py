@@ -178,7 +178,7 @@ class Server:
         """
         budget_end = time.monotonic() + _DRAIN_BUDGET_S
         for _ in range(_DRAIN_MAX):
-            self._handle(self._router.recv_multipart(copy=False))
+            self._handle(*self._receive())
             self._tick()
             if time.monotonic() >= budget_end or not self._router.poll(0):
                 break
@@ -221,13 +221,33 @@ class Server:
         finally:
             doorbell.close()
 
-    def _handle(self, frames: list[zmq.Frame]) -> None:
-        """Answer one incoming message; every failure becomes an error reply, never a crash."""
+    def _receive(self) -> tuple[list[zmq.Frame], int]:
+        """One incoming message: its first frames (identity, header and at most max_parts + 1 more) and how
+        many it had. Frames beyond those are read and dropped one by one, never held together."""
+        router = self._router
+        keep = self.config.limits.max_parts + 3
+        frames = [router.recv(copy=False)]
+        while frames[-1].more and len(frames) < keep:
+            frames.append(router.recv(copy=False))
+        count = len(frames)
+        if frames[-1].more:
+            recv, option = router.recv, router.getsockopt
+            while option(zmq.RCVMORE):
+                recv()
+                count += 1
+        return frames, count
+
+    def _handle(self, frames: list[zmq.Frame], count: int) -> None:
+        """Answer one incoming message of ``count`` frames; every failure becomes an error reply, never a crash."""
         identity = frames[0].bytes
         req = job_id = None
         try:
             if len(frames) < 2:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
+            if count > len(frames):
+                req, job_id = _peek_ids_quietly(frames[1], self.config.limits)
+                raise ProtocolError(f"message carries {count - 2} binary frames; at most "
+                                    f"{self.config.limits.max_parts} accepted")
             principal = principal_of(identity, frames[1], self.config.keys is not None)
             if not self._peers.seen(identity, principal):
                 req, job_id = _peek_ids_quietly(frames[1], self.config.limits)
