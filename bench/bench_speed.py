@@ -11,8 +11,15 @@ timing only the first frames would understate the cost. Integration (done once p
 reported apart and amortised over N. Targets (issue 6): <= 100 ms/frame at 1024² on a 2-core CPU, >= 200 fps
 at 1024² on a GPU.
 
+Motion regions (issue 27; target: within 1.2x of one region of the same area): ``--regions SIZE``
+renders, frame by frame in turn in one process, the photo's mask as one flowing region, the same
+area as two flowing regions (left and right halves), as one swaying region, and as a flowing top
+half over a swaying bottom half, each with the full pipeline (prepare, loop, sway), and prints
+ms/frame and the ratio to one region.
+
 Usage: python bench/bench_speed.py [--sizes 512 1024 2048] [--frames 60] [--device auto] [--json F]
        python bench/bench_speed.py --interleaved 1024   (ratio on a noisy machine)
+       python bench/bench_speed.py --regions 1024
 """
 from __future__ import annotations
 
@@ -149,6 +156,53 @@ def run_interleaved(size: int, frames: int, device_name: str) -> None:
           f"ratio {default / reference:.2f} (median of per-frame ratios {statistics.median(pairs):.2f})")
 
 
+def region_layouts(size: int) -> dict[str, list]:
+    """The same animated area of the photo as one region, two regions, a sway and a flow over a sway."""
+    from stillflow.options import MotionSpec, Region, SwaySpec
+
+    _, mask, motion = make_inputs(size)
+    flow = MotionSpec(kind="field", field=motion)
+    sway = MotionSpec(kind="sway", sway=SwaySpec(amplitude=3.0, cycles=2))
+    left, right, top, bottom = (np.zeros_like(mask) for _ in range(4))
+    left[:, : size // 2], right[:, size // 2:] = mask[:, : size // 2], mask[:, size // 2:]
+    rows = np.flatnonzero(mask.any(axis=1))
+    middle = (rows[0] + rows[-1]) // 2 if rows.size else size // 2
+    top[:middle], bottom[middle:] = mask[:middle], mask[middle:]
+    return {"one region": [Region(mask=mask, motion=flow)],
+            "two regions": [Region(mask=left, motion=flow), Region(mask=right, motion=flow)],
+            "sway": [Region(mask=mask, motion=sway)],
+            "flow + sway": [Region(mask=top, motion=flow), Region(mask=bottom, motion=sway)]}
+
+
+def run_regions(size: int, frames: int, device_name: str) -> None:
+    """Region layouts of one area frame by frame in turn (full pipeline), ms/frame and ratio to one region."""
+    from stillflow.options import MotionSpec, RenderOptions
+    from stillflow.pipeline import _frames_of, prepare
+
+    image, _, _ = make_inputs(size)
+    options = RenderOptions(frames=frames, device=device_name, refine_mask=False)
+    streams, init = {}, {}
+    for name, regions in region_layouts(size).items():
+        tick = time.perf_counter()
+        prepared = prepare(image, mask=None, motion=MotionSpec(), options=options, regions=regions)
+        streams[name] = _frames_of(prepared, options, None, None)
+        next(streams[name])  # frame 0 is the photo; building the renderer (integration) happens here
+        init[name] = time.perf_counter() - tick
+    times: dict[str, list[float]] = {name: [] for name in streams}
+    for t in range(1, frames):
+        for name in (list(streams) if t % 2 else list(reversed(streams))):
+            tick = time.perf_counter()
+            next(streams[name])
+            times[name].append(time.perf_counter() - tick)
+    base = statistics.mean(times["one region"])
+    print(f"{size}² regions, N = {frames}, the {frames - 1} frames after frame 0 each, in turn (mean):")
+    for name, values in times.items():
+        mean = statistics.mean(values)
+        spread = 1000 * float(np.subtract(*np.percentile(values, [75, 25])))
+        print(f"  {name:>12s}: {1000 * mean:8.1f} ms/frame (IQR {spread:.1f}), "
+              f"prepare + first frame {init[name]:.2f} s, ratio to one region {mean / base:.2f}")
+
+
 def main() -> int:
     """Run every configuration in a subprocess and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -158,12 +212,17 @@ def main() -> int:
     parser.add_argument("--json")
     parser.add_argument("--interleaved", type=int, metavar="SIZE",
                         help="only the default and the reference at SIZE², alternating in one process")
+    parser.add_argument("--regions", type=int, metavar="SIZE",
+                        help="only the region layouts (one, two, sway, flow + sway) at SIZE², in turn")
     parser.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.frames < 2:
         parser.error("--frames must be at least 2: frame 0 of a loop is the photo itself and is not timed")
     if args.interleaved:
         run_interleaved(args.interleaved, args.frames, args.device)
+        return 0
+    if args.regions:
+        run_regions(args.regions, args.frames, args.device)
         return 0
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.frames, args.device)))

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import (BackendUnavailable, Cancelled, InputError, JobFailed, ModelMissing, ProtocolError,
                      StillflowError)
-from .options import MotionSpec, RenderOptions
+from .options import MotionSpec, Region, RenderOptions, SwaySpec
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,8 @@ __all__ = [
     "render_frames",
     "RenderOptions",
     "MotionSpec",
+    "Region",
+    "SwaySpec",
     "Progress",
     "RenderResult",
     "StillflowError",

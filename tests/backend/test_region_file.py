@@ -119,3 +119,18 @@ class TestRenderRegions:
         save_frame(still, smooth_image, "png")
         code = main(["render", str(still), "--drift", "0,1", "--region", f"{still}:drift=0,1"])
         assert code == 2 and "--region/--regions replace --mask and the motion source" in capsys.readouterr().err
+
+
+class TestSample:
+    def test_the_demo_renders_two_regions_of_the_sample(self) -> None:
+        """scripts/demo.sh's --region arguments name the sample's files: a flowing sky and a swaying meadow."""
+        import re
+
+        repo = Path(__file__).resolve().parents[2]
+        demo = (repo / "scripts" / "demo.sh").read_text()
+        sample = str(repo / "samples" / "picos")
+        args = [text.replace("$sample", sample) for text in re.findall(r'--region "([^"]+)"', demo)]
+        sky, meadow = (parse_region_arg(text) for text in args)
+        assert sky.motion.kind == "hints" and meadow.motion.kind == "sway"
+        sky_mask, meadow_mask = (load_image(region.mask)[:, :, 0] > 0.5 for region in (sky, meadow))
+        assert meadow_mask.mean() > 0.1 and not (sky_mask & meadow_mask).any()
