@@ -80,6 +80,19 @@ class TestHeaderBudget:
         assert reply.op == "error" and "at most 65536 accepted" in reply.body["msg"], reply
         assert _ask(backend.endpoint, "ping", {}).op == "pong"
 
+    def test_a_message_of_many_frames_is_refused_without_holding_them(self, backend: LocalBackend) -> None:
+        socket = dealer(backend.endpoint)
+        try:
+            header = {"v": PROTOCOL_VERSION, "op": "ping", "req": "frames"}
+            socket.send_multipart([msgpack.packb(header)] + [b""] * 300_000)
+            reply = reply_to(socket, "frames", timeout=300)
+        finally:
+            socket.close()
+        assert reply.op == "error" and reply.body["code"] == "protocol", reply
+        # named by its count: read and dropped one by one, never held as 300,000 objects
+        assert "message carries 300000 binary frames; at most 16 accepted" in reply.body["msg"]
+        assert _ask(backend.endpoint, "ping", {}).op == "pong"
+
     def test_a_client_told_its_job_failed_finds_nothing_written(self, tmp_path: Path) -> None:
         # Header bombs from six connections keep the I/O loop busy; whatever the client then
         # concludes, the result folder must agree with it.
