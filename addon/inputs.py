@@ -14,7 +14,7 @@ import bpy
 import numpy as np
 import numpy.typing as npt
 
-from .core import mask_sources
+from .core import mask_sources, still_files
 from .core.snapshot_cache import LastValue
 from .core.jobs import JobRequest
 from .core.lib import load
@@ -22,7 +22,7 @@ from .core.request import build_motion, build_options
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_array", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_request"]
+__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_request"]
 
 _errors = load("errors")
 
@@ -66,6 +66,23 @@ def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32] | npt.NDArray
 
     key = _image_key(image)
     return read() if key is None else _image_cache.get(key, read)
+
+
+def image_input(image: bpy.types.Image) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.uint8] | str, int, int]:
+    """What a job sends as its still, with its width and height: the file itself when the backend
+    decodes it to the bytes Blender shows (``core.still_files``), else ``image_array``'s pixels.
+
+    The file route never touches the Image's pixels (not even its size, which would decode it), so
+    Generate does not hold Blender's main thread while 8 megapixels are read (issue 24, point 10).
+    """
+    if (image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath
+            and image.colorspace_settings.name == "sRGB"):
+        path = bpy.path.abspath(image.filepath)
+        size = still_files.plain_8bit_size(path)
+        if size is not None:
+            return path, *size
+    pixels = image_array(image)
+    return pixels, pixels.shape[1], pixels.shape[0]
 
 
 def _image_key(image: bpy.types.Image) -> tuple | None:
@@ -215,8 +232,7 @@ def motion_hints(settings: bpy.types.PropertyGroup, width: int, height: int
 def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out_dir: str, *,
                   share_files: bool = True) -> JobRequest:
     """Snapshot everything a job needs from the scene settings (InputError on anything missing)."""
-    pixels = image_array(image)
-    height, width = pixels.shape[:2]
+    pixels, width, height = image_input(image)
     options = build_options(settings.option_values())
     # arrows taken from the region Mask: check that Mask first, so a missing Mask is not read as missing arrows
     arrows_from_region = settings.motion_source == "HINTS" and settings.arrows is None

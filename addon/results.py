@@ -192,6 +192,8 @@ def add_to_sequencer(scene: bpy.types.Scene, image: bpy.types.Image, frames: int
 def tag_colorspace(target: bpy.types.bpy_struct, suffix: str) -> None:
     """Tag an Image or image strip with the colour space of Stillflow frame files (``core.colour``)."""
     name = colour.frame_colorspace(suffix)
+    if target.colorspace_settings.name == name:
+        return  # setting it again drops every decoded frame: a regenerated take would be decoded twice
     try:
         target.colorspace_settings.name = name
     except TypeError:  # a custom OCIO configuration without that name: keep Blender's choice, say so

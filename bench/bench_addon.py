@@ -6,6 +6,12 @@ script calls the add-on's timer body itself, as Blender's event loop would, and 
 Reference measured in the same run: the blocking connect that the operator used to do itself
 (``Connection.get_client``: find the Python, start the backend, wait for hello).
 
+Issue 24 adds what an artist hits next, each operator or tick timed on the main thread (budget
+100 ms): Cancel, opening a file and disabling the add-on after the backend was SIGKILLed mid-render
+(point 1); the first Generate after the Output Folder moved, which replaces the local backend
+(point 2); the tick that places a regenerated take (point 6); the Generate operator on a 3264x2448
+still with a Mask (point 10); and how long an orphaned backend outlives its parent (point 8).
+
     .venv-blender/bin/python bench/bench_addon.py [--size 512] [--frames 12] [--json]
 """
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,7 +83,107 @@ def _generate(module: object) -> dict[str, float]:
     assert tracker.state == "done", tracker.error
     return {"operator_ms": operator_ms, "first_preview_ms": first_preview or float("nan"),
             "total_ms": (time.perf_counter() - started) * 1000.0, "slowest_tick_ms": max(ticks),
-            "median_tick_ms": statistics.median(ticks), "ticks": len(ticks)}
+            "median_tick_ms": statistics.median(ticks), "ticks": len(ticks), "placement_tick_ms": ticks[-1]}
+
+
+def _timed(action: object) -> float:
+    """Milliseconds ``action()`` holds the main thread."""
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _running_then_killed(module: object, scene: object, folder: Path) -> object:
+    """A 48-frame job ticked until it renders, then its local backend SIGKILLed; the tracker."""
+    import bpy
+
+    runner = module.runner
+    scene.stillflow.frames = 48
+    assert bpy.ops.stillflow.generate() == {"FINISHED"}
+    tracker = runner.active_tracker()
+    deadline = time.monotonic() + 300
+    while tracker.state != "running" and time.monotonic() < deadline:
+        runner._timer()
+        time.sleep(0.02)
+    process = runner.CONNECTION.backend.process
+    process.kill()
+    process.wait()
+    return tracker
+
+
+def _dead_backend(module: object, scene: object, folder: Path) -> dict[str, float]:
+    """Point 1: Cancel, File > Open and unregister after the backend died mid-render; ms each."""
+    import bpy
+
+    saved = folder / "dead.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(saved), copy=True)
+    figures = {}
+    _running_then_killed(module, scene, folder)
+    figures["cancel_ms"] = _timed(bpy.ops.stillflow.cancel)
+    module.runner.CONNECTION.close()
+    _running_then_killed(module, scene, folder)
+    figures["open_file_ms"] = _timed(lambda: bpy.ops.wm.open_mainfile(filepath=str(saved)))
+    module.runner.CONNECTION.close()
+    scene = bpy.context.scene
+    _running_then_killed(module, scene, folder)
+    figures["unregister_ms"] = _timed(module.runner.shutdown)
+    return figures
+
+
+def _output_moved(module: object, prefs: object, folder: Path) -> dict[str, float]:
+    """Point 2: the first Generate after the Output Folder moved (the local backend is replaced)."""
+    prefs.output_dir = str(folder / "moved")
+    run = _generate(module)
+    return {"operator_ms": run["operator_ms"], "slowest_tick_ms": run["slowest_tick_ms"]}
+
+
+def _big_still(module: object, scene: object, folder: Path) -> float:
+    """Point 10: the Generate operator on a 3264x2448 still with a Mask (the job is cancelled at once)."""
+    import bpy
+
+    width, height = 3264, 2448
+    rgba = np.ones((height, width, 4), np.float32)
+    rgba[..., :3] = np.random.default_rng(11).random((height, width, 3), dtype=np.float32)
+    previous, scene.stillflow.image = scene.stillflow.image, saved_still(folder, "big", rgba)
+    operator_ms = _timed(bpy.ops.stillflow.generate)
+    module.runner.cancel()
+    deadline = time.monotonic() + 60
+    while module.runner._timer() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    scene.stillflow.image = previous
+    return operator_ms
+
+
+def _orphan_exit(module: object, folder: Path) -> float:
+    """Point 8: ms from a SIGKILLed parent to its backend's exit, while that backend renders a job."""
+    client_module = module.core.lib.load("link.client")
+    options = module.core.lib.load("options")
+    parent = subprocess.Popen(["sleep", "600"])
+    endpoint_file = folder / "orphan-endpoint"
+    serve = subprocess.Popen([str(REPO / ".venv" / "bin" / "python"), "-m", "stillflow", "-q", "serve", "--bind",
+                              "tcp://127.0.0.1:*", "--endpoint-file", str(endpoint_file), "--log",
+                              str(folder / "orphan.log"), "--results", str(folder / "orphan"),
+                              "--parent-pid", str(parent.pid)])
+    try:
+        deadline = time.monotonic() + 120
+        while not endpoint_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with client_module.Client(endpoint_file.read_text().strip()) as client:
+            image = np.random.default_rng(3).random((360, 480, 3), dtype=np.float32)
+            job = client.submit(image, motion=options.MotionSpec(kind="drift", drift=(1.0, 0.0)),
+                                options=options.RenderOptions(frames=120, device="cpu"))
+            while job.state != "running" and time.monotonic() < deadline:
+                client.poll(0.1)
+            parent.kill()
+            parent.wait()
+            gone = time.perf_counter()
+            serve.wait(timeout=60)
+            return (time.perf_counter() - gone) * 1000.0
+    finally:
+        for process in (parent, serve):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def main() -> int:
@@ -104,10 +211,16 @@ def main() -> int:
     runner.CONNECTION.close()
 
     cold = _generate(module)  # the backend starts inside the timer ticks
-    warm = _generate(module)  # the backend is already running
+    warm = _generate(module)  # the backend is already running; the take replaces the first (point 6)
+    moved = _output_moved(module, prefs, folder)
+    big_ms = _big_still(module, bpy.context.scene, folder)
+    orphan_ms = _orphan_exit(module, folder)
+    dead = _dead_backend(module, bpy.context.scene, folder)
     runner.shutdown()
     figures = {"size": [args.size, args.size * 3 // 4], "frames": args.frames, "blocking_connect_ms": blocking_ms,
-               "cold": cold, "warm": warm, "operator_vs_blocking_connect": cold["operator_ms"] / blocking_ms}
+               "cold": cold, "warm": warm, "operator_vs_blocking_connect": cold["operator_ms"] / blocking_ms,
+               "output_moved": moved, "big_still_operator_ms": big_ms, "orphan_exit_ms": orphan_ms,
+               "dead_backend": dead}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -118,6 +231,12 @@ def main() -> int:
               f"median tick {run['median_tick_ms']:5.2f} ms | first preview {run['first_preview_ms']:8.1f} ms | "
               f"done {run['total_ms']:8.1f} ms ({run['ticks']} ticks)")
     print(f"operator / blocking connect: {figures['operator_vs_blocking_connect']:.3f}")
+    print(f"regenerate: placing the new take {warm['placement_tick_ms']:6.1f} ms (one tick)")
+    print(f"output folder moved: operator {moved['operator_ms']:7.1f} ms | slowest tick {moved['slowest_tick_ms']:6.1f} ms")
+    print(f"3264x2448 still + Mask: operator {big_ms:7.1f} ms")
+    print("backend SIGKILLed mid-render: " + " | ".join(f"{name[:-3].replace('_', ' ')} {ms:7.1f} ms"
+                                                      for name, ms in dead.items()))
+    print(f"orphaned backend exits {orphan_ms:7.1f} ms after its parent was killed")
     return 0
 
 

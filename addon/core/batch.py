@@ -112,6 +112,9 @@ def inputs_digest(*, image: Any, mask: Any, motion: dict[str, Any], options: dic
     for array in (image, mask):
         if array is None:
             digest.update(b"none")
+        elif isinstance(array, (str, Path)):  # a still sent as its file (inputs.image_input)
+            digest.update(b"file")
+            digest.update(Path(array).read_bytes())
         else:
             digest.update(f"{array.dtype}{array.shape}".encode())
             digest.update(memoryview(array.tobytes()))

@@ -47,11 +47,12 @@ CANCEL_WAIT_S = 5.0
 class JobRequest:
     """Everything a job needs, snapshotted at submit time (later UI edits never reach a running job).
 
-    ``image`` is (H, W, C) float32 or uint8, rows top-down; ``mask`` is (H', W') float32 in [0, 1]
+    ``image`` is (H, W, C) float32 or uint8, rows top-down, or the path of a still file the backend
+    decodes itself (``inputs.image_input``); ``mask`` is (H', W') float32 in [0, 1]
     or None for "animate everything"; ``out_dir`` is where the frames end up.
     """
 
-    image: np.ndarray
+    image: np.ndarray | str
     mask: np.ndarray | None
     motion: Any
     options: Any

@@ -1,4 +1,4 @@
-"""Regenerate without friction and tell the artist what happened (issue 24, points 3, 4, 7, 9; issue 30, 7), in real bpy.
+"""Regenerate without friction and tell the artist what happened (issue 24, points 3, 4, 7, 9, 10; issue 30, 7), in real bpy.
 
 Generate runs synchronously here (background mode, ``runner.WAIT_IN_BACKGROUND``) against a real
 ``stillflow serve`` that the add-on starts with ``<repo>/.venv/bin/python``.
@@ -14,6 +14,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.addon.blender_probe import file_pixels  # noqa: E402
 from tests.addon.blender_scenes import region_mask  # noqa: E402
 from tests.addon.test_blender_responsive import _job, prefs  # noqa: E402,F401
 
@@ -51,6 +52,17 @@ class TestRegenerate:
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
         bpy.data.images.remove(still)
         assert not bpy.ops.stillflow.generate.poll()
+
+
+    def test_placing_a_take_keeps_decoded_frames_whose_colour_space_holds(self, sf: ModuleType, scene: Any,
+                                                                         tmp_path: Path) -> None:
+        """Point 6: re-tagging a loop (or a strip) with the colour space it has must not drop its decoded frames."""
+        still = _job(scene, tmp_path)
+        assert still.colorspace_settings.name == "sRGB"
+        still.pixels[0]  # decoded, as an Image Editor showing it would have
+        assert still.has_data
+        sf.results.tag_colorspace(still, ".png")
+        assert still.has_data
 
 
 class TestSmallRegion:
@@ -98,3 +110,18 @@ class TestMessages:
         with pytest.raises(RuntimeError, match=f"image '{still.name}' is missing: no file at "):
             bpy.ops.stillflow.generate()
         assert "not saved or packed" not in scene.stillflow.status
+
+
+class TestReading:
+    def test_generate_leaves_decoding_a_saved_photo_to_the_backend(self, sf: ModuleType, prefs: Any, scene: Any,
+                                                                   tmp_path: Path) -> None:
+        """Point 10: Generate never reads a plain 8-bit still's pixels on Blender's main thread; frame 0 is exact."""
+        still = _job(scene, tmp_path)
+        fresh = bpy.data.images.load(bpy.path.abspath(still.filepath), check_existing=False)
+        scene.stillflow.image = fresh
+        assert not fresh.has_data  # Blender has not decoded this datablock yet
+        assert bpy.ops.stillflow.generate() == {"FINISHED"}
+        assert scene.stillflow.status.startswith("Done: 6 frames"), scene.stillflow.status
+        assert not fresh.has_data  # ... and Generate did not either: the backend decoded the file
+        frame0 = Path(bpy.path.abspath(scene.stillflow.result_dir)) / "frame_0000.png"
+        assert (file_pixels(frame0) == file_pixels(bpy.path.abspath(still.filepath))).all()

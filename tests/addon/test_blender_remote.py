@@ -31,7 +31,8 @@ from stillflow import pipeline
 from stillflow.options import MotionSpec, RenderOptions
 inputs, spec = np.load(sys.argv[1]), json.loads(open(sys.argv[2]).read())
 motion = MotionSpec(kind="hints", hints=tuple(map(tuple, spec["hints"])), anchors=tuple(map(tuple, spec["anchors"])))
-pipeline.render(inputs["image"], sys.argv[3], mask=inputs["mask"], motion=motion,
+image = str(inputs["image"]) if inputs["image"].ndim == 0 else inputs["image"]  # a still sent as its file
+pipeline.render(image, sys.argv[3], mask=inputs["mask"], motion=motion,
                 options=RenderOptions.from_dict(spec["options"]))
 """
 _DECODE = ("import sys, cv2, numpy as np; "

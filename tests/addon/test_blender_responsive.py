@@ -210,7 +210,7 @@ class TestNoStuckState:
 
     def test_a_killed_backend_fails_the_job_and_its_staging_goes(self, sf: ModuleType, prefs: Any, scene: Any,
                                                                  ticking: None, tmp_path: Path) -> None:
-        _job(scene, tmp_path, size=(192, 144), frames=48)
+        _job(scene, tmp_path, size=(320, 240), frames=96)  # long enough to be mid-render when killed
         prefs.timeout = 0.5
         sf.runner.CONNECTION.close()
         with open(sf.properties.user_folder("logs") / "backend.log", "a") as stream:
@@ -218,7 +218,7 @@ class TestNoStuckState:
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
         tracker = sf.runner.active_tracker()
         out = Path(tracker.request.out_dir)
-        _tick(sf, until=lambda: tracker.state == "running" and any(out.parent.glob(".*.tmp-*")), limit=120)
+        _tick(sf, until=lambda: tracker.state == "running" and tracker.job.done >= 2, limit=300)
         sf.runner.CONNECTION.backend.process.kill()  # SIGKILL mid-render: its staging folder stays behind
         sf.runner.CONNECTION.backend.process.wait()
         for scratch in Path(tempfile.gettempdir()).glob(f"stillflow-job-{tracker.job.job_id}-*"):
