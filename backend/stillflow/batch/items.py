@@ -2,7 +2,8 @@
 
 Folder convention, for a still ``NAME.png`` (any image suffix):
   ``NAME_mask.png`` (any image suffix) the mask, ``NAME_motion.npy`` a motion file,
-  ``NAME.hints.txt`` arrows and anchors (see ``parse_hints``). Files ending ``_mask`` or
+  ``NAME.hints.txt`` arrows and anchors (see ``parse_hints``), or ``NAME.regions.json`` motion regions
+  (a region file, docs/regions.md) instead of the mask and motion sidecars. Files ending ``_mask`` or
   ``_importance`` are sidecars, not stills.
 Manifest: JSON (a list of items or ``{"options": {...}, "items": [...]}``) or CSV (a header row;
 columns image, name, mask, motion, hints, drift, motion_from_clip, importance, video, and any
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..options import MotionSpec, RenderOptions
+from ..options import MotionSpec, Region, RenderOptions
+from ..region_file import load_region_file
 
 __all__ = ["BatchItem", "STILL_SUFFIXES", "VIDEO_FORMATS", "load_items", "parse_hints", "items_from_folder",
            "items_from_manifest"]
@@ -26,7 +28,7 @@ __all__ = ["BatchItem", "STILL_SUFFIXES", "VIDEO_FORMATS", "load_items", "parse_
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
 VIDEO_FORMATS = ("mp4", "webm", "gif")
 _SIDECAR_ENDINGS = ("_mask", "_importance")
-_ITEM_KEYS = {"name", "image", "mask", "motion", "hints", "anchors", "anchor_radius", "drift", "motion_from_clip",
+_ITEM_KEYS = {"name", "image", "mask", "motion", "regions", "hints", "anchors", "anchor_radius", "drift", "motion_from_clip",
               "importance", "video", "options"}
 
 
@@ -41,6 +43,8 @@ class BatchItem:
     motion: MotionSpec | None = None
     options: dict[str, Any] = field(default_factory=dict)
     video: str | None = None
+    regions: tuple[Region, ...] | None = None
+    """Motion regions (a region file), instead of ``mask`` and ``motion``."""
     error: str | None = None
     """Why the item cannot render (a bad sidecar file): recorded as its failure, the batch goes on."""
 
@@ -89,7 +93,15 @@ def items_from_folder(folder: Path) -> list[BatchItem]:
         motion, error = None, None
         motion_file = files.get(f"{name}_motion.npy".lower())
         hints_file = files.get(f"{name}.hints.txt".lower())
+        regions_file = files.get(f"{name}.regions.json".lower())
+        regions = None
         try:
+            if regions_file is not None:
+                others = [p.name for p in (mask, motion_file, hints_file) if p is not None]
+                if others:
+                    raise InputError(f"both {regions_file.name} and {', '.join(others)}",
+                                     hint="a region file holds every region's mask and motion; keep it alone")
+                regions = load_region_file(regions_file)
             if motion_file is not None and hints_file is not None:
                 raise InputError(f"both {motion_file.name} and {hints_file.name}", hint="keep one motion source")
             if motion_file is not None:
@@ -98,7 +110,8 @@ def items_from_folder(folder: Path) -> list[BatchItem]:
                 motion = parse_hints(hints_file.read_text(encoding="utf-8", errors="replace"), hints_file.name)
         except InputError as exc:
             error = str(exc)
-        items.append(BatchItem(name=name, image=path, mask=mask, importance=importance, motion=motion, error=error))
+        items.append(BatchItem(name=name, image=path, mask=mask, importance=importance, motion=motion,
+                               regions=regions, error=error))
     return items
 
 
@@ -200,11 +213,18 @@ def _manifest_item(entry: Any, base: Path, where: str) -> BatchItem:
     except (InputError, TypeError) as exc:
         raise InputError(f"{where}: {exc}") from None
     mask = "auto" if entry.get("mask") == "auto" else resolve(entry.get("mask"))
+    regions = None
+    if entry.get("regions"):
+        if sources or mask is not None:
+            raise InputError(f"{where} has regions and {', '.join(sources + ['mask'] * (mask is not None))}",
+                             hint="a region file holds every region's mask and motion")
+        regions = load_region_file(resolve(entry["regions"]))
     options = entry.get("options") or {}
     if not isinstance(options, dict):
         raise InputError(f"{where}: options must be a mapping of render options")
     return BatchItem(name=str(entry.get("name") or image.stem), image=image, mask=mask,
-                     importance=resolve(entry.get("importance")), motion=motion, options=dict(options),
+                     importance=resolve(entry.get("importance")), motion=motion, regions=regions,
+                     options=dict(options),
                      video=entry.get("video") or None)
 
 

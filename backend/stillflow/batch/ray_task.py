@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from .sizing import TaskSize, use_threads
-from .work import Outcome, Task, render_task
+from .work import Outcome, Task, region_files, render_task
 
 __all__ = ["Attempts", "render_remote", "input_bytes", "write_result"]
 
@@ -71,8 +71,12 @@ def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None) -> tuple[Ou
             path.write_bytes(data)
             local[role] = str(path)
         motion = dataclasses.replace(task.motion, path=local["motion"]) if "motion" in local else task.motion
+        regions = tuple(dataclasses.replace(
+            region, mask=local.get(f"region_{index}_mask", region.mask),
+            motion=dataclasses.replace(region.motion, path=local.get(f"region_{index}_motion", region.motion.path)))
+            for index, region in enumerate(task.regions, start=1))
         moved = dataclasses.replace(task, image=local["image"], mask=local.get("mask", task.mask),
-                                    importance=local.get("importance"), motion=motion)
+                                    importance=local.get("importance"), motion=motion, regions=regions)
         result = scratch / "result"
         outcome = render_task(moved, out_dir=str(result))
         files = {p.name: p.read_bytes() for p in sorted(result.iterdir())} if outcome.status == "done" else {}
@@ -85,7 +89,7 @@ def input_bytes(task: Task) -> dict[str, tuple[str, bytes]]:
     """The task's input files as (file name, bytes) by role (a motion clip folder is not supported)."""
     shipped = {}
     for role, path in (("image", task.image), ("mask", task.mask), ("importance", task.importance),
-                       ("motion", task.motion.path)):
+                       ("motion", task.motion.path), *region_files(task.regions)):
         if path in (None, "auto"):
             continue
         if Path(path).is_dir():

@@ -16,10 +16,10 @@ from typing import Any, Callable, Literal
 
 from ..errors import Cancelled, InputError, StillflowError
 from ..io.headers import check_still_file
-from ..options import MotionSpec, RenderOptions
+from ..options import MotionSpec, Region, RenderOptions
 from .items import BatchItem
 
-__all__ = ["Task", "Outcome", "plan_task", "input_key", "is_done", "render_task", "one_line"]
+__all__ = ["Task", "Outcome", "plan_task", "input_key", "is_done", "render_task", "one_line", "region_files"]
 
 _HASH_CHUNK = 1 << 20
 _KEY_VERSION = 2
@@ -39,6 +39,8 @@ class Task:
     out_dir: str
     video: str | None
     key: str
+    regions: tuple[Region, ...] = ()
+    """Motion regions instead of ``mask`` and ``motion`` (then kind none)."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ def plan_task(item: BatchItem, out_root: Path, *, common: dict[str, Any], given:
     except InputError as exc:
         raise InputError(f"options: {exc}") from None
     check_still_file(item.image, f"image {Path(item.image).name}")  # before "no motion": the real cause first
-    motion = item.motion or default_motion
+    motion = MotionSpec() if item.regions else item.motion or default_motion
     if motion is None:
         raise InputError("no motion source", hint=f"put {item.name}_motion.npy or {item.name}.hints.txt beside it, "
                                                   "or give the batch --drift ANGLE,SPEED or --motion auto")
@@ -86,13 +88,17 @@ def plan_task(item: BatchItem, out_root: Path, *, common: dict[str, Any], given:
                        ("motion file", motion.path)):
         if path not in (None, "auto") and not Path(path).exists():
             raise InputError(f"{what} {path} does not exist")
-    mask = item.mask if item.mask is not None else default_mask
+    for role, path in region_files(item.regions or ()):
+        if not Path(path).exists():
+            raise InputError(f"{role.replace('_', ' ')} {path} does not exist")
+    mask = item.mask if item.mask is not None or item.regions else default_mask
     out_dir = out_root / item.name
     extension = item.video or video
     task = Task(name=item.name, image=str(item.image), mask=None if mask is None else str(mask),
                 importance=None if item.importance is None else str(item.importance), motion=motion,
                 options=options, out_dir=str(out_dir),
-                video=str(out_dir / f"{item.name}.{extension}") if extension else None, key="")
+                video=str(out_dir / f"{item.name}.{extension}") if extension else None, key="",
+                regions=tuple(item.regions or ()))
     return dataclasses.replace(task, key=input_key(task))
 
 
@@ -103,9 +109,12 @@ def input_key(task: Task) -> str:
     motion = _plain_numbers({k: v for k, v in task.motion.describe().items() if k != "path"})
     recipe = {"v": _KEY_VERSION, "options": options, "motion": motion, "mask_auto": task.mask == "auto",
               "video": Path(task.video).suffix if task.video else None}
+    if task.regions:  # only then: results made before regions existed keep their key
+        recipe["regions"] = _plain_numbers([{"motion": {k: v for k, v in r.motion.describe().items() if k != "path"},
+                                             "speed": r.speed} for r in task.regions])
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     for role, path in (("image", task.image), ("mask", task.mask), ("importance", task.importance),
-                       ("motion", task.motion.path)):
+                       ("motion", task.motion.path), *region_files(task.regions)):
         if path in (None, "auto"):
             continue
         files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
@@ -115,6 +124,17 @@ def input_key(task: Task) -> str:
                 for chunk in iter(lambda: stream.read(_HASH_CHUNK), b""):
                     digest.update(chunk)
     return digest.hexdigest()
+
+
+def region_files(regions: tuple[Region, ...]) -> list[tuple[str, str]]:
+    """(role, path) of every region's mask and motion file: region_1_mask, region_1_motion, ..."""
+    files = []
+    for index, region in enumerate(regions, start=1):
+        if isinstance(region.mask, (str, Path)):
+            files.append((f"region_{index}_mask", str(region.mask)))
+        if region.motion.path is not None:
+            files.append((f"region_{index}_motion", region.motion.path))
+    return files
 
 
 def _plain_numbers(value: Any) -> Any:
@@ -156,7 +176,7 @@ def render_task(task: Task, *, device: str | None = None, out_dir: str | None = 
         target = Path(out_dir or task.out_dir)
         video = target / Path(task.video).name if task.video else None
         render(task.image, target, mask=task.mask, motion=task.motion, options=options, video=video,
-               importance=task.importance, should_cancel=should_cancel,
+               importance=task.importance, should_cancel=should_cancel, regions=task.regions or None,
                manifest_extra={"batch": {"key": task.key, "name": task.name, "image": task.image}})
     except Cancelled:
         return Outcome(task.name, "cancelled", time.perf_counter() - started)
