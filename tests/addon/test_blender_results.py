@@ -144,6 +144,7 @@ out["redo"] = sorted(bpy.ops.ed.redo())
 out["after_redo"] = state()
 bpy.ops.wm.save_as_mainfile(filepath=str(root / "proj" / "shot.blend"))
 out["saved"] = state()
+out["saved_status"] = bpy.context.scene.stillflow.status
 out["session_left"] = [str(p) for p in sf.properties.session_results_root().rglob("*") if p.name != ".jobs"]
 out["beside_blend"] = sorted(os.listdir(root / "proj" / "stillflow" / "still.png"))
 shutil.move(str(root / "proj"), str(root / "farm"))
@@ -185,6 +186,10 @@ def test_unsaved_file_results_move_beside_blend_on_first_save(extension_zips: di
     assert result["saved"]["strip_dir"] == "//stillflow/still.png/take_0002/"
     assert result["saved"]["result_dir"] == "//stillflow/still.png/take_0002"
     assert result["beside_blend"] == ["take_0001", "take_0002"] and result["session_left"] == []
+    # the panel's status names where the take is now, not the session folder (issue 24, 9)
+    status = result["saved_status"]
+    assert status.startswith("Done: 2 frames in ") and str(tmp_path / "proj" / "stillflow") in status
+    assert session not in status
     # the project folder moved to another place (a farm) still finds and renders its loop
     assert result["farm"]["path"] == "//stillflow/still.png/take_0002/frame_0000.png" and result["farm"]["exists"]
     assert result["farm"]["abs"].startswith(str(tmp_path / "farm"))
