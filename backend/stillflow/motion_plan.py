@@ -60,8 +60,13 @@ def _region_masks(pixels: np.ndarray, region: Region, index: int, count: int,
     check_mask_shape(where, drawn.shape, height, width)
     drawn = resize_mask(drawn, height, width)
     if options.refine_mask:
-        drawn = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac,
-                            image=pixels if options.snap_mask else None)
+        refined = refine_mask(drawn, min_region_frac=options.min_region_frac, min_mask_frac=options.min_mask_frac,
+                              image=pixels if options.snap_mask else None)
+        if drawn.any() and not refined.any():  # issue 24, 3: say what emptied it and how to turn that off
+            raise InputError(f"Refine Mask left nothing of the {where}: it keeps what is painted above 0.5 and "
+                             f"the mask's strongest value is {float(drawn.max()):.2f}",
+                             hint="paint the region white, or turn off Refine Mask (--no-refine-mask)")
+        drawn = refined
     if not drawn.any():
         raise InputError(f"the {where} is empty: nothing would move",
                          hint="paint white where the image should animate, or render without a mask")
