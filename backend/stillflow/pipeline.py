@@ -123,7 +123,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
                                           progress, should_cancel)
         return
     from .loop import LoopRenderer
-    from .tiles import StripRenderer, render_budget
+    from .tiles import StripRenderer, held_bytes, render_budget
     from .warmup import ensure_engine
 
     if device.type == "cpu":  # a first run compiles the CPU kernels (a minute): said, never silent
@@ -143,10 +143,12 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     if progress is not None:
         progress(Progress("motion", 0, 1))
     renderer: LoopRenderer | StripRenderer
-    budget = render_budget(device, *prepared.image.shape[:2])
+    inputs = held_bytes(prepared.image, prepared.flow_mask, prepared.composite_mask, prepared.motion_px,
+                        prepared.importance)
+    budget, held = render_budget(device, inputs, *prepared.image.shape[:2])
     if _window_bytes(prepared, options) > budget:
         renderer = StripRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance,
-                                 make=make, frames=options.frames, levels=options.levels, budget=budget,
+                                 make=make, frames=options.frames, levels=options.levels, budget=budget, held=held,
                                  should_cancel=should_cancel, progress=progress)
     else:
         renderer = make(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance)

@@ -20,13 +20,22 @@ from .progress import CancelFn, Progress, ProgressFn
 from .stages.inflow import inflow_reach
 from .stages.padding import loop_padding
 
-__all__ = ["BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget", "renderer_bytes", "strip_margin", "StripRenderer"]
+__all__ = ["BYTES_PER_PIXEL", "ENGINE_FLOOR_BYTES", "WRITER_BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget",
+           "render_budget", "held_bytes", "peak_speed", "renderer_bytes", "strip_margin", "StripRenderer"]
 
 log = logging.getLogger(__name__)
 
 BYTES_PER_PIXEL = 320
 """Peak bytes per rendered pixel of one LoopRenderer and its frame (12.7 GiB at 8192x6144 on the CPU,
 280 B/px; the finest band's outlier limit, stages/outliers.py, added 11-29 B/px at 2048x1536)."""
+
+ENGINE_FLOOR_BYTES = 512 << 20
+"""Resident bytes of a rendering process before its inputs and renderer: the interpreter, torch, OpenCV and
+the compiled kernels (0.31 GiB after the imports alone; bench/bench_memory.py checks the whole)."""
+
+WRITER_BYTES_PER_PIXEL = 8
+"""Bytes per pixel of a frame that the writer and the video's reader hold beside the renderer: the frame as
+uint8 and its BGR copy for the PNG encoder (io/images.py converts in row blocks, without a float copy)."""
 
 _MIN_STRIP_ROWS = 64
 
@@ -64,6 +73,34 @@ def memory_budget(device: torch.device) -> int:
     return int(0.5 * total)
 
 
+def held_bytes(*arrays: np.ndarray | None) -> int:
+    """Bytes of the given arrays (each counted once): the prepared inputs a render keeps beside the renderer."""
+    unique = {id(array): array for array in arrays if array is not None}
+    return sum(array.nbytes for array in unique.values())
+
+
+def render_budget(device: torch.device, inputs: int, height: int, width: int) -> tuple[int, int]:
+    """(bytes the renderer and its chunk of frames may use, bytes the rest of the render holds) under the cap.
+
+    On the CPU the cap bounds the whole process: the engine itself (ENGINE_FLOOR_BYTES), the prepared
+    ``inputs`` and the frame writer (WRITER_BYTES_PER_PIXEL of the height x width frame) come off it
+    first. A GPU's budget is its own memory.
+    """
+    cap = memory_budget(device)
+    held = ENGINE_FLOOR_BYTES + inputs + height * width * WRITER_BYTES_PER_PIXEL if device.type == "cpu" else 0
+    return cap - held, held
+
+
+def peak_speed(motion_px: np.ndarray) -> float:
+    """max |M| over a (2, H, W) field in px/frame, in float64 but a block of rows at a time (no full copy)."""
+    peak = 0.0
+    step = max(1, (1 << 20) // max(1, motion_px.shape[2]))
+    for top in range(0, motion_px.shape[1], step):
+        block = motion_px[:, top:top + step].astype(np.float64)
+        peak = max(peak, float(np.sqrt((block ** 2).sum(axis=0)).max(initial=0.0)))
+    return peak
+
+
 def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
     """Peak bytes of rendering an (height, width) window in one piece, padded by ``pad`` px on every side."""
     return (height + 2 * pad) * (width + 2 * pad) * BYTES_PER_PIXEL
@@ -86,7 +123,8 @@ class StripRenderer:
         make: builds the renderer of one crop (the same settings as a whole-image render).
         frames: loop length N.
         levels: pyramid levels (for the margin).
-        budget: bytes the strips' renderer and the chunk of frames may use together.
+        budget: bytes the strips' renderer and the chunk of frames may use together (render_budget).
+        held: bytes the rest of the render holds under the same cap (for the message when it is too small).
         should_cancel: checked before each strip (a chunk of a huge still takes minutes).
         progress: told Progress("strips", k, strips) after each strip of a chunk.
 
@@ -97,14 +135,14 @@ class StripRenderer:
 
     def __init__(self, image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
                  importance: np.ndarray | None, *, make: MakeRenderer, frames: int, levels: int, budget: int,
-                 should_cancel: CancelFn | None = None, progress: ProgressFn | None = None) -> None:
+                 held: int = 0, should_cancel: CancelFn | None = None, progress: ProgressFn | None = None) -> None:
         self.image, self.composite_mask, self.motion_px, self.importance = image, composite_mask, motion_px, importance
         self.make = make
         self.frames = frames
         self.should_cancel = should_cancel
         self.progress = progress
         height, width, channels = image.shape
-        max_speed = float(np.sqrt((motion_px.astype(np.float64) ** 2).sum(axis=0)).max())
+        max_speed = peak_speed(motion_px)
         # Strips and their crops start on multiples of 2^levels: the pyramid grid of the whole image.
         self.align = align = 2 ** levels
         self.margin = -(-strip_margin(max_speed, frames, levels) // align) * align
@@ -115,15 +153,18 @@ class StripRenderer:
         # each strip's renderer pads its crop's width by the loop's travel as well
         row_bytes = (width + 2 * loop_padding(max_speed, frames)) * BYTES_PER_PIXEL
         frame_bytes = height * width * channels * 4
-        self.chunk = int(max(1, min(frames, (budget // 2) // frame_bytes)))
+        smallest = max(_MIN_STRIP_ROWS + 2 * self.margin, min(height, self.end_rows)) * row_bytes
+        # frames take up to half the budget, but never the room of the smallest strip
+        self.chunk = int(max(1, min(frames, (budget // 2) // frame_bytes, (budget - smallest) // frame_bytes)))
         crop_rows = (budget - self.chunk * frame_bytes) // row_bytes
         rows = crop_rows - 2 * self.margin
         if rows < _MIN_STRIP_ROWS or crop_rows < min(height, self.end_rows):
-            need = max(_MIN_STRIP_ROWS + 2 * self.margin, min(height, self.end_rows)) * row_bytes + frame_bytes
+            need = smallest + frame_bytes + held
             raise InputError(f"a {width}x{height} still needs about {need / 2**30:.1f} GiB even in strips (each "
                              f"strip reads {self.margin} rows above and below: the loop's travel, the pyramid's "
-                             f"reach and the rows its inflow texture comes from); {budget / 2**30:.1f} GiB may be "
-                             "used here",
+                             f"reach and the rows its inflow texture comes from); "
+                             f"{(budget + held) / 2**30:.1f} GiB may be used here, {held / 2**30:.1f} GiB of it by "
+                             "the engine, the inputs and the writer",
                              hint=f"lower --frames or --speed, downscale the image, or raise {MEMORY_ENV}")
         rows = min(height, rows // align * align)
         self.strips = [(top, min(height, top + rows)) for top in range(0, height, rows)]

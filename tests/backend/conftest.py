@@ -35,6 +35,15 @@ def photo(shared_data: Path) -> np.ndarray:
 
 
 @pytest.fixture
+def photo_mask(shared_data: Path) -> np.ndarray:
+    """The photo's real mask stretched to the photo's 96x128 (masks of another shape are refused)."""
+    from stillflow.io.images import load_mask
+    from stillflow.stages.mask import resize_mask
+
+    return resize_mask(load_mask(shared_data / "stills" / "scg-IMG_6036_mask.png"), 96, 128)
+
+
+@pytest.fixture
 def smooth_image(rng: np.random.Generator) -> np.ndarray:
     """A synthetic textured 64x80 RGB image (sums of sinusoids), float32 in [0, 1]."""
     ys, xs = np.mgrid[0:64, 0:80].astype(np.float32)

@@ -12,7 +12,7 @@ from stillflow.batch.items import BatchItem
 from stillflow.batch.work import plan_task
 from stillflow.cli import build_parser, main
 from stillflow.errors import InputError
-from stillflow.io.images import load_image, save_frame
+from stillflow.io.images import load_image, save_frame, to_uint8
 from stillflow.io.video import video_warning
 from stillflow.pipeline import prepare, render
 
@@ -133,3 +133,8 @@ class TestVideoSize:
         reader.close()
         assert tuple(meta["size"]) == (40, 24)
         assert load_image(tmp_path / "out" / "frame_0000.png").shape == (48, 80, 3)
+
+
+def test_frames_become_uint8_in_row_blocks_exactly_as_in_one_piece() -> None:
+    frame = np.random.default_rng(5).uniform(-0.1, 1.1, (700, 1600, 3)).astype(np.float32)
+    assert np.array_equal(to_uint8(frame), np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8))

@@ -221,11 +221,12 @@ class TestLoopRender:
 
 class TestLoopInvariants:
     @pytest.fixture
-    def case(self, photo: np.ndarray, shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def case(self, photo: np.ndarray, photo_mask: np.ndarray,
+             shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The photo with its real mask and StyleCineGAN motion, prepared at 96x128."""
         stills = shared_data / "stills"
         options = RenderOptions(frames=12, speed=2.0)
-        prepared = prepare(photo, mask=stills / "scg-IMG_6036_mask.png",
+        prepared = prepare(photo, mask=photo_mask,
                            motion=MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy")),
                            options=options)
         return prepared.image, prepared.composite_mask, prepared.motion_px
@@ -300,15 +301,15 @@ class TestBadInput:
 
 class TestTorchPath:
     @pytest.mark.parametrize("detail", ["sharp", "precise"])
-    def test_torch_only_path_matches_compiled_path(self, photo: np.ndarray, shared_data: Path, detail: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_torch_only_path_matches_compiled_path(self, photo: np.ndarray, photo_mask: np.ndarray, shared_data: Path,
+                                                   detail: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """The path CUDA and MPS take (torch ops only) renders the same loop as the CPU kernels."""
         from stillflow.stages import cpu_kernels
 
         if not cpu_kernels.available():
             pytest.skip("numba not installed")
         stills = shared_data / "stills"
-        kwargs = dict(mask=stills / "scg-IMG_6036_mask.png",
+        kwargs = dict(mask=photo_mask,
                       motion=MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy")),
                       options=RenderOptions(frames=8, speed=2.0, detail=detail))
         compiled = list(render_frames(photo, **kwargs))

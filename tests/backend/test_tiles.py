@@ -9,14 +9,16 @@ import pytest
 
 from stillflow import MotionSpec, RenderOptions, render, render_frames
 from stillflow.errors import InputError
-from stillflow.io.images import load_image
-from stillflow.tiles import MEMORY_ENV
+from stillflow.io.images import load_image, load_mask
+from stillflow.stages.mask import resize_mask
+from stillflow.tiles import ENGINE_FLOOR_BYTES, MEMORY_ENV, WRITER_BYTES_PER_PIXEL, held_bytes, render_budget
 
 from ..tolerances import STRIP_CHANGED_FRACTION, STRIP_MEAN_ABS
 
 
-STRIPS_GB = "0.16"
-"""A budget under the ~0.2 GiB the still needs in one piece: three strips."""
+STRIPS_GB = f"{ENGINE_FLOOR_BYTES / 2**30 + 0.18:.3f}"
+"""A cap that leaves the renderer less than the ~0.2 GiB the still needs in one piece (once the engine itself,
+~0.02 GiB of inputs and the writer are counted): three strips."""
 
 
 @pytest.fixture
@@ -29,7 +31,8 @@ def case(shared_data: Path) -> dict:
     pixels = cv2.imread(str(stills / "scg-IMG_6036.png"), cv2.IMREAD_COLOR)
     pixels = cv2.resize(pixels, (384, 1536), interpolation=cv2.INTER_AREA)
     image = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    return {"image": image, "mask": stills / "scg-IMG_6036_mask.png",
+    mask = resize_mask(load_mask(stills / "scg-IMG_6036_mask.png"), 1536, 384)  # stretched as the image is
+    return {"image": image, "mask": mask,
             "motion": MotionSpec(kind="file", path=str(stills / "scg-IMG_6036_motion.npy"))}
 
 
@@ -110,3 +113,14 @@ def test_cancel_is_heard_between_strips(case: dict, monkeypatch: pytest.MonkeyPa
     with pytest.raises(Cancelled):
         next(iter(frames))  # frame 0 needs the whole first chunk: cancelled within it
     assert len(asked) == 4
+
+
+def test_the_cap_counts_the_engine_its_inputs_and_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv(MEMORY_ENV, "2")
+    inputs = held_bytes(np.zeros((100, 200, 3), np.float32), None, np.zeros((100, 200), np.float32))
+    assert inputs == 100 * 200 * 16
+    budget, held = render_budget(torch.device("cpu"), inputs, 100, 200)
+    assert held == ENGINE_FLOOR_BYTES + inputs + 100 * 200 * WRITER_BYTES_PER_PIXEL
+    assert budget + held == 2 * 2**30

@@ -10,7 +10,8 @@ from .._cv import cv2
 from ..errors import InputError
 from ..options import MAX_IMAGE_SIDE
 
-__all__ = ["load_image", "load_mask", "check_mask_shape", "save_frame", "to_uint8", "FRAME_SUFFIX", "MIN_IMAGE_SIDE",
+__all__ = ["load_image", "load_mask", "load_frame_uint8", "check_mask_shape", "save_frame", "to_uint8", "FRAME_SUFFIX",
+           "MIN_IMAGE_SIDE",
            "MASK_ASPECT_TOLERANCE"]
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,19 @@ def check_mask_shape(what: str, shape: tuple[int, ...], height: int, width: int)
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """(H, W, C) float in [0, 1] -> uint8, rounded and clipped."""
-    return np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+    """(H, W, C) float in [0, 1] -> uint8, rounded and clipped (a block of rows at a time: no float copy)."""
+    out = np.empty(frame.shape, np.uint8)
+    step = max(1, (1 << 20) // max(1, frame[0].size))
+    for top in range(0, frame.shape[0], step):
+        block = frame[top:top + step] * np.float32(255.0)
+        out[top:top + step] = np.clip(np.rint(block, out=block), 0, 255, out=block)
+    return out
+
+
+def load_frame_uint8(path: Path) -> np.ndarray:
+    """A frame this package wrote, as (H, W, C) uint8 RGB(A): 8-bit PNGs without a float round trip."""
+    pixels = _read_any(Path(path), "frame")
+    return pixels if pixels.dtype == np.uint8 else to_uint8(_to_float(pixels, "frame"))
 
 
 def save_frame(path: Path, frame: np.ndarray, fmt: str) -> None:
