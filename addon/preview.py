@@ -36,10 +36,13 @@ SAMPLERS: tuple[tuple[int, str, str], ...] = (
     (0, "FLOAT_2D", "image_tex"),
     (1, "FLOAT_2D", "motion_tex"),
     (2, "FLOAT_2D", "mask_tex"),
+    (3, "FLOAT_2D", "sway_tex"),
+    (4, "FLOAT_2D", "base_tex"),
 )
 VERTEX_CONSTANTS: tuple[tuple[str, str], ...] = (("MAT4", "ModelViewProjectionMatrix"),)
 PUSH_CONSTANTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb")),
+    "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb"),
+                     ("INT", "sway_cycles")),
     "motion_overlay": (("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
                        ("FLOAT", "streak_spacing"), ("FLOAT", "streak_period"), ("FLOAT", "streak_trail"),
                        ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers")),
@@ -204,6 +207,8 @@ def _upload() -> None:
     _state.textures["motion"] = _float_texture(preview_math.motion_texture(current.motion), "RG32F")
     mask = current.mask if current.mask is not None else np.ones((1, 1), np.float32)
     _state.textures["mask"] = _float_texture(preview_math.mask_texture(mask), "R32F")
+    # The panel sets no swaying region yet (docs/regions.md): sway_cycles 0 and 1x1 placeholders.
+    _state.textures["sway"] = _float_texture(np.zeros((1, 1, 4), np.float32), "RGBA32F")
     _state.uploaded_version = current.version
 
 
@@ -238,7 +243,7 @@ def _draw() -> None:
     matrix = gpu.matrix.get_projection_matrix() @ gpu.matrix.get_model_view_matrix()
     elapsed = time.monotonic() - _state.started
     textures = {"image_tex": gpu.texture.from_image(image), "motion_tex": _state.textures["motion"],
-                "mask_tex": mask_texture}
+                "mask_tex": mask_texture, "sway_tex": _state.textures["sway"], "base_tex": _state.textures["sway"]}
     gpu.state.blend_set("ALPHA")
     try:
         if settings.show_loop_preview:
@@ -246,6 +251,7 @@ def _draw() -> None:
             shader.uniform_int("frame", preview_math.loop_phase(elapsed, settings.fps, settings.frames))
             shader.uniform_int("frames", settings.frames)
             shader.uniform_int("display_srgb", 1)
+            shader.uniform_int("sway_cycles", 0)
             batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
         if settings.show_motion_overlay:
             shader = _bind("motion_overlay", matrix, textures, settings.speed)

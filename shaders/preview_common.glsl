@@ -8,6 +8,7 @@
 //                          not yet multiplied by the mask or the speed (algorithm.md §1.2 step 1)
 //   mask_tex    sampler2D  (w', h') R = animate weight S in [0, 1] (1 = animate), any resolution
 //   speed       float      multiplies the motion field (RenderOptions.speed), x
+//   base_tex    sampler2D  (W, H) RGBA base of the image for swaying regions (loop_preview.frag.glsl)
 //
 // Convention (texel space): x = column, y = texture row, pixel centres at integer coordinates;
 // rows run bottom-up as Blender's image textures do, so motion channel 1 points up. The Python
@@ -72,6 +73,20 @@ vec4 sf_image_bilinear(vec2 p)
     vec4 c10 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(1, 0), size), 0);
     vec4 c01 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(0, 1), size), 0);
     vec4 c11 = texelFetch(image_tex, sf_reflect2(i0 + ivec2(1, 1), size), 0);
+    return mix(mix(c00, c10, f.x), mix(c01, c11, f.x), f.y);
+}
+
+// Bilinear base value at image pixel p, reflected outside the image (base_tex, loop_preview only).
+vec4 sf_base_bilinear(vec2 p)
+{
+    ivec2 size = textureSize(base_tex, 0);
+    vec2 base = floor(p);
+    vec2 f = p - base;
+    ivec2 i0 = ivec2(base);
+    vec4 c00 = texelFetch(base_tex, sf_reflect2(i0, size), 0);
+    vec4 c10 = texelFetch(base_tex, sf_reflect2(i0 + ivec2(1, 0), size), 0);
+    vec4 c01 = texelFetch(base_tex, sf_reflect2(i0 + ivec2(0, 1), size), 0);
+    vec4 c11 = texelFetch(base_tex, sf_reflect2(i0 + ivec2(1, 1), size), 0);
     return mix(mix(c00, c10, f.x), mix(c01, c11, f.x), f.y);
 }
 

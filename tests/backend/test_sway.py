@@ -136,5 +136,5 @@ class TestShimmer:
     def test_shimmer_directions_vary(self, foliage: np.ndarray) -> None:
         region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=1.0, shimmer=True)))
         prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=12), regions=[region])
-        vector = prepared.sway.layers[0].vector[:, 40:-40, 40:-40]
-        assert vector[0].min() < -0.5 and vector[0].max() > 0.5 and vector[1].min() < -0.5 and vector[1].max() > 0.5
+        for wave in (prepared.sway.layers[0].wave_cos[:, 40:-40, 40:-40], prepared.sway.layers[0].wave_sin[:, 40:-40, 40:-40]):
+            assert wave[0].min() < -0.5 and wave[0].max() > 0.5 and wave[1].min() < -0.5 and wave[1].max() > 0.5

@@ -27,6 +27,8 @@ SAMPLERS: tuple[tuple[str, str], ...] = (
     ("sampler2D", "image_tex"),
     ("sampler2D", "motion_tex"),
     ("sampler2D", "mask_tex"),
+    ("sampler2D", "sway_tex"),
+    ("sampler2D", "base_tex"),
 )
 VERTEX_UNIFORMS: tuple[tuple[str, str], ...] = (("mat4", "ModelViewProjectionMatrix"),)
 PROGRAM_UNIFORMS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -35,6 +37,7 @@ PROGRAM_UNIFORMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("int", "frame"),
         ("int", "frames"),
         ("int", "display_srgb"),
+        ("int", "sway_cycles"),
     ),
     "motion_overlay": (
         ("float", "speed"),
@@ -121,24 +124,33 @@ class PreviewRenderer:
                 if sampler in program:
                     program[sampler].value = unit
         self._textures: list[Any] = []
+        self.sway_cycles = 0
         self._fbo: Any = None
         self.size = (0, 0)
 
     def set_inputs(self, image: npt.NDArray[np.floating], motion: npt.NDArray[np.floating],
-                   mask: npt.NDArray[np.floating] | None = None) -> None:
+                   mask: npt.NDArray[np.floating] | None = None,
+                   sway: tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], int] | None = None) -> None:
         """Upload the inputs.
 
         Args:
             image: (H, W, 3 or 4) float values, rows top-down.
             motion: (2, h, w) float32 px/frame at its own resolution, y down, unmasked.
             mask: (H', W') weights in [0, 1], rows top-down; None animates everything.
+            sway: optional (C, S, k): a sway layer's (2, H, W) px waves, y down, and its cycles.
         """
+        from stillflow.stages.sway_split import gaussian_base
+
         height, width = image.shape[:2]
         mask_data = np.ones((1, 1), np.float32) if mask is None else preview_math.mask_texture(mask)
+        sway_data = np.zeros((1, 1, 4), np.float32) if sway is None else preview_math.sway_texture(sway[0], sway[1])
+        self.sway_cycles = 0 if sway is None else int(sway[2])
         layouts = (
             (preview_math.image_texture(image), 4),
             (preview_math.motion_texture(motion), 2),
             (mask_data, 1),
+            (sway_data, 4),
+            (preview_math.image_texture(gaussian_base(np.asarray(image, np.float32))), 4),
         )
         for texture in self._textures:
             texture.release()
@@ -171,7 +183,7 @@ class PreviewRenderer:
                    display_srgb: bool = False) -> npt.NDArray[np.float32]:
         """Loop preview frame t of N: (H, W, 4) float32, rows top-down."""
         return self._render("loop_preview", {"frame": frame, "frames": frames, "speed": speed,
-                                             "display_srgb": int(display_srgb)})
+                                             "display_srgb": int(display_srgb), "sway_cycles": self.sway_cycles})
 
     def overlay(self, time_frames: float, speed: float = 1.0,
                 style: OverlayStyle = OverlayStyle()) -> npt.NDArray[np.float32]:

@@ -25,31 +25,27 @@ import numpy as np
 
 from .._cv import cv2
 from ..options import SwaySpec
+from .sway_split import SPLIT_SIGMA, gaussian_base
 
 __all__ = ["SPLIT_SIGMA", "SwayLayer", "SwayPlan", "plan_sway_layer", "combine_sway", "sway_displacement",
-           "warp_sway"]
-
-SPLIT_SIGMA = 1.5
-"""Gaussian σ (px) of the base that moves sub-pixel; its detail moves by whole pixels. On a photo,
-sways of 1.5-6 px kept every frame's sharpness (Laplacian variance) within 0.92-1.05 of frame 0's
-at 1.5 px, 0.90-1.0 at 1 px and 0.93-1.06 at 2 px (shears up to 1.14, see docs/engine.md)."""
+           "bilinear_reflect", "warp_sway"]
 
 _TAPER_MIN_PX = 4.0
 
 
 @dataclass(frozen=True)
 class SwayLayer:
-    """One region's oscillation over the whole image.
+    """Oscillations of k cycles per loop: D(x, t) = sin a · C(x) + (cos a − 1) · S(x), a = 2π k t / N.
 
     Attributes:
-        vector: (2, H, W) float32 px, A(x) · u(x) · the region's weight; channel 0 = x, 1 = y.
-        cos_phase, sin_phase: (H, W) float32 cos φ and sin φ.
+        wave_cos: (2, H, W) float32 px, C = A(x) · u(x) · cos φ(x) (times the region's weight);
+            channel 0 = x, 1 = y.
+        wave_sin: (2, H, W) float32 px, S = A(x) · u(x) · sin φ(x), the oscillation's value at t = 0.
         cycles: k whole cycles per loop.
     """
 
-    vector: np.ndarray
-    cos_phase: np.ndarray
-    sin_phase: np.ndarray
+    wave_cos: np.ndarray
+    wave_sin: np.ndarray
     cycles: int
 
 
@@ -59,7 +55,8 @@ class SwayPlan:
 
     Attributes:
         window: (rows, columns) of the image the displacement is non-zero in.
-        layers: the regions' layers cropped to ``window``.
+        layers: the regions' layers cropped to ``window``, one per cycle count (regions with the same
+            k add up: the live preview draws one such layer, shaders/loop_preview.frag.glsl).
         frames: loop length N.
         reach: px beyond the window a frame's warp may read (the largest displacement).
         rest: (2, h, w) float32 px, P(0) = Σ A · u · sin φ over the layers (where whole pixels count from).
@@ -136,39 +133,71 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
                  else np.zeros_like(xs))
         if spec.noise > 0:
             phase = phase + 2.0 * math.pi * spec.noise * _smooth_noise(rng, height, width, extent / 8)
-    return SwayLayer((direction * strength[None]).astype(np.float32), np.cos(phase).astype(np.float32),
-                     np.sin(phase).astype(np.float32), spec.cycles)
+    vector = direction * strength[None]
+    return SwayLayer((vector * np.cos(phase)[None]).astype(np.float32), (vector * np.sin(phase)[None]).astype(np.float32),
+                     spec.cycles)
 
 
 def combine_sway(layers: list[SwayLayer], frames: int) -> SwayPlan | None:
     """The regions' layers cropped to the window where any of them moves; None when none does."""
     if not layers:
         return None
-    support = np.zeros(layers[0].cos_phase.shape, bool)
+    support = np.zeros(layers[0].wave_cos.shape[1:], bool)
     for layer in layers:
-        support |= np.any(layer.vector != 0, axis=0)
+        support |= np.any(layer.wave_cos != 0, axis=0) | np.any(layer.wave_sin != 0, axis=0)
     if not support.any():
         return None
     rows = np.flatnonzero(support.any(axis=1))
     cols = np.flatnonzero(support.any(axis=0))
     window = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    cropped = tuple(SwayLayer(np.ascontiguousarray(layer.vector[:, window[0], window[1]]),
-                              np.ascontiguousarray(layer.cos_phase[window]),
-                              np.ascontiguousarray(layer.sin_phase[window]), layer.cycles) for layer in layers)
-    reach = int(math.ceil(2.0 * sum(float(np.abs(layer.vector).max()) for layer in cropped)))
-    rest = sum(layer.vector * layer.sin_phase[None] for layer in cropped).astype(np.float32)
+    grouped: dict[int, SwayLayer] = {}
+    for layer in layers:
+        wave_cos, wave_sin = layer.wave_cos[:, window[0], window[1]], layer.wave_sin[:, window[0], window[1]]
+        if layer.cycles in grouped:
+            wave_cos, wave_sin = grouped[layer.cycles].wave_cos + wave_cos, grouped[layer.cycles].wave_sin + wave_sin
+        grouped[layer.cycles] = SwayLayer(np.ascontiguousarray(wave_cos), np.ascontiguousarray(wave_sin), layer.cycles)
+    cropped = tuple(grouped.values())
+    # |D| <= |sin a C + (cos a - 1) S| <= |C| + 2 |S| per layer
+    reach = int(math.ceil(sum(float(np.abs(layer.wave_cos).max()) + 2.0 * float(np.abs(layer.wave_sin).max())
+                              for layer in cropped)))
+    rest = sum(layer.wave_sin for layer in cropped).astype(np.float32)
     return SwayPlan(window, cropped, frames, reach, rest)
 
 
 def sway_displacement(plan: SwayPlan, t: int) -> np.ndarray:
     """D(x, t) over the plan's window: (2, h, w) float32 px, 0 at t = 0 and at every multiple of N."""
-    displacement = np.zeros_like(plan.layers[0].vector)
+    displacement = np.zeros_like(plan.layers[0].wave_cos)
     for layer in plan.layers:
         angle = 2.0 * math.pi * ((layer.cycles * t) % plan.frames) / plan.frames
-        # sin(a + φ) − sin φ = sin a · cos φ + (cos a − 1) · sin φ
-        wave = math.sin(angle) * layer.cos_phase + (math.cos(angle) - 1.0) * layer.sin_phase
-        displacement += layer.vector * wave[None]
+        # A u (sin(a + φ) − sin φ) = sin a · A u cos φ + (cos a − 1) · A u sin φ
+        displacement += np.float32(math.sin(angle)) * layer.wave_cos + np.float32(math.cos(angle) - 1.0) * layer.wave_sin
     return displacement
+
+
+def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+    """Integer indices reflected into [0, size) without repeating the edge (as preview_common.glsl sf_reflect)."""
+    if size <= 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = index % period
+    return np.where(folded < size, folded, period - folded)
+
+
+def bilinear_reflect(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """``image`` (h, w, C) float32 sampled bilinearly at (xs, ys) px, reflected (101) outside it.
+
+    float32 throughout, in the live preview's order (shaders/preview_common.glsl sf_image_bilinear):
+    OpenCV's remap quantises the offset to 1/32 px, which the preview could not match.
+    """
+    height, width = image.shape[:2]
+    x0, y0 = np.floor(xs), np.floor(ys)
+    fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    cols = (_reflect(x0, width), _reflect(x0 + 1, width))
+    rows = (_reflect(y0, height), _reflect(y0 + 1, height))
+    top = image[rows[0], cols[0]] * (1 - fx) + image[rows[0], cols[1]] * fx
+    bottom = image[rows[1], cols[0]] * (1 - fx) + image[rows[1], cols[1]] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
 def warp_sway(frame: np.ndarray, plan: SwayPlan, t: int) -> np.ndarray:
@@ -194,20 +223,19 @@ def warp_sway(frame: np.ndarray, plan: SwayPlan, t: int) -> np.ndarray:
     margin = plan.reach + int(math.ceil(3 * SPLIT_SIGMA)) + 2
     top, left = max(0, rows.start - margin), max(0, cols.start - margin)
     crop = np.ascontiguousarray(frame[top:min(height, rows.stop + margin), left:min(width, cols.stop + margin)])
-    base = cv2.GaussianBlur(crop, (0, 0), SPLIT_SIGMA, borderType=cv2.BORDER_REFLECT_101)
+    base = gaussian_base(crop)
     detail = crop - base
     h, w = displacement.shape[1:]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     xs += cols.start - left
     ys += rows.start - top
-    moved = cv2.remap(base, xs - displacement[0], ys - displacement[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    moved = bilinear_reflect(base, xs - displacement[0], ys - displacement[1])
     # Whole pixels of the oscillation, rounded half up (round-half-even would alternate between
     # neighbours at .5): round(P(t)) - round(P(0)), 0 at t = 0.
     start = np.floor(plan.rest + 0.5)
     steps = np.floor(displacement + plan.rest + 0.5) - start
-    moved += cv2.remap(detail, xs - steps[0], ys - steps[1], cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
-    if moved.ndim == 2:
-        moved = moved[:, :, None]
+    moved += detail[_reflect((ys - steps[1]).astype(np.int64), detail.shape[0]),
+                    _reflect((xs - steps[0]).astype(np.int64), detail.shape[1])]
     out = frame.copy()
     region = out[rows, cols]
     region[moving] = moved[moving]
