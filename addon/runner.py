@@ -329,8 +329,9 @@ def place_result(scene: bpy.types.Scene, image_name: str, result: dict, out_dir:
     settings.result_frames, settings.result_fps = len(paths), fps
     settings.progress = 1.0
     warnings = placement.loop_warnings(loop)
+    more = f" (+{len(warnings) - 1} more in the Result panel)" if len(warnings) > 1 else ""
     settings.status = f"Done: {len(paths)} frames in {paths[0].parent}" + (
-        f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''} in the Result panel" if warnings else "")
+        f"; warning: {warnings[0]}{more}" if warnings else "")
     for warning in warnings:
         log.warning("Stillflow result for %s: %s", image_name, warning)
     if settings.use_scene_fps:

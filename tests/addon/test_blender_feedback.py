@@ -82,9 +82,9 @@ class TestWarnings:
         _job(scene, tmp_path, size=(192, 144), frames=48)  # the arrow carries content 39 % of the width
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
         status, loop = scene.stillflow.status, scene.stillflow.result
-        assert status.startswith("Done: 48 frames") and status.endswith("1 warning in the Result panel"), status
-        shown = sf.placement.loop_warnings(loop)
+        shown = sf.placement.loop_warnings(loop)  # what the Result panel lists
         assert len(shown) == 1 and shown[0].startswith("content travels up to ") and "ghosting" in shown[0]
+        assert status.startswith("Done: 48 frames") and status.endswith(f"; warning: {shown[0]}"), status
 
     def test_result_dir_takes_a_blend_relative_path_silently(self, sf: ModuleType, scene: Any) -> None:
         with warnings.catch_warnings():
