@@ -101,6 +101,11 @@ def _timer() -> float | None:
     try:
         delays = []
         if _active is not None and not _active.is_finished:
+            if _active.job is not None and CONNECTION.reap():  # the local backend died: say so now, not 7 s later
+                code = CONNECTION.backend.process.returncode
+                _active.fail(f"the backend Blender started exited (status {code}) during the job; "
+                             f"see its log {CONNECTION.log_path}")
+        if _active is not None and not _active.is_finished:
             try:
                 delay = _active.tick()
             except _errors.StillflowError:

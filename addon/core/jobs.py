@@ -60,6 +60,8 @@ class JobRequest:
     label: str = ""
     share_files: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    regions: tuple[Any, ...] | None = None
+    """Motion regions (masks as arrays) instead of ``mask`` and ``motion``."""
 
 
 class JobTracker:
@@ -109,7 +111,7 @@ class JobTracker:
         """Send the job; InputError / BackendUnavailable propagate to the operator that reports them."""
         req = self.request
         self.job = self.client.submit(req.image, mask=req.mask, motion=req.motion, options=req.options,
-                                      out_dir=req.out_dir if req.share_files else None)
+                                      out_dir=req.out_dir if req.share_files else None, regions=req.regions)
         self.state = "queued"
         log.info("submitted job %s (%s)", self.job.job_id, req.label)
 
@@ -231,6 +233,10 @@ class JobTracker:
         except KeyboardInterrupt:  # a second Ctrl+C while the cancel request is out: end here regardless
             pass
         self._end("cancelled", f"{reason}; the job was cancelled on the backend")
+
+    def fail(self, reason: str) -> None:
+        """End the job here as failed (its backend is known to be gone; no need to wait for silence)."""
+        self._end("failed", reason)
 
     def stop_waiting(self, reason: str) -> None:
         """End a cancelled job here at once, without the backend's word (it is gone)."""
