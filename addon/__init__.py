@@ -14,9 +14,10 @@ _log_handler: logging.Handler | None = None
 
 def _classes() -> tuple[type, ...]:
     """Every class to register, in dependency order."""
-    from . import install_ops, operators, panels, properties, result_ops
+    from . import install_ops, operators, panels, properties, regions_ui, result_ops
 
-    return (*properties.CLASSES, *operators.CLASSES, *install_ops.CLASSES, *result_ops.CLASSES, *panels.CLASSES)
+    return (*properties.CLASSES, *operators.CLASSES, *install_ops.CLASSES, *result_ops.CLASSES, *panels.CLASSES,
+            *regions_ui.CLASSES)
 
 
 def register() -> None:

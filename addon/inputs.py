@@ -18,13 +18,15 @@ from .core import mask_sources, still_files
 from .core.snapshot_cache import LastValue
 from .core.jobs import JobRequest
 from .core.lib import load
-from .core.request import build_motion, build_options
+from .core.request import build_motion, build_options, build_region
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_request"]
+__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_regions",
+           "build_request"]
 
 _errors = load("errors")
+_options = load("options")
 
 _LINEAR_SPACES = {"Linear Rec.709", "Linear", "Linear CIE-XYZ E", "Linear Rec.2020", "ACEScg", "ACES2065-1"}
 
@@ -229,11 +231,31 @@ def motion_hints(settings: bpy.types.PropertyGroup, width: int, height: int
     return mask_sources.hints_from_splines(mask_splines(source), width, height)
 
 
+def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int) -> tuple[object, ...]:
+    """The panel's motion regions as Regions, each Mask rendered to an array (InputError names a bad one)."""
+    if not settings.regions:
+        raise _errors.InputError("Motion Regions is on but there is no region", hint="add one with + in the panel")
+    regions = []
+    for item in settings.regions:
+        if item.mask is None:
+            raise _errors.InputError(f"region '{item.name}' has no Mask", hint="pick its Mask in the Regions panel")
+        raster_w, raster_h = mask_raster_size(width, height, refined=settings.refine_mask)
+        mask = mask_sources.check_mask(cached_mask_raster(item.mask, raster_w, raster_h), f"'{item.mask.name}'")
+        hints, anchors = mask_sources.hints_from_splines(mask_splines(item.mask), width, height)
+        regions.append(build_region(item.motion, mask, name=item.name, speed=item.speed, hints=hints,
+                                    anchors=anchors, drift=(item.drift_angle, item.drift_speed),
+                                    amplitude=item.amplitude, cycles=item.cycles, angle=item.sway_angle))
+    return tuple(regions)
+
+
 def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out_dir: str, *,
                   share_files: bool = True) -> JobRequest:
     """Snapshot everything a job needs from the scene settings (InputError on anything missing)."""
     pixels, width, height = image_input(image)
     options = build_options(settings.option_values())
+    if settings.use_regions:
+        return JobRequest(image=pixels, mask=None, motion=_options.MotionSpec(), options=options, out_dir=out_dir,
+                          label=image.name, share_files=share_files, regions=build_regions(settings, width, height))
     # arrows taken from the region Mask: check that Mask first, so a missing Mask is not read as missing arrows
     arrows_from_region = settings.motion_source == "HINTS" and settings.arrows is None
     mask = mask_array(settings, width, height) if arrows_from_region else None

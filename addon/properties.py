@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
 
 from .core import network, result_paths
 from .core.backend import BackendConfig
 from .core.install_env import BackendHome
 from .core.lib import load
-from .core.request import option_field
+from .core.request import option_field, sway_default
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,35 @@ def _describe(name: str) -> str:
 def _default(name: str) -> Any:
     """Default of a render option, as stillflow.options defines it."""
     return option_field(name)[0]
+
+
+class STILLFLOW_PG_region(bpy.types.PropertyGroup):
+    """One motion region of the still: its Mask and what it does (docs/regions.md)."""
+
+    name: StringProperty(name="Name", default="Region")
+    mask: PointerProperty(type=bpy.types.Mask, name="Mask",
+                          description="Closed filled splines = the region; open splines = its arrows")
+    motion: EnumProperty(
+        name="Motion", description="What the region does",
+        items=(("ARROWS", "Arrows", "Flows along the open splines of its Mask (first to last point = one arrow), "
+                "measured inside the region only"),
+               ("DRIFT", "Drift", "Flows uniformly in one direction"),
+               ("SWAY", "Sway", "Oscillates in place, as a wave (trees, grass, a flag)"),
+               ("SHIMMER", "Shimmer", "Ripples in place with short random waves (water)")),
+        default="ARROWS")
+    speed: FloatProperty(name="Speed", default=1.0, min=0.0, soft_max=3.0,
+                         description="Multiplies this region's flow or sway amplitude (x)")
+    drift_angle: FloatProperty(name="Angle", default=0.0, min=-360.0, max=360.0,
+                               description="Drift direction in degrees, 0 = right, 90 = up")
+    drift_speed: FloatProperty(name="Drift Speed", default=1.0, min=0.0, soft_max=10.0,
+                               description="Drift speed (px/frame)")
+    amplitude: FloatProperty(name="Amplitude", default=sway_default("amplitude"), min=0.0,
+                             max=_options.MAX_SWAY_PX, subtype="PIXEL",
+                             description="How far the region swings each way (px)")
+    cycles: IntProperty(name="Cycles", default=sway_default("cycles"), min=1, max=_options.MAX_SWAY_CYCLES,
+                        description="Whole back-and-forth cycles per loop (whole, so the loop is seamless)")
+    sway_angle: FloatProperty(name="Sway Angle", default=sway_default("angle"), min=-360.0, max=360.0,
+                              description="Direction of the swing in degrees, 0 = right, 90 = up")
 
 
 class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
@@ -61,6 +90,11 @@ class STILLFLOW_PG_settings(bpy.types.PropertyGroup):
                             description="Mask whose open splines are the motion arrows; empty = the region Mask")
     motion_path: StringProperty(name="Motion Path", subtype="FILE_PATH",
                                 description="Motion file or reference clip")
+    use_regions: BoolProperty(name="Motion Regions", default=False,
+                              description="Several regions, each with its own Mask and motion, instead of the Mask "
+                              "and Motion above")
+    regions: CollectionProperty(type=STILLFLOW_PG_region, name="Regions")
+    region_index: IntProperty(name="Active Region", default=0, min=0)
 
     frames: IntProperty(name="Frames", description=_describe("frames"), default=_default("frames"),
                         min=1, max=_options.MAX_FRAMES)
@@ -264,4 +298,4 @@ def output_root(context: bpy.types.Context | None = None) -> Path:
     return root / ".jobs"
 
 
-CLASSES = (STILLFLOW_PG_settings, STILLFLOW_AP_preferences)
+CLASSES = (STILLFLOW_PG_region, STILLFLOW_PG_settings, STILLFLOW_AP_preferences)

@@ -18,6 +18,9 @@ __all__ = [
     "option_field",
     "build_options",
     "build_motion",
+    "REGION_MOTIONS",
+    "sway_default",
+    "build_region",
 ]
 
 _options = load("options")
@@ -46,6 +49,48 @@ def option_field(name: str) -> tuple[Any, str, str]:
 def build_options(values: Mapping[str, Any]) -> Any:
     """A validated RenderOptions from plain scene values; InputError names a bad one."""
     return _options.RenderOptions.from_dict({name: values[name] for name in SCENE_OPTIONS if name in values})
+
+
+REGION_MOTIONS = ("ARROWS", "DRIFT", "SWAY", "SHIMMER")
+"""What a region of the panel does: flows along its Mask's arrows, drifts, sways or shimmers in place."""
+
+
+def sway_default(name: str) -> Any:
+    """Default of a SwaySpec field, as stillflow.options defines it."""
+    return next(item.default for item in dataclasses.fields(_options.SwaySpec) if item.name == name)
+
+
+def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
+                 hints: Sequence[Sequence[float]] = (), anchors: Sequence[Sequence[float]] = (),
+                 drift: tuple[float, float] = (0.0, 1.0), amplitude: float = 2.0, cycles: int = 1,
+                 angle: float = 0.0) -> Any:
+    """A validated Region of the panel; InputError names the region.
+
+    Args:
+        kind: one of REGION_MOTIONS.
+        mask: (h, w) float32 in [0, 1], the region (white = this region).
+        name: the region's name in the panel, for messages.
+        hints, anchors: arrows (x0, y0, x1, y1) and points (x, y) in image pixels (ARROWS).
+        drift: (angle deg, px/frame) (DRIFT); amplitude px, cycles, angle deg (SWAY, SHIMMER).
+    """
+    try:
+        if kind == "ARROWS":
+            if not hints:
+                raise _errors.InputError("it has no arrows",
+                                         hint="draw open splines on its Mask (first point to last point = one arrow)")
+            motion = _options.MotionSpec(kind="hints", hints=tuple(tuple(map(float, h)) for h in hints),
+                                         anchors=tuple(tuple(map(float, a)) for a in anchors))
+        elif kind == "DRIFT":
+            motion = _options.MotionSpec(kind="drift", drift=(float(drift[0]), float(drift[1])))
+        elif kind in ("SWAY", "SHIMMER"):
+            sway = _options.SwaySpec(amplitude=float(amplitude), cycles=int(cycles), angle=float(angle),
+                                     shimmer=kind == "SHIMMER")
+            motion = _options.MotionSpec(kind="sway", sway=sway)
+        else:
+            raise _errors.InputError(f"unknown region motion {kind!r}", hint=f"use one of {', '.join(REGION_MOTIONS)}")
+        return _options.Region(mask=mask, motion=motion, speed=float(speed)).validate()
+    except _errors.InputError as error:
+        raise _errors.InputError(f"region '{name}': {error}") from None
 
 
 def build_motion(source: MotionSource, *, hints: Sequence[Sequence[float]] = (),
