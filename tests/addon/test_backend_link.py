@@ -65,7 +65,8 @@ class TestConnection:
 
     def test_feature_local(self, backend_python: str, tmp_path: Path) -> None:
         connection = backend.Connection()
-        config = backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path))
+        config = backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path),
+                                       results_dir=str(tmp_path / "results"))
         try:
             hello = connection.hello(config)
             assert connection.log_path == str(tmp_path / "backend.log")

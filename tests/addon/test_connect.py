@@ -52,7 +52,8 @@ def step_to_end(connect: Connect, limit: float = 90.0) -> tuple[list[str], float
 
 class TestLocal:
     def test_feature_steps_to_a_working_client(self, backend_python: str, tmp_path: Path) -> None:
-        connect = Connect(backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path)))
+        connect = Connect(backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path),
+                                          results_dir=str(tmp_path / "results")))
         labels, slowest = step_to_end(connect)
         try:
             assert connect.state == "ready", connect.error
@@ -67,7 +68,8 @@ class TestLocal:
             connect.result.backend.stop()
 
     def test_feature_cancel_while_starting_stops_the_backend(self, backend_python: str, tmp_path: Path) -> None:
-        connect = Connect(backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path)))
+        connect = Connect(backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path),
+                                          results_dir=str(tmp_path / "results")))
         while connect.state != "starting":
             connect.step()
             time.sleep(0.01)
@@ -80,7 +82,8 @@ class TestLocal:
 
     def test_exception_exit_reports_only_this_runs_log(self, backend_python: str, tmp_path: Path) -> None:
         (tmp_path / "backend.log").write_text("an old line from yesterday's run\n")
-        config = backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path))
+        config = backend.BackendConfig(mode="LOCAL", python=backend_python, log_dir=str(tmp_path),
+                                       results_dir=str(tmp_path / "results"))
         connect = Connect(config, serve_args=("--device", "no-such-device"))
         step_to_end(connect)
         assert connect.state == "failed"
@@ -92,7 +95,8 @@ class TestLocal:
         # the "parent" is a child Python that connects like Blender does and is then SIGKILLed
         code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from addon.core import backend; "
                 "from addon.core.connect import Connect; "
-                "c = Connect(backend.BackendConfig(mode='LOCAL', python=sys.argv[2], log_dir=sys.argv[3])); "
+                "c = Connect(backend.BackendConfig(mode='LOCAL', python=sys.argv[2], log_dir=sys.argv[3], "
+                "results_dir=sys.argv[3] + '/results')); "
                 "r = c.run(); print(r.backend.process.pid, flush=True); time.sleep(600)")
         parent = subprocess.Popen([sys.executable, "-c", code, str(REPO), backend_python, str(tmp_path)],
                                   stdout=subprocess.PIPE, text=True)

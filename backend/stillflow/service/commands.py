@@ -128,7 +128,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.parent_pid:
         from .parent_watch import watch_parent
 
-        watch_parent(args.parent_pid)
+        watch_parent(args.parent_pid, at_exit=lambda: _forget_endpoint(args.endpoint_file))
     if args.endpoint_file:
         staging = Path(f"{args.endpoint_file}.tmp")
         staging.write_text(endpoint)
@@ -138,8 +138,23 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"results: {results}" + (f"; reads inputs under {', '.join(config.allow_read)}" if config.allow_read
                                    else "; reads no input paths (clients send bytes)"), flush=True)
     server.serve()
+    _forget_endpoint(args.endpoint_file)
     print("stillflow backend stopped", flush=True)
     return 0
+
+
+def _forget_endpoint(path: str | None) -> None:
+    """Remove the endpoint file of a stopping backend (it would name a dead one), and the launcher's
+    stillflow-backend-* folder it lay in once that is empty."""
+    if not path:
+        return
+    try:
+        os.remove(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(folder).startswith("stillflow-backend-"):
+            os.rmdir(folder)  # fails, and keeps it, while the backend's log is still in it
+    except OSError:
+        pass
 
 
 def _run_ping(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Callable
 
 __all__ = ["watch_parent", "is_alive", "WATCH_INTERVAL_S"]
 
@@ -31,8 +32,10 @@ def is_alive(pid: int) -> bool:
     return True
 
 
-def watch_parent(pid: int, *, interval: float = WATCH_INTERVAL_S) -> threading.Thread:
-    """Exit the process once ``pid`` has exited or we were re-parented (checked every ``interval`` s)."""
+def watch_parent(pid: int, *, interval: float = WATCH_INTERVAL_S,
+                 at_exit: Callable[[], None] | None = None) -> threading.Thread:
+    """Exit the process once ``pid`` has exited or we were re-parented (checked every ``interval`` s);
+    ``at_exit`` runs just before (the process ends without its usual cleanup)."""
     started_under = os.getppid()
 
     def watch() -> None:
@@ -41,6 +44,8 @@ def watch_parent(pid: int, *, interval: float = WATCH_INTERVAL_S) -> threading.T
             orphaned = started_under == pid and os.getppid() != pid
             if orphaned or not is_alive(pid):
                 log.warning("parent process %d is gone; exiting now (nobody is left to hear the jobs)", pid)
+                if at_exit is not None:
+                    at_exit()
                 logging.shutdown()
                 os._exit(0)
 
