@@ -97,7 +97,9 @@ def _show(installer: Installer) -> None:
         prefs.install_status = installer.message if installer.state != "failed" else f"Error: {installer.message}"
         _status_bar(None)
     else:
-        text = f"Stillflow backend: {installer.progress.label}"
+        words = {"cancelled": "cancelling, removing the half-made environment",
+                 "failed": "failed, removing the half-made environment"}.get(installer.ending, installer.progress.label)
+        text = f"Stillflow backend: {words}"
         prefs.install_progress, prefs.install_status = installer.progress.fraction, text
         _status_bar(text)
     _redraw()

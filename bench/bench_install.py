@@ -51,20 +51,23 @@ def _install_ticked(module: object, prefs: object, action: str = "INSTALL") -> d
     started = time.perf_counter()
     assert bpy.ops.stillflow.install_backend(action=action) == {"FINISHED"}
     operator_ms = (time.perf_counter() - started) * 1000
-    ticks = []
+    ticks, phases = [], []
+    installer = module.install_ops._installer
     while True:
+        phase = f"{installer.state}/{installer.progress.phase}"
         before = time.perf_counter()
         delay = module.install_ops._timer()
         ticks.append(time.perf_counter() - before)
+        phases.append(phase)
         if delay is None:
             break
         time.sleep(delay)
-    installer = module.install_ops._installer
     if installer.state != "done":
         raise SystemExit(f"install failed: {installer.message}")
     env = module.properties.backend_home().current()
     return {"seconds": time.perf_counter() - started, "operator_ms": operator_ms, "ticks": len(ticks),
             "longest_tick_ms": max(ticks) * 1000, "median_tick_ms": sorted(ticks)[len(ticks) // 2] * 1000,
+            "longest_tick_in": phases[ticks.index(max(ticks))],
             "env_mb": _size(env.env_dir) / 1e6}
 
 
@@ -145,7 +148,7 @@ def main() -> None:
         if isinstance(value, dict):
             print(f"{key} install: {value['seconds']:.0f} s, {value['env_mb']:.0f} MB on disk, operator "
                   f"{value['operator_ms']:.1f} ms, {value['ticks']} ticks, longest {value['longest_tick_ms']:.1f} ms, "
-                  f"median {value['median_tick_ms']:.2f} ms")
+                  f"(in {value['longest_tick_in']}), median {value['median_tick_ms']:.2f} ms")
         else:
             print(f"{key}: {value:.2f}")
     offline = figures["offline"]

@@ -11,7 +11,8 @@ Thread and process contract:
   - The new environment goes into a fresh folder under ``envs/``; only a finished, verified one
     is made live (``BackendHome.commit``), so Cancel or a failure keeps the previous environment.
   - ``cancel()`` kills the worker's whole process group, then the half-made folder is renamed
-    aside and removed; the Installer is finished once it is gone.
+    aside and removed; the Installer is finished once it is gone. After a successful install the
+    previous environment is renamed aside at once and removed without waiting for it.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def remove_later(python: str, folders: list[Path]) -> subprocess.Popen[bytes]:
 class Installer:
     """One install: ``start()``, then ``step()`` until it returns False; ``state`` and ``message`` say how it ended.
 
-    States: 'ready' → 'running' → ('stopping' →) 'removing' → 'done' | 'failed' | 'cancelled'.
+    States: 'ready' → 'running' → 'done', or → ('stopping' →) 'removing' → 'failed' | 'cancelled'.
     """
 
     def __init__(self, plan: InstallPlan) -> None:
@@ -123,6 +124,11 @@ class Installer:
     def is_finished(self) -> bool:
         """True once installed, failed or cancelled (and every folder to remove is gone)."""
         return self.state in ("done", "failed", "cancelled")
+
+    @property
+    def ending(self) -> str:
+        """'cancelled' or 'failed' while the half-made environment is being removed, else ''."""
+        return self._outcome if self.state in ("stopping", "removing") else ""
 
     @property
     def log_path(self) -> Path:
@@ -227,9 +233,9 @@ class Installer:
                             f"in {self.seconds:.0f} s")
             log.info("%s into %s", self.message, self.env_dir)
             if previous is not None and previous.env_dir != self.env_dir:
-                self._remove([self.plan.home.trash(previous.env_dir)])
-            self._outcome = "done"
-            self.state = "removing"
+                # not waited for: the new environment is live, and a leftover is removed by the next install
+                remove_later(self.plan.python, [self.plan.home.trash(previous.env_dir)])
+            self._end("done")
             return
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         line = failure_line(text, offline=self.plan.bundle is not None,

@@ -88,6 +88,11 @@ def _job(scene: Any, folder: Path) -> None:
     settings.frames, settings.levels, settings.device = 4, 2, "cpu"
 
 
+def _folders(home: Any) -> list[Path]:
+    """The environments under envs/ (older ones renamed .trash-* are being removed in the background)."""
+    return sorted(p for p in home.envs.iterdir() if not p.name.startswith(".trash-"))
+
+
 def _works(python: Path) -> str:
     """The stillflow version an environment's interpreter imports (from a neutral folder)."""
     return subprocess.run([str(python), "-c", "import stillflow; print(stillflow.__version__)"], capture_output=True,
@@ -136,6 +141,30 @@ class TestFirstRun:
                 bpy.ops.stillflow.install_backend()
 
 
+class TestOnline:
+    def test_install_from_the_package_index(self, sf: ModuleType, installed: Any, prefs: Any, backend_python: str,
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Install From: Package Index, as an artist with online access would (pip resolves pyproject's list)."""
+        torch = subprocess.run([backend_python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        (tmp_path / "constraint.txt").write_text(f"torch=={torch}\n")  # the CPU build, as in the backend env
+        monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "constraint.txt"))
+        monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
+        home = sf.properties.backend_home()
+        system = bpy.context.preferences.system
+        system.use_online_access = True
+        try:
+            prefs.install_source = "INDEX"
+            assert bpy.ops.stillflow.install_backend(action="REPAIR") == {"FINISHED"}
+        finally:
+            system.use_online_access = False
+        online = home.current()
+        assert online.env_dir != installed.env_dir and _works(online.python) == "0.1.0"
+        log = home.log_path.read_text()
+        assert "from the package index into" in log and "--no-index" not in log
+        assert prefs.install_status.startswith("Stillflow backend 0.1.0 installed from the package index")
+
+
 class TestCancelAndFailures:
     def test_cancel_removes_the_half_env_keeps_the_live_one_never_blocks(self, sf: ModuleType, installed: Any,
                                                                          bundle: Path, prefs: Any) -> None:
@@ -157,6 +186,7 @@ class TestCancelAndFailures:
             time.sleep(0.05)
         assert half.is_dir() and prefs.install_status.startswith("Stillflow backend: installing")
         assert bpy.ops.stillflow.cancel_install() == {"FINISHED"}
+        assert prefs.install_status == "Stillflow backend: cancelling, removing the half-made environment"
         while True:
             before = time.perf_counter()
             delay = sf.install_ops._timer()
@@ -168,7 +198,8 @@ class TestCancelAndFailures:
         print(f"\n[install] {len(ticks)} ticks, longest {max(ticks) * 1000:.1f} ms")
         assert installer.state == "cancelled" and max(ticks) < TICK_BUDGET_S
         assert prefs.install_status == "Install Backend was cancelled; the previous backend is kept"
-        assert not half.exists() and sorted(home.envs.iterdir()) == [installed.env_dir]
+        assert not half.exists() and not any(home.envs.glob(f".trash-{half.name}-*"))
+        assert _folders(home) == [installed.env_dir]
         assert home.current() == installed and _works(installed.python) == installed.version
 
     def test_bad_bundle_names_what_is_missing(self, sf: ModuleType, installed: Any, bundle: Path, prefs: Any,
@@ -185,7 +216,30 @@ class TestCancelAndFailures:
         assert "\n" not in line
         assert "the backend bundle has no torch" in line and f"install log: {home.log_path}" in line
         assert prefs.install_status == f"Error: {line}"
-        assert home.current() == installed and sorted(home.envs.iterdir()) == [installed.env_dir]
+        assert home.current() == installed and _folders(home) == [installed.env_dir]
+
+    def test_no_network_one_line(self, sf: ModuleType, installed: Any, prefs: Any,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        import socket
+
+        with socket.socket() as probe:  # a loopback port nobody listens on stands for an unreachable index
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        for name in [name for name in os.environ if name.startswith("PIP_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+        monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+        system = bpy.context.preferences.system
+        system.use_online_access = True
+        try:
+            prefs.install_source = "INDEX"
+            with pytest.raises(RuntimeError, match=r"no network: pip could not reach the package index; .*"
+                                                   r"install log: .*install\.log$"):
+                bpy.ops.stillflow.install_backend(action="REPAIR")
+        finally:
+            system.use_online_access = False
+        home = sf.properties.backend_home()
+        assert home.current() == installed and _folders(home) == [installed.env_dir]
 
     def test_not_enough_space_says_how_much(self, sf: ModuleType, installed: Any, prefs: Any, tmp_path: Path) -> None:
         # a folder of wheels is estimated at 3x its size: one sparse file as large as the free space is enough
@@ -231,6 +285,10 @@ class TestVersions:
         _install(prefs, bundle, action="UPDATE")
         updated = home.current()
         assert updated.version == "0.1.0" == _works(updated.python) and sf.install_ui.offer() is None
-        assert not older.exists() and sorted(home.envs.iterdir()) == [updated.env_dir]
+        assert not older.exists() and _folders(home) == [updated.env_dir]
+        deadline = time.monotonic() + INSTALL_LIMIT_S
+        while any(home.envs.glob(".trash-*")):  # the older environments' removal ends by itself
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
         assert bpy.ops.stillflow.check_backend() == {"FINISHED"}
         assert "Stillflow backend 0.1.0" in prefs.backend_status
