@@ -1,13 +1,16 @@
 """Batch throughput: stills per minute for 1 and 2 local workers and for Ray on this machine, against
-rendering the same items one after another in this process (the reference, measured in the same run).
+rendering the same items one after another in this process (the reference, measured in the same run),
+and Ray's time against ``--workers 2`` (the issue's target: within 10 %).
 
 Overhead per item = (executor wall time - reference wall time) / items: process or task start-up,
 engine import in each worker, scheduling and (Ray without shared storage) the object store. Each
 batch starts new local worker processes; Ray keeps its workers, so its first ("cold") batch
 includes starting them and the next ("warm") does not. The reference runs again right before
-each executor (the machine's load drifts), and each ratio uses the reference next to it.
+each executor (the machine's load drifts), and each ratio uses the reference next to it. Ray runs
+on this machine only (stillflow's start_local_ray: 127.0.0.1, one CPU per core) with each task's
+thread share (sizing.py), as a farm node would.
 
-    python bench/bench_batch.py [--items 6] [--size 128] [--frames 16] [--no-ray] [--json]
+    python bench/bench_batch.py [--items 6] [--size 128] [--frames 16] [--repeat 1] [--no-ray] [--json]
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=6)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=1, help="run the executors this many rounds (paired figures)")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -79,15 +83,17 @@ def main() -> int:
             except ImportError:
                 print("ray not installed: skipping the Ray executor", file=sys.stderr)
             else:
+                from stillflow.batch.ray_connect import start_local_ray
                 from stillflow.batch.ray_exec import RayExecutor
 
-                ray.init(num_cpus=min(2, cpu_count()), include_dashboard=False, log_to_driver=False)
+                start_local_ray(num_cpus=cpu_count())
                 ray_started = True
                 runs += [("ray, shared storage (cold)", lambda: _opened(RayExecutor(None))),
                          ("ray, shared storage (warm)", lambda: _opened(RayExecutor(None))),
                          ("ray, object store (warm)", lambda: _opened(RayExecutor(None, shared_storage=False)))]
         rows = []
-        for index, (label, make) in enumerate(runs):
+        later = [run for run in runs if "cold" not in run[0]]  # Ray's workers stay up after the first round
+        for index, (label, make) in enumerate(runs + later * (max(1, args.repeat) - 1)):
             # the reference runs right before each executor: the machine's load drifts between rows
             serial = reference(work / f"ref-{index}")
             out = work / f"out-{index}"
@@ -104,7 +110,8 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {"stillflow": __version__, "python": platform.python_version(), "cpus": cpu_count(),
-              "items": args.items, "size": args.size, "frames": args.frames, "rows": rows}
+              "items": args.items, "size": args.size, "frames": args.frames, "rows": rows,
+              "ratios": _ratios(rows)}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -116,7 +123,26 @@ def main() -> int:
         print(f"{row['executor']:<27} {row['reference_s']:8.1f}s {row['seconds']:8.1f} {row['stills_per_min']:11.1f} "
               f"{row['reference_stills_per_min']:6.1f} {row['overhead_per_item_s']:13.2f}s "
               f"{row['speedup_vs_reference']:12.2f}x")
+    for name, value in report["ratios"].items():
+        print(f"{name}: {value:.2f}")
     return 0
+
+
+def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median time ratios of the executors that matter for the defaults (each over its own reference)."""
+    def relative(label: str) -> list[float]:
+        return [row["seconds"] / row["reference_s"] for row in rows if row["executor"] == label]
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    ratios = {}
+    one, two, warm = relative("local, 1 worker"), relative("local, 2 workers"), relative("ray, shared storage (warm)")
+    if one and two:
+        ratios["time of --workers 1 / --workers 2 (median)"] = median([a / b for a, b in zip(one, two)])
+    if warm and two:
+        ratios["time of ray (warm) / --workers 2 (median; target <= 1.10)"] = median([a / b for a, b in zip(warm, two)])
+    return ratios
 
 
 def _opened(executor: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,8 @@ class RayCluster:
     second_node: str | None = None
     hidden: Path | None = None
     token_existed: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment for the processes that join it (its token)."""
 
     def pids(self) -> set[int]:
         """This process's Ray children and every process of the helper nodes."""
@@ -69,12 +72,12 @@ def _unshare() -> list[str]:
     return ["unshare", "-m", "--propagation", "private"] if os.geteuid() == 0 else ["unshare", "-Urm"]
 
 
-def _node(args: list[str], *, hide: Path | None = None) -> subprocess.Popen:
+def _node(args: list[str], *, hide: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ray_node.py (inside a mount namespace with ``hide`` covered by an empty tmpfs when given)."""
     command = [sys.executable, str(NODE_SCRIPT), *args]
     if hide is not None:
         command = [*_unshare(), "sh", "-c", 'mount -t tmpfs stillflow-hidden "$0" && exec "$@"', str(hide), *command]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def _can_hide(folder: Path) -> bool:
@@ -94,7 +97,7 @@ def start_shared_cluster() -> RayCluster:
     root = _short_root()
     token_existed = AUTH_TOKEN.exists()
     address = start_local_ray(num_cpus=1, temp_dir=str(root / "ray"), object_store_memory=150 << 20)
-    cluster = RayCluster(address=address, root=root, token_existed=token_existed)
+    cluster = RayCluster(address=address, root=root, token_existed=token_existed, env=ray_env())
     hidden = root / "hidden"
     hidden.mkdir()
     hide = hidden if _can_hide(hidden) else None
@@ -124,11 +127,19 @@ def shared_cluster(config: pytest.Config) -> RayCluster:
     return _shared[0]
 
 
-def start_head(cpus: int = 2) -> RayCluster:
-    """A throwaway head in a subprocess (stillflow's start_local_ray), to be killed by a test."""
+def start_head(cpus: int = 2, gpus: int = 0, *, second_node_cpus: int = 0) -> RayCluster:
+    """A throwaway cluster in subprocesses (stillflow's start_local_ray; a second node when asked), for a test
+    that kills its head or needs GPUs declared (Ray only counts them)."""
     root = _short_root()
-    head = _node(["head", str(root / "ray"), str(cpus)])
-    return RayCluster(address=head.stdout.readline().strip(), root=root, processes=[head])
+    token = secrets.token_hex(32)
+    env = ray_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    head = _node(["head", str(root / "ray"), str(cpus), str(gpus)], env=env)
+    cluster = RayCluster(address=head.stdout.readline().strip(), root=root, processes=[head], env=env)
+    if second_node_cpus:
+        node = _node(["join", str(root / "ray"), str(second_node_cpus), cluster.address], env=env)
+        cluster.processes.append(node)
+        cluster.second_node = node.stdout.readline().strip() or None
+    return cluster
 
 
 def kill_tree(process: subprocess.Popen) -> None:

@@ -1,6 +1,7 @@
 """A Ray node for the batch tests, on 127.0.0.1 only; runs until its stdin closes.
 
-    python ray_node.py head TEMP_DIR CPUS        prints the head's GCS address (stillflow's start_local_ray)
+    python ray_node.py head TEMP_DIR CPUS [GPUS] prints the head's GCS address (stillflow's start_local_ray;
+                                                 GPUS are declared to Ray only, none need to exist)
     python ray_node.py join TEMP_DIR CPUS GCS    a second node joining GCS, prints its node id
 
 ``ray start`` cannot do the second one: it rewrites ``--node-ip-address 127.0.0.1`` to the
@@ -21,7 +22,9 @@ def main() -> int:
 
         from stillflow.batch.ray_connect import start_local_ray
 
-        print(start_local_ray(num_cpus=cpus, temp_dir=temp_dir, object_store_memory=100 << 20), flush=True)
+        gpus = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+        print(start_local_ray(num_cpus=cpus, num_gpus=gpus, temp_dir=temp_dir, object_store_memory=100 << 20),
+              flush=True)
         sys.stdin.read()
         ray.shutdown()
         return 0

@@ -112,7 +112,7 @@ def test_head_death_is_named_recorded_and_exits_4(tmp_path: Path) -> None:
     try:
         source, out = _stills(tmp_path / "src", 6), tmp_path / "out"
         process = subprocess.Popen(_batch(source, out, head.address, "--frames", "40"), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=ray_env(), cwd=REPO)
+                                   stderr=subprocess.PIPE, text=True, env=head.env, cwd=REPO)
         _wait_for_a_result(process, out)
         kill_tree(head.processes[0])
         _, stderr = process.communicate(timeout=300)
@@ -162,3 +162,17 @@ def test_resume_keys_do_not_depend_on_number_formatting(cluster: RayCluster, tmp
     items, common = load_items(tmp_path / "floats.csv")
     again = run_batch(items, out, RayExecutor(cluster.address), common=common)
     assert [o.status for o in again.outcomes] == ["skipped"], again.outcomes
+
+
+def test_one_gpu_does_not_make_every_task_a_gpu_task(tmp_path: Path) -> None:
+    farm = start_head(cpus=1, gpus=1, second_node_cpus=1)
+    try:
+        source = _stills(tmp_path / "src", 4, 48, 64)
+        done = subprocess.run(_batch(source, tmp_path / "out", farm.address, *FAST), capture_output=True, text=True,
+                              timeout=600, env=farm.env)
+    finally:
+        farm.stop()
+    assert done.returncode == 0, done.stderr
+    assert "GPU tasks on 1 GPU(s), CPU tasks on 1 CPU-only node(s)" in done.stderr
+    nodes = {item["node"] for item in summary(tmp_path / "out").values()}
+    assert any(farm.second_node[:8] in node for node in nodes), f"the CPU-only node stayed idle: {nodes}"

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from ..errors import InputError
 from .ray_connect import ClusterLost, ClusterWatch, connect, gcs_address, require_ray
 from .ray_task import Attempts, input_bytes, render_remote, write_result
-from .sizing import TaskSize, task_size
+from .sizing import RESERVE, TaskSize, task_size
 from .work import Outcome, Task, one_line
 
 __all__ = ["RayExecutor", "PLACEMENTS", "require_ray", "connect"]
@@ -111,7 +111,7 @@ class RayExecutor:
         threads = min(size.threads, max(1, int(self._largest.get("CPU", 1))))
         memory = self._largest.get("memory", 0)
         if memory and size.memory > memory:
-            return TaskSize(threads=threads, budget=int(memory // 2), memory=int(memory))
+            return TaskSize(threads=threads, budget=int(memory / RESERVE), memory=int(memory))
         return replace(size, threads=threads)
 
     def _window(self) -> int:

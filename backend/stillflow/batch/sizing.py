@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from ..io.headers import HEADER_BYTES, image_size
 from .work import Task
 
-__all__ = ["TaskSize", "task_size", "use_threads", "MIN_BUDGET", "MAX_BUDGET"]
+__all__ = ["TaskSize", "task_size", "use_threads", "MIN_BUDGET", "MAX_BUDGET", "RESERVE"]
 
-MIN_BUDGET = 512 << 20
-"""Smallest engine budget a task gets (imports, kernels and a small still's frames fit)."""
+MIN_BUDGET = 1 << 30
+"""Smallest engine budget a task gets (the engine's own floor, imports, kernels and a small still fit)."""
 MAX_BUDGET = 8 << 30
 """Largest engine budget a task asks for; larger stills render in strips within it."""
 _HEADROOM = 1.25
 """Budget over the renderer's own estimate: the loop's padding around the still."""
+_HELD_PER_PIXEL = 16
+"""Bytes per pixel held beside the renderer: the prepared still, mask and motion, the frame writer."""
+RESERVE = 1.5
+"""Memory reserved from Ray per byte of budget: what the process holds beyond the engine's budget."""
 _THREAD_STEPS = ((4_000_000, 1), (16_000_000, 2))
 """(up to this many pixels, threads): more above the last step."""
 _MOST_THREADS = 4
@@ -51,15 +55,16 @@ def _pixels(image: str) -> int:
 
 def task_size(task: Task, *, threads: int | None = None) -> TaskSize:
     """The share of a node ``task`` needs; ``threads`` overrides the size-based thread count."""
-    from ..tiles import renderer_bytes
+    from .. import tiles
 
     pixels = _pixels(task.image)
     if threads is None:
         threads = next((n for limit, n in _THREAD_STEPS if pixels <= limit), _MOST_THREADS)
     side = math.isqrt(pixels)
-    budget = int(min(MAX_BUDGET, max(MIN_BUDGET, _HEADROOM * renderer_bytes(side, side))))
-    # The other half of the reservation holds the prepared still, its mask and motion and the encoder.
-    return TaskSize(threads=max(1, threads), budget=budget, memory=2 * budget)
+    floor = getattr(tiles, "ENGINE_FLOOR_BYTES", 0)  # the process's own share, where the engine counts it
+    need = floor + _HEADROOM * tiles.renderer_bytes(side, side) + _HELD_PER_PIXEL * pixels
+    budget = int(min(MAX_BUDGET, max(MIN_BUDGET, need)))
+    return TaskSize(threads=max(1, threads), budget=budget, memory=int(RESERVE * budget))
 
 
 def use_threads(threads: int) -> None:

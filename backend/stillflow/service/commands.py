@@ -84,7 +84,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="forget a client's queued jobs after this much silence (default: 60 s)")
     _add_client_limit_arguments(parser)
     parser.add_argument("--ray", metavar="ADDR", help="run the jobs as tasks on the Ray cluster at ADDR (auto, local "
-                                                      "or HOST:PORT; needs stillflow[ray]); --workers = jobs at once")
+                                                      "or HOST:PORT; needs stillflow[ray]); --workers = jobs at once: "
+                                                      "raise it to the cluster's GPUs (or CPUs), it defaults to 1")
     parser.add_argument("--endpoint-file", help=argparse.SUPPRESS)
     parser.add_argument("--parent-pid", type=int, metavar="PID",
                         help="shut down when process PID exits (the add-on passes Blender's)")

@@ -61,7 +61,7 @@ class RayJobRunner:
     """Runs service jobs on the Ray cluster at ``address``: call it like ``run_job``."""
 
     def __init__(self, address: str, *, max_retries: int = 1) -> None:
-        from ..batch.ray_exec import connect, require_ray
+        from ..batch.ray_connect import connect, require_ray
 
         ray = require_ray()
         self._started = connect(address)
