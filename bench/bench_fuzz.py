@@ -107,7 +107,7 @@ def _flood(endpoint: str, frames: list[Any], report: FuzzReport, connections: in
 
 
 def _new_categories(endpoint: str, pid: int, seed: int, advertised: int) -> dict[str, Any]:
-    """Header bombs, frame counts and extreme values with a bystander pinging; its worst ping and peak RSS per message."""
+    """Header bombs, frame counts and extreme values while a bystander pings: its worst ping, peak RSS per message."""
     rng = random.Random(seed)
     report = FuzzReport()
     phases: dict[str, tuple[float, float]] = {}

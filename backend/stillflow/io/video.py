@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, StillflowError
+from ..errors import Cancelled, EncoderFailed, InputError
 from .frames import atomic_file
 
 __all__ = ["VIDEO_SUFFIXES", "H264_MAX_MACROBLOCKS", "check_video_path", "video_size", "video_warning", "encode_video"]
@@ -122,6 +122,8 @@ def encode_video(path: str | Path, frame_count: int, read_frame: Callable[[int],
             process.wait()
             raise
         if code != 0:
-            raise StillflowError(f"ffmpeg could not encode {path.name}: {errors.strip().splitlines()[-1:] or code}")
+            reason = (errors.strip().splitlines() or [f"exit status {code}"])[-1][:200]
+            raise EncoderFailed(f"ffmpeg could not encode {path.name}: {reason}",
+                                hint="the frames were rendered; try another video format or fps")
     log.debug("encoded %s (%d frames, %d loop(s))", path, total, loops)  # the caller names the final file
     return path

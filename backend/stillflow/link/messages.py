@@ -16,7 +16,7 @@ from ..errors import ERRORS_BY_WIRE_CODE, MAX_SHOWN_CHARS, InputError, JobFailed
 from .parts import Limits, frame_bytes, pack_parts, read_parts
 
 __all__ = ["PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUEST_OPS", "SERVER_OPS", "EVENT_OPS", "Message", "encode",
-           "decode", "unpack_header", "peek_ids", "check_header", "error_message", "error_from_wire"]
+           "decode", "unpack_header", "peek_ids", "peek_raw_ids", "check_header", "error_message", "error_from_wire"]
 
 PROTOCOL_VERSION = 1
 """Bumped on any incompatible change; both sides refuse a message with another version."""
@@ -120,6 +120,26 @@ def unpack_header(frame: Any, limits: Limits = Limits()) -> dict[str, Any]:
 def peek_ids(header: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The (req, job) ids of a header when they are well-formed, else None (for error replies)."""
     return (_valid_id(header.get("req")), _valid_id(header.get("job")))
+
+
+def peek_raw_ids(frame: Any) -> tuple[str | None, str | None]:
+    """The (req, job) ids of a header frame that ``unpack_header`` refused (too big, too many values),
+    read without building the rest: other top-level values are skipped in C. (None, None) when unreadable."""
+    raw = frame_bytes(frame)
+    found: dict[str, Any] = {}
+    try:
+        unpacker = msgpack.Unpacker(max_buffer_size=raw.nbytes + 1, max_str_len=_MAX_ID_CHARS * 4,
+                                    max_bin_len=0, max_ext_len=0, raw=False)
+        unpacker.feed(raw)
+        for _ in range(min(unpacker.read_map_header(), len(_HEADER_KEYS))):
+            key = unpacker.unpack()
+            if key in ("req", "job"):
+                found[key] = unpacker.unpack()
+            else:
+                unpacker.skip()
+    except Exception:  # whatever could not be read stays None
+        pass
+    return _valid_id(found.get("req")), _valid_id(found.get("job"))
 
 
 def check_header(header: Mapping[str, Any], ops: Collection[str]) -> None:

@@ -69,7 +69,8 @@ class Limits:
         """Plain values for the hello reply."""
         return {"max_image_side": self.max_image_side, "max_frames": self.max_frames,
                 "max_part_bytes": self.max_part_bytes, "max_header_bytes": self.max_header_bytes,
-                "max_header_values": self.max_header_values, "max_parts": self.max_parts, "max_message_bytes": self.max_message_bytes}
+                "max_header_values": self.max_header_values, "max_parts": self.max_parts,
+                "max_message_bytes": self.max_message_bytes}
 
     @classmethod
     def for_requests(cls, max_part_bytes: int = DEFAULT_MAX_PART_BYTES) -> "Limits":

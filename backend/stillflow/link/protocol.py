@@ -21,7 +21,7 @@ Convention:
 from __future__ import annotations
 
 from .messages import (EVENT_OPS, MESSAGE_TYPES, PROTOCOL_VERSION, REQUEST_OPS, SERVER_OPS, Message,
-                                check_header, decode, encode, error_from_wire, error_message, peek_ids,
+                                check_header, decode, encode, error_from_wire, error_message, peek_ids, peek_raw_ids,
                                 unpack_header)
 from .wire_options import motion_from_wire, motion_to_wire, options_from_wire, options_to_wire
 from .parts import (DEFAULT_MAX_PART_BYTES, MAX_HEADER_BYTES, MAX_HEADER_VALUES, MAX_PARTS, REQUEST_HEADER_BYTES,
@@ -47,6 +47,7 @@ __all__ = [
     "decode",
     "unpack_header",
     "peek_ids",
+    "peek_raw_ids",
     "check_header",
     "read_parts",
     "error_message",

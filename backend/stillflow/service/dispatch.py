@@ -151,7 +151,10 @@ class Dispatcher:
     def _claim(self, job: Job, body: dict[str, Any]) -> None:
         """Make the job's out_dir its client's result; InputError when it is somebody else's (or no result)."""
         if job.out_dir is not None:
-            self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")))
+            queued, running = self._jobs.snapshot()
+            pending = any(other.out_dir == job.out_dir and other.principal != job.principal
+                          for other in queued + running)
+            self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")), pending=pending)
 
     def _check_client_queue(self, principal: bytes) -> None:
         """BackendUnavailable when the caller already has its share of the queue."""

@@ -1,8 +1,8 @@
 """Jobs of the backend service: the Job record, the bounded queue, and running one job on the engine.
 
-A submit becomes a Job in ``submit.py``. Thread contract: the I/O thread builds jobs and owns the queue's producer side; worker
-threads take jobs and run them. Workers never touch a ZeroMQ socket except their own
-doorbell; they hand messages to the I/O thread through ``emit`` (a queue).
+A submit becomes a Job in ``submit.py``. Thread contract: the I/O thread builds jobs and owns
+the queue's producer side; worker threads take jobs and run them. Workers never touch a ZeroMQ
+socket except their own doorbell; they hand messages to the I/O thread through ``emit`` (a queue).
 """
 from __future__ import annotations
 
@@ -185,8 +185,8 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
     except Exception as exc:  # the worker must survive any engine failure and tell the client
         log.exception("job %s failed", job.job_id)
         job.state = "failed"
-        error = StillflowError(_scrub(f"internal error in the backend: {type(exc).__name__}: {exc}", scratch, job)[:300],
-                               hint="see the backend log")
+        text = _scrub(f"internal error in the backend: {type(exc).__name__}: {exc}", scratch, job)
+        error = StillflowError(text[:300], hint="see the backend log")
         emit(job.owner, error_message(error, job=job.job_id), True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -53,28 +53,24 @@ class ResultStore:
         """Remove this backend's scratch folder."""
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def claim(self, target: str, principal: bytes, what: str, shown_name: str) -> None:
+    def claim(self, target: str, principal: bytes, what: str, shown_name: str, *, pending: bool = False) -> None:
         """Make ``target`` (a resolved path under the results folder) the result of ``principal``.
 
+        ``pending``: a queued or running job of another client writes ``target``.
+
         Raises:
-            InputError (``paths.not_yours``): ``target`` exists (not empty) or is claimed and is not ``principal``'s: the
-                same words whether it is another client's result or any other folder, so nobody
-                learns what others keep.
+            InputError (``paths.not_yours``): ``target`` holds something (or will) that is not
+                ``principal``'s: the same words whether it is another client's result or any other
+                folder, so nobody learns what others keep. A missing or empty folder is anyone's.
         """
         key = Path(target).relative_to(self.results).as_posix()
         token = _token(principal)
-        owner = self._owners.get(key)
-        if owner == token:
+        if self._owners.get(key) == token:
             return
-        if owner is not None or _holds_anything(Path(target)):
+        if pending or _holds_anything(Path(target)):
             raise not_yours(what, shown_name)
         self._owners[key] = token
         self._save_owners()
-
-    def owns(self, target: str, principal: bytes) -> bool:
-        """True when ``target`` was claimed by ``principal``."""
-        key = Path(target).relative_to(self.results).as_posix()
-        return self._owners.get(key) == _token(principal)
 
     def _load_owners(self) -> dict[str, str]:
         """The saved owners of results that still exist (or an empty map)."""

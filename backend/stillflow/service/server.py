@@ -30,7 +30,7 @@ import zmq
 from .. import __version__
 from ..errors import BackendUnavailable, InputError, ProtocolError, StillflowError
 from ..link.protocol import (PROTOCOL_VERSION, REQUEST_OPS, Message, check_header, error_message, peek_ids,
-                             read_parts, unpack_header)
+                             peek_raw_ids, read_parts, unpack_header)
 from .config import ServerConfig
 from .dispatch import Dispatcher
 from .flow import Backlog, Watchdog
@@ -245,12 +245,10 @@ class Server:
             if len(frames) < 2:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
             if count > len(frames):
-                req, job_id = _peek_ids_quietly(frames[1], self.config.limits)
                 raise ProtocolError(f"message carries {count - 2} binary frames; at most "
                                     f"{self.config.limits.max_parts} accepted")
             principal = principal_of(identity, frames[1], self.config.keys is not None)
             if not self._peers.seen(identity, principal):
-                req, job_id = _peek_ids_quietly(frames[1], self.config.limits)
                 raise ProtocolError("this routing id belongs to another client",
                                     hint="every client needs its own routing id")
             header = unpack_header(frames[1], self.config.limits)
@@ -265,6 +263,8 @@ class Server:
             reply = self._dispatcher.reply(identity, principal, message)
         except StillflowError as exc:
             self._refusals.refused(identity, exc)
+            if req is None and len(frames) > 1:  # a header refused unread still names its request
+                req, job_id = peek_raw_ids(frames[1])
             reply = error_message(exc, req=req, job=job_id)
         except Exception as exc:  # the outermost layer of the I/O loop: keep serving, log, tell the client
             log.exception("request from %s failed", identity.hex()[:12])
@@ -378,10 +378,3 @@ def _is_ipv6(endpoint: str) -> bool:
     """True for a tcp:// endpoint whose host is an IPv6 address (``tcp://[::1]:5555``)."""
     return endpoint.startswith("tcp://[")
 
-
-def _peek_ids_quietly(frame: Any, limits: Any) -> tuple[str | None, str | None]:
-    """The (req, job) ids of a header frame, or (None, None) when it cannot be read."""
-    try:
-        return peek_ids(unpack_header(frame, limits))
-    except StillflowError:
-        return None, None
