@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["StagePlan", "ProgressModel", "STAGE_WEIGHTS", "PACE_WINDOW", "MIN_FRAME_TIMES", "format_seconds"]
+__all__ = ["StagePlan", "ProgressModel", "STAGE_WEIGHTS", "PACE_WINDOW", "MIN_FRAME_TIMES", "MIN_ETA_S", "format_seconds"]
 
 STAGE_WEIGHTS = {"motion": 1.0, "render": 8.0, "write": 2.0, "video": 1.5}
 """Share of the bar each stage gets (relative), from typical CPU timings of a 24-frame loop."""
@@ -49,6 +49,8 @@ class StagePlan:
 
 PACE_WINDOW = 5
 """Frame times the ETA goes by: the slowest of the last few (so that the countdown rarely has to wait)."""
+MIN_ETA_S = 5.0
+"""Below this the ETA is left out: the last frame's own spread would make it wrong several times over."""
 MIN_FRAME_TIMES = 2
 """Measured frame times needed before an ETA is shown (the first frame, which includes warm-up, never counts)."""
 
@@ -72,6 +74,7 @@ class ProgressModel:
     _frame_times: list[float] = field(default_factory=list)
     _shown: tuple[float, float] | None = None
     """(seconds left, clock time) of the last ETA shown: what the countdown may not exceed."""
+    _is_visible: bool = False
 
     def update(self, stage: str, done: int, total: int) -> None:
         """Record the latest report; the fraction only grows."""
@@ -94,6 +97,7 @@ class ProgressModel:
         now = self.clock()
         if self._last_done is None or self._last_done[0] != stage:
             self._last_done, self._frame_times, self._shown = (stage, done, now), [], None
+            self._is_visible = False
             return
         _, before, at = self._last_done
         if done > before:
@@ -114,11 +118,17 @@ class ProgressModel:
         now = self.clock()
         per_frame = max(self._frame_times[-PACE_WINDOW:])
         left = per_frame * max(0, self.total - done) - (now - at)
-        if self._shown is not None and self._shown[0] - (now - self._shown[1]) > 0.0:
-            left = min(left, self._shown[0] - (now - self._shown[1]))  # a countdown never rises
-        if left < 1.0:
-            return None  # overdue, or nearly done: no ETA rather than a wrong one
-        self._shown = (left, now)
+        if self._shown is not None:
+            shown, shown_at = self._shown
+            if left > shown:  # the frames fell behind: no ETA rather than a rising one
+                self._is_visible = False
+                return None
+            if self._is_visible:
+                left = min(left, shown - (now - shown_at))  # between frames it counts down
+        if left < MIN_ETA_S:  # overdue, or nearly done: a few seconds' ETA is mostly noise
+            self._is_visible = False
+            return None
+        self._shown, self._is_visible = (left, now), True
         return left
 
     def text(self) -> str:
