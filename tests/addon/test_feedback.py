@@ -77,6 +77,25 @@ class TestProgressModel:
         clock.now += 60.0  # far past the estimate: no ETA rather than a wrong one
         assert model.eta() is None
 
+    def test_feature_no_eta_once_the_frames_fell_behind_or_at_the_end(self) -> None:
+        """A frame far slower than the pace hides the ETA instead of showing a larger one; so do the last seconds."""
+        clock = Clock()
+        model = ProgressModel(StagePlan(("motion", "render")), clock=clock)
+        for done, took in [(0, 0.0), (1, 9.0), (2, 2.0), (3, 2.0)]:
+            clock.now += took
+            model.update("render", done, 20)
+        assert model.eta() == pytest.approx(34.0)
+        clock.now += 40.0  # one frame takes 20 times the pace
+        model.update("render", 4, 20)
+        assert model.eta() is None
+        for done in range(5, 18):
+            clock.now += 2.0
+            model.update("render", done, 20)
+            assert model.eta() is None or model.eta() <= 34.0
+        clock.now += 2.0
+        model.update("render", 19, 20)
+        assert model.eta() is None  # one frame left: a few seconds' ETA is mostly noise
+
     def test_feature_no_eta_while_a_later_stage_is_to_come(self) -> None:
         clock = Clock()
         model = ProgressModel(StagePlan.for_job(writes_frames_here=True, video=False), clock=clock)
