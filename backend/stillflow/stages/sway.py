@@ -10,7 +10,8 @@ still, or a flow's output for a shimmer on water), with D the regions' displacem
 their weights. Interpolation fades fine detail at fractional offsets (a bilinear tap at half a
 pixel scales the finest frequencies towards 0: the loop would "breathe"), so F is split: its
 base (Gaussian, σ = ``SPLIT_SIGMA``) moves by bilinear taps and its detail (F − base) by whole
-pixels, which keeps every frame's sharpness at that of the input. The whole pixels are those of
+pixels, which keeps every frame's sharpness at that of the input. numpy only (no torch, no cv2,
+no bpy): the add-on's live preview plans a region's sway with these same functions. The whole pixels are those of
 the oscillation itself, round(P(t)) − round(P(0)) with P(t) = A · u · sin(2π k t / N + φ): so
 the detail's steps come as often near frame 0 as anywhere in the loop (rounding D itself would
 keep every pixel's detail still for the first frames, and the seam would step more than the
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cv import cv2
 from ..options import SwaySpec
+from .regions import upsample_cells
 from .sway_split import SPLIT_SIGMA, gaussian_base
 
 __all__ = ["SPLIT_SIGMA", "SwayLayer", "SwayPlan", "plan_sway_layer", "combine_sway", "sway_displacement",
@@ -70,10 +71,29 @@ class SwayPlan:
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: float) -> np.ndarray:
-    """Smooth (H, W) float32 noise of unit standard deviation, correlated over ``scale`` px."""
-    noise = rng.standard_normal((height, width)).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), max(0.5, scale), borderType=cv2.BORDER_REFLECT_101)
+    """Smooth (H, W) float32 noise of unit standard deviation: random values ``scale`` px apart, bilinear between."""
+    cell = max(1, round(scale))
+    cells = rng.standard_normal((1, height // cell + 2, width // cell + 2)).astype(np.float32)
+    noise = upsample_cells(cells, cell, height, width)[0]
     return (noise - noise.mean()) / max(float(noise.std()), 1e-12)
+
+
+def _inner_distance(inside: np.ndarray, limit: int) -> np.ndarray:
+    """(H, W) float32 steps (8-neighbour) from each inside pixel to the nearest outside one, capped at ``limit``.
+
+    The image's own border is not an edge: a region that touches it sways right up to it.
+    """
+    distance = np.zeros(inside.shape, np.float32)
+    current = inside.copy()
+    height, width = inside.shape
+    for _ in range(limit):
+        if not current.any():
+            break
+        distance += current
+        padded = np.pad(current, 1, mode="edge")
+        current = np.logical_and.reduce([padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+                                         for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    return distance
 
 
 def _unit(angle_deg: float) -> tuple[float, float]:
@@ -99,11 +119,11 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
     """
     height, width = weight.shape
     amplitude = spec.amplitude * speed
-    inside = (weight > 0).astype(np.uint8)
+    inside = weight > 0
     # A tapers to 0 towards the region's edge, over at least twice the amplitude: the warp never
     # reads across the edge much, and the still's pixels next to a static neighbour stay put.
-    edge = cv2.distanceTransform(inside, cv2.DIST_L2, 5) if not inside.all() else np.full(weight.shape, np.inf, np.float32)
-    ramp = np.clip(edge / max(2.0 * amplitude, _TAPER_MIN_PX), 0.0, 1.0)
+    taper = max(2.0 * amplitude, _TAPER_MIN_PX)
+    ramp = np.clip(_inner_distance(inside, int(math.ceil(taper))) / taper, 0.0, 1.0)
     strength = (amplitude * ramp * ramp * (3.0 - 2.0 * ramp) * weight).astype(np.float32)
     rng = np.random.default_rng([seed, 0x5A4F])
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -122,10 +142,10 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
         if spec.gust_angle is not None:
             gx, gy = _unit(spec.gust_angle)
         else:  # the wind blows the way the region sways
-            mean = direction[:, inside > 0].mean(axis=1) if inside.any() else np.array([1.0, 0.0])
+            mean = direction[:, inside].mean(axis=1) if inside.any() else np.array([1.0, 0.0])
             gx, gy = (mean / np.linalg.norm(mean)) if np.linalg.norm(mean) > 1e-9 else (1.0, 0.0)
         along_gust = xs * gx + ys * gy
-        covered = along_gust[inside > 0]
+        covered = along_gust[inside]
         extent = float(covered.max() - covered.min()) + 1.0 if covered.size else 1.0
         # A crest moving at c px/frame: phase -2πk s / (c N). Default: one wave across the region.
         gust_speed = spec.gust_speed if spec.gust_speed is not None else extent * spec.cycles / frames
