@@ -1,4 +1,4 @@
-"""Per-frame measures for bench_quality.py: fidelity (PSNR, SSIM), sharpness, speckle, seam, breathing."""
+"""Per-frame measures for bench_quality.py: fidelity (PSNR, SSIM), sharpness, speckle, dots, seam, breathing."""
 from __future__ import annotations
 
 import cv2
@@ -58,6 +58,12 @@ def speckle_rate(frame: np.ndarray, mask: np.ndarray) -> float:
 def speckle(frames: list[np.ndarray], mask: np.ndarray, ts: range) -> float:
     """Mean speckle rate over frames ``ts``."""
     return float(np.mean([speckle_rate(frames[t], mask) for t in ts]))
+
+
+def dots(frames: list[np.ndarray], mask: np.ndarray) -> float:
+    """The largest speckle rate of a frame t >= 1 over frame 0's own (isolated single-pixel outliers)."""
+    base = max(speckle_rate(frames[0], mask), 1e-9)
+    return max(speckle_rate(f, mask) for f in frames[1:]) / base
 
 
 def seam_ratio(frames: list[np.ndarray]) -> float:

@@ -21,6 +21,7 @@ from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
 from .stages.integrate import LoopTrajectories, resample_displacement
 from .stages.inflow import synthesize_inflow
+from .stages.layer import fill_behind_mask
 from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
@@ -141,7 +142,10 @@ class LoopRenderer:
             z = pad_reflect(torch.from_numpy(np.ascontiguousarray(importance[self.window])).to(device), self.padding)
         self._weights = softmax_weights(z, tuple(motion_pad.shape[1:]), device)
         self._image_w = np.ascontiguousarray(image_w)
-        bands = laplacian_bands(torch.from_numpy(self._image_w).to(device).permute(2, 0, 1).contiguous(), self.levels)
+        # The pyramid is built over the moving layer: static pixels filled from the moving region, so
+        # that no band carries the static side's edge into the moving one (stages/layer.py).
+        layer = fill_behind_mask(self._image_w, composite_mask[self.window] > 0)
+        bands = laplacian_bands(torch.from_numpy(layer).to(device).permute(2, 0, 1).contiguous(), self.levels)
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
         self._channels = image.shape[2]
         self._values = []

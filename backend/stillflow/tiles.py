@@ -18,6 +18,7 @@ import torch
 from .errors import Cancelled, InputError
 from .progress import CancelFn, Progress, ProgressFn
 from .stages.inflow import inflow_reach
+from .stages.layer import FILL_REACH, RIM
 from .stages.padding import loop_padding
 
 __all__ = ["BYTES_PER_PIXEL", "ENGINE_FLOOR_BYTES", "WRITER_BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget",
@@ -107,9 +108,10 @@ def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
 
 
 def strip_margin(max_speed: float, frames: int, levels: int) -> int:
-    """Rows above and below a strip that can reach it: the loop's travel, the pyramid's reach and the
-    rows that texture flowing in at the frame's side is taken from."""
-    return loop_padding(max_speed, frames) + 4 * 2 ** levels + inflow_reach(levels)[0]
+    """Rows above and below a strip that can reach it: the loop's travel, the pyramid's reach, the
+    rows that texture flowing in at the frame's side is taken from and those the moving layer's fill
+    behind the mask reads (stages/layer.py)."""
+    return loop_padding(max_speed, frames) + 4 * 2 ** levels + inflow_reach(levels)[0] + FILL_REACH + RIM
 
 
 class StripRenderer:
