@@ -22,8 +22,8 @@ from .core.request import build_motion, build_options, build_region
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints", "build_regions",
-           "build_request"]
+__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints",
+           "build_regions", "build_request"]
 
 _errors = load("errors")
 _options = load("options")

@@ -111,7 +111,7 @@ def motion_texture(motion: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
 
 
 def sway_texture(wave_cos: npt.NDArray[np.floating], wave_sin: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """A sway layer's C and S, (2, H, W) px each, y down -> (H, W, 4) float32 (C.x, C.y, S.x, S.y), rows bottom-up, y up."""
+    """A sway layer's C and S ((2, H, W) px, y down) as (H, W, 4) float32 texture data, rows bottom-up, y up."""
     texture = np.empty((*wave_cos.shape[1:], 4), np.float32)
     for offset, wave in ((0, wave_cos), (2, wave_sin)):
         texture[..., offset] = wave[0, ::-1]

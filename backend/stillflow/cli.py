@@ -128,8 +128,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[RenderOptions, MotionSp
                if value]
     if getattr(args, "region", None) or getattr(args, "regions", None):
         if sources or args.mask or args.anchor:
-            raise InputError(f"--region/--regions replace --mask and the motion source, got also "
-                             f"{' and '.join(sources + ['--mask'] * bool(args.mask) + ['--anchor'] * bool(args.anchor))}",
+            extra = sources + ["--mask"] * bool(args.mask) + ["--anchor"] * bool(args.anchor)
+            raise InputError(f"--region/--regions replace --mask and the motion source, got also {' and '.join(extra)}",
                              hint="give each region its own mask and motion")
         return options, MotionSpec()
     if len(sources) > 1:

@@ -228,7 +228,8 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
               "motion file": motion.path if motion.kind in ("file", "clip") else None, "models folder": options.models}
     for index, region in enumerate(regions or ()):
         inputs[f"region {index + 1}'s mask"] = region.mask if isinstance(region.mask, (str, Path)) else None
-        inputs[f"region {index + 1}'s motion file"] = region.motion.path if region.motion.kind in ("file", "clip") else None
+        is_file = region.motion.kind in ("file", "clip")
+        inputs[f"region {index + 1}'s motion file"] = region.motion.path if is_file else None
     check_not_inputs(out_dir, video_path, inputs)
     check_writable_parent(out_dir)
     check_replaceable(out_dir)

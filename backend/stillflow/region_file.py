@@ -21,8 +21,8 @@ from typing import Any
 from .errors import InputError, shown
 from .options import MAX_REGIONS, MotionSpec, Region, SwaySpec
 
-__all__ = ["REGION_KINDS", "sway_from_plain", "motion_from_plain", "motion_to_plain", "region_from_plain", "region_to_plain",
-           "load_region_file", "parse_region_arg"]
+__all__ = ["REGION_KINDS", "sway_from_plain", "motion_from_plain", "motion_to_plain", "region_from_plain",
+           "region_to_plain", "load_region_file", "parse_region_arg"]
 
 REGION_KINDS = ("none", "hints", "file", "clip", "drift", "sway")
 """Motion kinds a region may name in plain form (auto predicts a whole still; field arrays travel as parts)."""
@@ -94,7 +94,8 @@ def motion_from_plain(values: Any, where: str, base: Path | None = None) -> Moti
     spec = MotionSpec(kind=kind, hints=tuple(_numbers(h, 4, f"{where}: an arrow") for h in hints),
                       anchors=tuple(_numbers(a, 2, f"{where}: an anchor") for a in anchors),
                       anchor_radius=None if radius is None else float(radius), path=path,
-                      drift=_numbers(values["drift"], 2, f"{where}: drift") if values.get("drift") is not None else None,
+                      drift=(_numbers(values["drift"], 2, f"{where}: drift") if values.get("drift") is not None
+                             else None),
                       sway=sway_from_plain(values["sway"], where) if values.get("sway") is not None else None)
     try:
         return spec.validate()

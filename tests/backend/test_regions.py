@@ -114,7 +114,8 @@ class TestRegions:
     def test_regions_with_a_mask_or_motion_of_their_own(self, smooth_image: np.ndarray, kwargs: dict,
                                                         message: str) -> None:
         with pytest.raises(InputError, match=message):
-            prepare(smooth_image, options=_EXACT, regions=[Region()], **{"mask": None, "motion": MotionSpec(), **kwargs})
+            prepare(smooth_image, options=_EXACT, regions=[Region()],
+                    **{"mask": None, "motion": MotionSpec(), **kwargs})
 
     def test_bad_regions(self, smooth_image: np.ndarray) -> None:
         with pytest.raises(InputError, match="1 to 16 motion regions"):

@@ -107,7 +107,8 @@ class TestSway:
         assert abs(int(np.argmax(left)) - int(np.argmax(right))) >= 6
         lockstep = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(
             amplitude=2.0, gust_speed=0.0, noise=0.0)))
-        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=24), regions=[lockstep])
+        prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=24),
+                           regions=[lockstep])
         left, right = [[sway_displacement(prepared.sway, t)[0, 60, col] for t in range(24)] for col in (20, 150)]
         np.testing.assert_allclose(left, right, atol=1e-6)
 
@@ -136,5 +137,6 @@ class TestShimmer:
     def test_shimmer_directions_vary(self, foliage: np.ndarray) -> None:
         region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=1.0, shimmer=True)))
         prepared = prepare(foliage, mask=None, motion=MotionSpec(), options=RenderOptions(frames=12), regions=[region])
-        for wave in (prepared.sway.layers[0].wave_cos[:, 40:-40, 40:-40], prepared.sway.layers[0].wave_sin[:, 40:-40, 40:-40]):
+        layer = prepared.sway.layers[0]
+        for wave in (layer.wave_cos[:, 40:-40, 40:-40], layer.wave_sin[:, 40:-40, 40:-40]):
             assert wave[0].min() < -0.5 and wave[0].max() > 0.5 and wave[1].min() < -0.5 and wave[1].max() > 0.5

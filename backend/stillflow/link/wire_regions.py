@@ -51,8 +51,8 @@ def regions_to_wire(regions: Sequence[Region]) -> tuple[list[dict[str, Any]], di
             raise InputError(f"region {index + 1}: motion kind {region.motion.kind} cannot be sent to a backend",
                              hint=f"use one of {', '.join(WIRE_REGION_KINDS)}")
         if region.mask is not None and not isinstance(region.mask, np.ndarray):
-            raise InputError(f"region {index + 1}: its mask must be an array to be sent, got {type(region.mask).__name__}",
-                             hint="load the mask image first")
+            raise InputError(f"region {index + 1}: its mask must be an array to be sent, "
+                             f"got {type(region.mask).__name__}", hint="load the mask image first")
         entry = {"motion": motion_to_plain(region.motion), "speed": float(region.speed),
                  "mask": region.mask is not None}
         if region.mask is not None:

@@ -154,8 +154,8 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
         if spec.noise > 0:
             phase = phase + 2.0 * math.pi * spec.noise * _smooth_noise(rng, height, width, extent / 8)
     vector = direction * strength[None]
-    return SwayLayer((vector * np.cos(phase)[None]).astype(np.float32), (vector * np.sin(phase)[None]).astype(np.float32),
-                     spec.cycles)
+    return SwayLayer((vector * np.cos(phase)[None]).astype(np.float32),
+                     (vector * np.sin(phase)[None]).astype(np.float32), spec.cycles)
 
 
 def combine_sway(layers: list[SwayLayer], frames: int) -> SwayPlan | None:
@@ -190,7 +190,8 @@ def sway_displacement(plan: SwayPlan, t: int) -> np.ndarray:
     for layer in plan.layers:
         angle = 2.0 * math.pi * ((layer.cycles * t) % plan.frames) / plan.frames
         # A u (sin(a + φ) − sin φ) = sin a · A u cos φ + (cos a − 1) · A u sin φ
-        displacement += np.float32(math.sin(angle)) * layer.wave_cos + np.float32(math.cos(angle) - 1.0) * layer.wave_sin
+        displacement += (np.float32(math.sin(angle)) * layer.wave_cos
+                         + np.float32(math.cos(angle) - 1.0) * layer.wave_sin)
     return displacement
 
 
