@@ -13,7 +13,7 @@ import pytest
 
 from stillflow import render
 from stillflow.batch.items import load_items, parse_hints
-from stillflow.batch.local import LocalExecutor, worker_slots
+from stillflow.batch.local import LocalExecutor, default_workers, worker_slots
 from stillflow.batch.run import run_batch
 from stillflow.batch.work import plan_task
 from stillflow.errors import InputError
@@ -85,6 +85,10 @@ class TestItems:
     def test_worker_slots_share_gpus_and_threads(self) -> None:
         assert worker_slots(2, 0, 16) == [(None, 8), (None, 8)]
         assert worker_slots(3, 2, 16) == [("cuda:0", 5), ("cuda:1", 5), ("cuda:0", 5)]
+
+    def test_default_workers_two_on_a_cpu_machine_one_per_gpu(self) -> None:
+        assert default_workers(0, 2) == 2 and default_workers(0, 16) == 2 and default_workers(0, 1) == 1
+        assert default_workers(3, 16) == 3
 
 
 def test_batch_renders_skips_and_records_failures(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ def add_parsers(subparsers: Any) -> None:
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local = worker processes here (default); ray = tasks on a Ray cluster")
     run.add_argument("--workers", type=int, metavar="K",
-                     help="local worker processes (default: one per GPU, else 1); CPU threads are split between them")
+                     help="local worker processes (default: one per GPU, else 2 where there are 2 or more cores); "
+                          "CPU threads are split between them")
     run.add_argument("--address", default="auto", metavar="ADDR",
                      help="Ray cluster: HOST:PORT of its head; auto = the one RAY_ADDRESS or `ray start` on this "
                           "machine names (never starts one); local = start one here on 127.0.0.1 (default: auto)")
@@ -88,12 +89,12 @@ def _executor(args: argparse.Namespace) -> Any:
             executor.close()
             raise
         return executor
-    from .local import LocalExecutor, gpu_count
+    from .local import LocalExecutor, cpu_count, default_workers, gpu_count
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
     gpus = gpu_count()
-    return LocalExecutor(args.workers or max(1, gpus), gpus=gpus)
+    return LocalExecutor(args.workers or default_workers(gpus, cpu_count()), gpus=gpus)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

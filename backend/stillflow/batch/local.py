@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from .sizing import use_threads
 from .work import Outcome, Task, one_line, render_task
 
-__all__ = ["LocalExecutor", "cpu_count", "gpu_count", "worker_slots"]
+__all__ = ["LocalExecutor", "cpu_count", "default_workers", "gpu_count", "worker_slots"]
 
 _stop: Any = None
 _device: str | None = None
@@ -35,6 +35,13 @@ def gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_workers(gpus: int, cpus: int) -> int:
+    """Workers when --workers is not given: one per GPU, else two on a machine with two or more cores."""
+    # bench/bench_batch.py, 2 cores: 1 worker took 1.9x the time of 2 (docs/benchmarks.md, issue 25); two
+    # processes with a thread each beat one with two threads, as numba's threads scale below linear.
+    return gpus if gpus else min(2, max(1, cpus))
 
 
 def worker_slots(workers: int, gpus: int, cpus: int) -> list[tuple[str | None, int]]:

@@ -118,8 +118,10 @@ class RayExecutor:
         """Tasks handed to Ray at once: twice what the cluster runs together."""
         if self.in_flight:
             return self.in_flight
-        slots = self._gpus + sum(n.cpus for n in self._cpu_nodes) if self._uses_gpus() else \
-            sum(n.cpus for n in self._nodes)
+        if not self._uses_gpus():
+            slots = sum(n.cpus for n in self._nodes)
+        else:
+            slots = self._gpus + (sum(n.cpus for n in self._cpu_nodes) if self.placement == "auto" else 0)
         return max(2, int(2 * slots))
 
     def _place(self, gpu_flying: int) -> tuple[dict[str, Any], _Node | None]:
@@ -158,8 +160,9 @@ class RayExecutor:
                     size = self._fit(task_size(task, threads=self.threads))
                     placed, node = self._place(sum(gpu for _, _, gpu in flying.values()))
                     memory = {"memory": size.memory} if self._largest.get("memory") else {}
-                    ref = remote.options(num_cpus=size.threads, max_retries=self.max_retries, name="stillflow_batch_item",
-                                         **memory, **placed).remote(task, inputs, size, self._attempts)
+                    ref = remote.options(num_cpus=size.threads, max_retries=self.max_retries,
+                                         name="stillflow_batch_item", **memory, **placed).remote(
+                        task, inputs, size, self._attempts)
                     if node is not None:
                         node.flying += 1
                     flying[ref] = (task, node, placed["num_gpus"] > 0)
