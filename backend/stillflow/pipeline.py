@@ -25,7 +25,8 @@ from .options import MAX_REGIONS, MotionSpec, Region, RenderOptions
 from .progress import CancelFn, Progress, ProgressFn
 from .tiles import peak_speed
 from .stages.mask import resize_mask
-from .stages.sway import SwayPlan, warp_sway
+from .stages.sway import SwayPlan
+from .stages.sway_warp import warp_sway
 
 __all__ = ["Prepared", "prepare", "render_frames", "render", "RenderResult", "frame_name"]
 

@@ -9,7 +9,8 @@ import pytest
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.options import Region, SwaySpec
 from stillflow.pipeline import prepare
-from stillflow.stages.sway import sway_displacement, warp_sway
+from stillflow.stages.sway import sway_displacement
+from stillflow.stages.sway_warp import warp_sway
 
 SEAM_MAX = 1.05
 """The step from frame N - 1 to frame 0 is no larger than a typical step (issue 27)."""

@@ -1,21 +1,10 @@
-"""Sway and shimmer: regions that oscillate in place, rendered as a periodic displacement of a frame.
+"""Sway and shimmer: regions that oscillate in place, planned as a periodic displacement of a frame.
 
 A region's pixels move by d(x, t) = A(x) · u(x) · (sin(2π k t / N + φ(x)) − sin φ(x)): the
-oscillation of docs/engine.md, less its value at t = 0, so frame 0 is the input itself and,
+oscillation of docs/regions.md, less its value at t = 0, so frame 0 is the input itself and,
 with k whole cycles, frame N is frame 0 (seamless by construction). A(x) tapers to 0 over the
-region's edge, so the warp reads only the region near its own pixels.
-
-Each frame is a backward warp, O(x) = F(x − D(x, t)), of the frame F that the flow left (the
-still, or a flow's output for a shimmer on water), with D the regions' displacements summed by
-their weights. Interpolation fades fine detail at fractional offsets (a bilinear tap at half a
-pixel scales the finest frequencies towards 0: the loop would "breathe"), so F is split: its
-base (Gaussian, σ = ``SPLIT_SIGMA``) moves by bilinear taps and its detail (F − base) by whole
-pixels, which keeps every frame's sharpness at that of the input. numpy only (no torch, no cv2,
-no bpy): the add-on's live preview plans a region's sway with these same functions. The whole pixels are those of
-the oscillation itself, round(P(t)) − round(P(0)) with P(t) = A · u · sin(2π k t / N + φ): so
-the detail's steps come as often near frame 0 as anywhere in the loop (rounding D itself would
-keep every pixel's detail still for the first frames, and the seam would step more than the
-loop's other frames).
+region's edge, so the warp (stages/sway_warp.py) reads only the region near its own pixels.
+numpy only (no torch, no cv2, no bpy): the add-on's live preview can plan a region's sway with it.
 """
 from __future__ import annotations
 
@@ -26,10 +15,9 @@ import numpy as np
 
 from ..options import SwaySpec
 from .regions import upsample_cells
-from .sway_split import SPLIT_SIGMA, gaussian_base
+from .sway_split import SPLIT_SIGMA
 
-__all__ = ["SPLIT_SIGMA", "SwayLayer", "SwayPlan", "plan_sway_layer", "combine_sway", "sway_displacement",
-           "bilinear_reflect", "warp_sway"]
+__all__ = ["SPLIT_SIGMA", "SwayLayer", "SwayPlan", "plan_sway_layer", "combine_sway", "sway_displacement"]
 
 _TAPER_MIN_PX = 4.0
 
@@ -193,71 +181,3 @@ def sway_displacement(plan: SwayPlan, t: int) -> np.ndarray:
         displacement += (np.float32(math.sin(angle)) * layer.wave_cos
                          + np.float32(math.cos(angle) - 1.0) * layer.wave_sin)
     return displacement
-
-
-def _reflect(index: np.ndarray, size: int) -> np.ndarray:
-    """Integer indices reflected into [0, size) without repeating the edge (as preview_common.glsl sf_reflect)."""
-    if size <= 1:
-        return np.zeros_like(index)
-    period = 2 * (size - 1)
-    folded = index % period
-    return np.where(folded < size, folded, period - folded)
-
-
-def bilinear_reflect(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """``image`` (h, w, C) float32 sampled bilinearly at (xs, ys) px, reflected (101) outside it.
-
-    float32 throughout, in the live preview's order (shaders/preview_common.glsl sf_image_bilinear):
-    OpenCV's remap quantises the offset to 1/32 px, which the preview could not match.
-    """
-    height, width = image.shape[:2]
-    x0, y0 = np.floor(xs), np.floor(ys)
-    fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    cols = (_reflect(x0, width), _reflect(x0 + 1, width))
-    rows = (_reflect(y0, height), _reflect(y0 + 1, height))
-    top = image[rows[0], cols[0]] * (1 - fx) + image[rows[0], cols[1]] * fx
-    bottom = image[rows[1], cols[0]] * (1 - fx) + image[rows[1], cols[1]] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
-
-
-def warp_sway(frame: np.ndarray, plan: SwayPlan, t: int) -> np.ndarray:
-    """Frame ``t`` with the plan's oscillation applied: O(x) = F(x − D(x, t)); F itself where D = 0.
-
-    Args:
-        frame: (H, W, C) float32, the frame before the oscillation (the still or the flow's frame).
-        plan: the regions' SwayPlan.
-        t: frame index; frame 0 and multiples of N return ``frame`` unchanged.
-
-    Returns:
-        (H, W, C) float32, a new array unless nothing moves.
-    """
-    if t % plan.frames == 0:
-        return frame
-    displacement = sway_displacement(plan, t)
-    moving = np.any(displacement != 0, axis=0)
-    if not moving.any():
-        return frame
-    height, width, channels = frame.shape
-    rows, cols = plan.window
-    # The warp reads up to ``reach`` px away, and the base's blur 3σ beyond that.
-    margin = plan.reach + int(math.ceil(3 * SPLIT_SIGMA)) + 2
-    top, left = max(0, rows.start - margin), max(0, cols.start - margin)
-    crop = np.ascontiguousarray(frame[top:min(height, rows.stop + margin), left:min(width, cols.stop + margin)])
-    base = gaussian_base(crop)
-    detail = crop - base
-    h, w = displacement.shape[1:]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    xs += cols.start - left
-    ys += rows.start - top
-    moved = bilinear_reflect(base, xs - displacement[0], ys - displacement[1])
-    # Whole pixels of the oscillation, rounded half up (round-half-even would alternate between
-    # neighbours at .5): round(P(t)) - round(P(0)), 0 at t = 0.
-    start = np.floor(plan.rest + 0.5)
-    steps = np.floor(displacement + plan.rest + 0.5) - start
-    moved += detail[_reflect((ys - steps[1]).astype(np.int64), detail.shape[0]),
-                    _reflect((xs - steps[0]).astype(np.int64), detail.shape[1])]
-    out = frame.copy()
-    region = out[rows, cols]
-    region[moving] = moved[moving]
-    return out

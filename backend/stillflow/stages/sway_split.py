@@ -1,6 +1,6 @@
 """The split of a swaying frame into a base that moves sub-pixel and a detail that moves by whole pixels.
 
-numpy only (no torch, no cv2, no bpy): the engine (stages/sway.py) and the add-on's live preview
+numpy only (no torch, no cv2, no bpy): the engine (stages/sway_warp.py) and the add-on's live preview
 (its base texture) use this one definition, so the preview's sway matches the engine's frames.
 """
 from __future__ import annotations
