@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,9 @@ def main() -> None:
         prefs.install_source = "INDEX"
         figures["online"] = _install_ticked(module, prefs, action="REPAIR")
 
+    module.runner.CONNECTION.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)  # the environments it installed
     if args.json:
         print(json.dumps(figures, indent=1))
         return
