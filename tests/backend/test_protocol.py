@@ -233,7 +233,11 @@ def test_protocol_and_client_modules_are_vendored() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True)
     spec = importlib.util.spec_from_file_location("build_extension", BUILD_SCRIPT)
     build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    sys.path.insert(0, str(BUILD_SCRIPT.parent))  # the script imports its sibling modules
+    try:
+        spec.loader.exec_module(build)
+    finally:
+        sys.path.remove(str(BUILD_SCRIPT.parent))
     packages = tuple(name for name in build.VENDORED if name.endswith("/"))
     missing = {m for m in done.stdout.split() if m not in build.VENDORED and not m.startswith(packages)}
     assert not missing, f"add {sorted(missing)} to VENDORED in scripts/build_extension.py"
