@@ -63,6 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     given = {"frames": args.frames, "levels": 3}
     work = Path(tempfile.mkdtemp(prefix="stillflow-bench-batch-"))
+    ray_dir = tempfile.mkdtemp(prefix="sfray-")  # Ray's session, removed after (short: socket paths)
     try:
         _stills(work / "src", args.items, args.size)
         items, _ = load_items(work / "src")
@@ -86,7 +87,7 @@ def main() -> int:
                 from stillflow.batch.ray_connect import start_local_ray
                 from stillflow.batch.ray_exec import RayExecutor
 
-                start_local_ray(num_cpus=cpu_count())
+                start_local_ray(num_cpus=cpu_count(), temp_dir=ray_dir)
                 ray_started = True
                 runs += [("ray, shared storage (cold)", lambda: _opened(RayExecutor(None))),
                          ("ray, shared storage (warm)", lambda: _opened(RayExecutor(None))),
@@ -109,6 +110,7 @@ def main() -> int:
             ray.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_dir, ignore_errors=True)
     report = {"stillflow": __version__, "python": platform.python_version(), "cpus": cpu_count(),
               "items": args.items, "size": args.size, "frames": args.frames, "rows": rows,
               "ratios": _ratios(rows)}
