@@ -166,7 +166,8 @@ def main() -> None:
     args = parser.parse_args()
     for item in args.set:
         key, value = item.split("=", 1)
-        OVERRIDES[key] = type(getattr(RenderOptions(), key))(value) if value not in ("True", "False") else value == "True"
+        default = getattr(RenderOptions(), key)
+        OVERRIDES[key] = value == "True" if isinstance(default, bool) else type(default)(value)
     print(f"overrides: {OVERRIDES or 'none'}")
     print(f"{'case':<11s} {'t':>3s} {'dark':>6s} {'light':>6s} {'dots':>5s} {'cracks':>6s} {'sharp':>5s}")
     for name in args.cases:

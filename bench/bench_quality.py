@@ -144,7 +144,8 @@ def targets(rows: dict[str, dict[str, float]]) -> dict[str, bool]:
         "2 once >= backward warp (PSNR, SSIM @8, @all)": all(
             once[k] >= back[k] for k in ("psnr@8", "ssim@8", "psnr@all", "ssim@all")),
         "3 sharpness in [0.8, 1.25] (loop, once)": all(0.8 <= r["sharpness"] <= 1.25 for r in (loop, once)),
-        "3 no breathing: loop frames within [0.85, 1.15] of frame 0": 0.85 <= loop["breathe_min"] and loop["breathe_max"] <= 1.15,
+        "3 no breathing: loop frames within [0.85, 1.15] of frame 0":
+            0.85 <= loop["breathe_min"] and loop["breathe_max"] <= 1.15,
         "3 isolated dots per frame <= 1.25x frame 0's (loop)": loop["dots"] <= 1.25,
         "3 speckle <= 1.25x real (loop, once)": all(r["speckle"] <= 1.25 for r in (loop, once)),
         "4 seam <= 1.05": loop["seam"] <= 1.05,
@@ -160,7 +161,8 @@ def print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
     for name in METHODS:
         r = rows[name]
         print(f"{name:14s} {r['psnr@8']:7.2f} {r['ssim@8']:7.4f} {r['psnr@all']:8.2f} {r['ssim@all']:8.4f} "
-              f"{r['sharpness']:6.3f} {r['speckle']:7.2f} {r['dots']:5.2f} {r['breathe_min']:5.2f}-{r['breathe_max']:<5.2f} "
+              f"{r['sharpness']:6.3f} {r['speckle']:7.2f} {r['dots']:5.2f} "
+              f"{r['breathe_min']:5.2f}-{r['breathe_max']:<5.2f} "
               f"{r['seam']:6.3f} {r['outside_change']:7.1e}")
     for text, ok in targets(rows).items():
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
