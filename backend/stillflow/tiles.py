@@ -8,6 +8,7 @@ of frames; that is the price of the bounded memory.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from typing import Callable
@@ -100,6 +101,17 @@ def peak_speed(motion_px: np.ndarray) -> float:
         block = motion_px[:, top:top + step].astype(np.float64)
         peak = max(peak, float(np.sqrt((block ** 2).sum(axis=0)).max(initial=0.0)))
     return peak
+
+
+def _return_freed_memory() -> None:
+    """Give the heap memory a finished strip freed back to the system; a no-op without glibc.
+
+    glibc keeps freed memory in its threads' arenas: a 4096x3072 render under a 2 GiB cap peaked at
+    2.30 GiB without this and 1.96 GiB with it (bench/bench_memory.py)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
@@ -203,5 +215,6 @@ class StripRenderer:
             for index, t in enumerate(range(first, end)):
                 self._buffer[index][top:bottom] = renderer.frame(t)[top - low:bottom - low]
             del renderer
+            _return_freed_memory()
             if self.progress is not None:
                 self.progress(Progress("strips", done + 1, len(self.strips)))
