@@ -100,7 +100,7 @@ class TestBadInput:
         (["{missing}", "--drift", "0,1"], "does not exist"),
         (["{text}", "--drift", "0,1"], "cannot be read as an image"),
         (["{still}", "--motion", "{nan}"], "non-finite"),
-        (["{still}", "--motion", "{shape}"], "has shape"),
+        (["{still}", "--motion", "{shape}"], "sides must be 1 to"),
         (["{still}", "--drift", "0,1", "--frames", "0"], "frames must be"),
         (["{still}", "--drift", "0,1", "--speed", "-1"], "speed must be"),
         (["{still}", "--drift", "0,1", "--out", "{afile}/sub/out"], "cannot be created"),

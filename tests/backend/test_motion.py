@@ -130,13 +130,21 @@ class TestClipFlow:
 
 
 class TestMask:
-    def test_fills_holes_and_drops_islands(self) -> None:
+    def test_predicted_mask_fills_holes_and_drops_islands(self) -> None:
+        mask = np.zeros((200, 200), np.float32)
+        mask[20:180, 20:180] = 1
+        mask[90:95, 90:95] = 0
+        mask[2:5, 190:193] = 1
+        refined = refine_mask(mask, min_region_frac=0.03, fill_unpainted=True)
+        assert refined[92, 92] == 1 and refined[3, 191] == 0 and refined[100, 100] == 1 and refined[10, 10] == 0
+
+    def test_drawn_mask_keeps_its_unpainted_hole_and_its_small_region(self) -> None:
         mask = np.zeros((200, 200), np.float32)
         mask[20:180, 20:180] = 1
         mask[90:95, 90:95] = 0
         mask[2:5, 190:193] = 1
         refined = refine_mask(mask, min_region_frac=0.03)
-        assert refined[92, 92] == 1 and refined[3, 191] == 0 and refined[100, 100] == 1 and refined[10, 10] == 0
+        assert refined[92, 92] == 0 and refined[3, 191] == 1 and refined[100, 100] == 1 and refined[10, 10] == 0
 
     def test_small_mask_falls_back_to_everything(self) -> None:
         mask = np.zeros((100, 100), np.float32)
