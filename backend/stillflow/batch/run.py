@@ -13,7 +13,7 @@ import glob
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -66,6 +66,9 @@ def run_batch(items: Sequence[BatchItem], out_root: str | Path, executor: Execut
     def record(outcome: Outcome) -> None:
         if outcome.status == "done" and outcome.name in planned and not is_done(planned[outcome.name]):
             outcome = _missing(outcome, out_root)
+        elif outcome.status == "cancelled" and outcome.name in planned and is_done(planned[outcome.name]):
+            # it finished before the cancel (or the cluster's end) reached the driver: its result is whole
+            outcome = replace(outcome, status="done", cause=None)
         outcomes[outcome.name] = outcome
         if progress is not None:
             progress(outcome)
@@ -95,10 +98,15 @@ def run_batch(items: Sequence[BatchItem], out_root: str | Path, executor: Execut
         raise
     finally:
         _remove_leftovers(out_root, [t.name for t in pending])
-        ordered = [outcomes.get(item.name) or Outcome(item.name, "not run") for item in items]
+        ordered = [outcomes.get(item.name) or _unreported(item.name, planned) for item in items]
         summary = write_summary(out_root, ordered, source=source, executor=executor.describe(),
                                 seconds=time.perf_counter() - started, interrupted=interrupted, stopped=stopped)
     return BatchResult(ordered, summary, time.perf_counter() - started)
+
+
+def _unreported(name: str, planned: dict[str, Task]) -> Outcome:
+    """An item the executor never reported: done when its whole result is in place, else not run."""
+    return Outcome(name, "done" if name in planned and is_done(planned[name]) else "not run")
 
 
 def _missing(outcome: Outcome, out_root: Path) -> Outcome:
