@@ -107,7 +107,7 @@ def _return_freed_memory() -> None:
     """Give the heap memory a finished strip freed back to the system; a no-op without glibc.
 
     glibc keeps freed memory in its threads' arenas: a 4096x3072 render under a 2 GiB cap peaked at
-    2.30 GiB without this and 1.96 GiB with it (bench/bench_memory.py)."""
+    2.30 GiB without this and 2.00 GiB with it (bench/bench_memory.py)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
