@@ -194,29 +194,36 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
 
 def _render_in_place(job: Job, image: Any, common: dict[str, Any], progress: Callable[[Progress], None],
                      scratch: Path) -> dict[str, Any]:
-    """Render into scratch, then move the result into ``job.out_dir`` if that still is the folder checked at submit."""
+    """Render beside ``job.out_dir`` and move the result in whole, only while that path is the folder checked at submit."""
     from .. import pipeline
-    from ..io.frames import atomic_outputs, check_not_inputs
+    from ..io.frames import check_not_inputs
 
     out_dir = Path(job.out_dir or "")
     # render() checks the staged folder against the inputs; the folder it replaces gets the same check
     check_not_inputs(out_dir, Path(job.video) if job.video else None,
                      {**job.inputs, "motion file": job.motion.path if job.motion.kind in ("file", "clip") else None})
-    staged = scratch / "result"
-    video = staged / Path(job.video).relative_to(out_dir) if job.video else None
-    result = pipeline.render(image, staged, video=video, progress=progress, **common)
-    if job.cancel.is_set():
-        raise Cancelled("the job was cancelled; nothing was written")
-    # a folder on the way may have become a link since submit: write only where the path still resolves
-    if os.path.realpath(out_dir) != str(out_dir):
-        raise InputError(f"out_dir {job.shown(out_dir)} changed while the job ran (it now leads elsewhere); "
-                         "nothing was written", hint="submit again")
-    with atomic_outputs(out_dir) as (staging, _):
-        for entry in staged.iterdir():
-            shutil.move(entry, staging / entry.name)  # a rename unless scratch is on another disk (Ray)
+    cancelled = common["should_cancel"]
+
+    def should_cancel() -> bool:
+        """The job's cancel flag; raises when the out_dir path stopped being what was checked."""
+        _check_unmoved(job, out_dir)
+        return cancelled()
+
+    _check_unmoved(job, out_dir)
+    # staged as .NAME.tmp-* beside out_dir (a client can watch it grow); render() checks should_cancel
+    # after every frame and right before the move, so a swapped path is never written through
+    result = pipeline.render(image, out_dir, video=job.video, progress=progress,
+                             **{**common, "should_cancel": should_cancel})
     frame_paths = [str(out_dir / path.name) for path in result.frame_paths]
     return {"out_dir": job.shown(out_dir), "frame_paths": [job.shown(path) for path in frame_paths],
             "manifest": result.manifest, "video": job.shown(job.video)}
+
+
+def _check_unmoved(job: Job, out_dir: Path) -> None:
+    """Refuse to go on when a folder on the way to ``out_dir`` has become a link since submit."""
+    if os.path.realpath(out_dir) != str(out_dir):
+        raise InputError(f"out_dir {job.shown(out_dir)} changed while the job ran (it now leads elsewhere); "
+                         "nothing was written", hint="submit again")
 
 
 def _scrub(text: str, scratch: Path, job: Job) -> str:
