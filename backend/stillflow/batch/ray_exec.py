@@ -28,6 +28,7 @@ PLACEMENTS = ("auto", "gpu", "cpu")
 _WAIT_S = 0.5
 _STOP_S = 120.0
 """How long Ctrl+C waits for the cancelled tasks to report their end, all together."""
+_NO_END = "did not report its end in time after the cancel"
 
 
 @dataclass
@@ -189,16 +190,21 @@ class RayExecutor:
 
     def _stop(self, ray: Any, flying: dict[Any, tuple[Task, _Node | None, bool]],
               report: Callable[[Outcome], None]) -> None:
-        """Cancel the running tasks and report how each really ended (a finished one is kept)."""
-        for ref in flying:
-            try:
-                ray.cancel(ref)
-            except Exception:  # already finished, or Ray is going away: its end is collected below
-                pass
+        """Stop the running tasks at their next frame and report how each really ended (a finished one is kept)."""
+        try:
+            ray.get(self._attempts.stop.remote(), timeout=10)
+        except Exception:  # Ray is going away: each task's end is collected (or times out) below
+            pass
         deadline = time.monotonic() + _STOP_S
         for ref in list(flying):
             task = self._land(flying, ref)
-            report(self._collect(ray, ref, task, timeout=max(1.0, deadline - time.monotonic())))
+            outcome = self._collect(ray, ref, task, timeout=max(1.0, deadline - time.monotonic()))
+            if outcome.cause == _NO_END:
+                try:
+                    ray.cancel(ref, force=True)  # still running after the deadline: its worker is ended
+                except Exception:  # it ended meanwhile, or Ray is going away
+                    pass
+            report(outcome)
 
     def _collect(self, ray: Any, ref: Any, task: Task, timeout: float | None = None) -> Outcome:
         """The outcome of a finished Ray task; the driver writes returned files into place."""
@@ -209,7 +215,7 @@ class RayExecutor:
         except TaskCancelledError:
             return Outcome(task.name, "cancelled", retries=self._retries(ray, task))
         except GetTimeoutError:
-            return Outcome(task.name, "cancelled", cause="did not report its end in time after the cancel")
+            return Outcome(task.name, "cancelled", cause=_NO_END)
         except Exception as exc:  # the task died more often than max_retries, or Ray failed it
             return Outcome(task.name, "failed", 0.0, one_line(exc).split("\n")[0][:300],
                            retries=self._retries(ray, task))

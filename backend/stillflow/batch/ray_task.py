@@ -2,7 +2,10 @@
 
 The task takes its thread share and memory budget (sizing.py) before rendering, counts its
 attempt with a small actor on the driver's node (so retries after a dead worker are visible),
-and says which node rendered it. Shared storage: it renders into ``DIR/<name>/`` by path.
+asks that actor between frames whether the driver stopped the batch, and says which node
+rendered it. Ctrl+C and SIGTERM stop tasks through that flag, not ``ray.cancel``: a cancel that
+races a task's completion aborts the driver inside Ray 2.60 ("Tried to complete task that was
+not pending"). Shared storage: it renders into ``DIR/<name>/`` by path.
 Without: the driver ships the input files' bytes, the task renders into scratch and returns the
 result's files, which the driver writes into place whole.
 """
@@ -12,8 +15,9 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import InputError
 from .sizing import TaskSize, use_threads
@@ -25,10 +29,19 @@ Files = dict[str, bytes]
 
 
 class Attempts:
-    """How often each item's task started (a Ray actor: a restarted task counts again)."""
+    """How often each item's task started, and whether the driver stopped the batch (a Ray actor)."""
 
     def __init__(self) -> None:
         self._started: dict[str, int] = {}
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Tell every running task to end at its next frame (nothing is written)."""
+        self._stopped = True
+
+    def stopped(self) -> bool:
+        """True once the driver stopped the batch."""
+        return self._stopped
 
     def begin(self, name: str) -> int:
         """Count one start of ``name``; returns its number (1 = the first)."""
@@ -53,15 +66,34 @@ def render_remote(task: Task, inputs: dict[str, tuple[str, bytes]] | None, size:
         attempt = 1
     use_threads(size.threads)
     os.environ[MEMORY_ENV] = f"{size.budget / 2**30:.3f}"
-    outcome, files = _render(task, inputs)
+    outcome, files = _render(task, inputs, _stop_flag(attempts))
     node = f"{ray.util.get_node_ip_address()} (node {ray.get_runtime_context().get_node_id()[:8]})"
     return dataclasses.replace(outcome, node=node, retries=attempt - 1), files
 
 
-def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None) -> tuple[Outcome, Files]:
+def _stop_flag(attempts: Any, every_s: float = 0.25) -> Callable[[], bool]:
+    """A should_cancel that asks the driver's actor at most every ``every_s`` seconds."""
+    import ray
+
+    last = [0.0, False]
+
+    def stopped() -> bool:
+        now = time.monotonic()
+        if not last[1] and now - last[0] >= every_s:
+            last[0] = now
+            try:
+                last[1] = bool(ray.get(attempts.stopped.remote(), timeout=30))
+            except Exception:  # the driver's node is gone: nobody is left to take the result
+                last[1] = True
+        return bool(last[1])
+    return stopped
+
+
+def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None,
+            should_cancel: Callable[[], bool]) -> tuple[Outcome, Files]:
     """Render by path (``inputs`` None) or from shipped bytes in a scratch folder."""
     if inputs is None:
-        return render_task(task), {}
+        return render_task(task, should_cancel=should_cancel), {}
     scratch = Path(tempfile.mkdtemp(prefix=f"stillflow-batch-{task.name}-"))
     try:
         local: dict[str, str] = {}
@@ -78,7 +110,7 @@ def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None) -> tuple[Ou
         moved = dataclasses.replace(task, image=local["image"], mask=local.get("mask", task.mask),
                                     importance=local.get("importance"), motion=motion, regions=regions)
         result = scratch / "result"
-        outcome = render_task(moved, out_dir=str(result))
+        outcome = render_task(moved, out_dir=str(result), should_cancel=should_cancel)
         files = {p.name: p.read_bytes() for p in sorted(result.iterdir())} if outcome.status == "done" else {}
         return outcome, files
     finally:
