@@ -102,12 +102,14 @@ class PythonFinder:
         self._done()
         if self.configured and not Path(self.configured).is_file():
             raise _errors.BackendUnavailable(
-                f"the Backend Python {self.configured} does not exist",
-                hint="fix the path in the Stillflow preferences: the python of the environment that has stillflow")
+                f"the Backend Python {self.configured} does not exist, so it cannot import stillflow",
+                hint="fix the path in the Stillflow preferences (the python of the environment that has stillflow), "
+                     "or clear it and press Install Backend")
         if self.configured:
             raise _errors.BackendUnavailable(
                 f"the backend interpreter {self.configured} cannot import stillflow",
-                hint="install the backend there (pip install stillflow) or fix the path in the preferences")
+                hint="install the backend there (the wheel in the extension's backend/ folder, or pip install -e "
+                     "of a Stillflow checkout), fix the path in the preferences, or clear it and press Install Backend")
         raise _errors.BackendUnavailable(
             "no Python with the stillflow backend was found",
             hint="press Install Backend in the Stillflow panel or preferences, or set the Backend Python of an "

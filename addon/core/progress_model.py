@@ -49,8 +49,9 @@ class StagePlan:
 
 PACE_WINDOW = 5
 """Frame times the ETA goes by: the slowest of the last few (so that the countdown rarely has to wait)."""
-MIN_ETA_S = 5.0
-"""Below this the ETA is left out: the last frame's own spread would make it wrong several times over."""
+MIN_ETA_S = 1.0
+"""Below this (or with one frame left) the ETA is left out: the last frame's own spread would make it wrong
+several times over; a short render still shows a few seconds' countdown before that."""
 MIN_FRAME_TIMES = 2
 """Measured frame times needed before an ETA is shown (the first frame, which includes warm-up, never counts)."""
 
@@ -125,7 +126,7 @@ class ProgressModel:
                 return None
             if self._is_visible:
                 left = min(left, shown - (now - shown_at))  # between frames it counts down
-        if left < MIN_ETA_S:  # overdue, or nearly done: a few seconds' ETA is mostly noise
+        if left < MIN_ETA_S or self.total - done <= 1:  # overdue, or nearly done: mostly noise
             self._is_visible = False
             return None
         self._shown, self._is_visible = (left, now), True

@@ -100,8 +100,9 @@ class TestMessages:
         prefs.python_path = str(missing)
         with pytest.raises(RuntimeError, match="does not exist"):
             bpy.ops.stillflow.check_backend()
-        assert prefs.backend_status == (f"Cannot connect: the Backend Python {missing} does not exist; fix the path "
-                                        "in the Stillflow preferences: the python of the environment that has stillflow")
+        assert prefs.backend_status == (f"Cannot connect: the Backend Python {missing} does not exist, so it cannot "
+                                        "import stillflow; fix the path in the Stillflow preferences (the python of the "
+                                        "environment that has stillflow), or clear it and press Install Backend")
 
     def test_a_still_whose_file_is_gone_is_missing(self, sf: ModuleType, prefs: Any, scene: Any,
                                                    tmp_path: Path) -> None:

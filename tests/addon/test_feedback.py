@@ -96,6 +96,15 @@ class TestProgressModel:
         model.update("render", 19, 20)
         assert model.eta() is None  # one frame left: a few seconds' ETA is mostly noise
 
+    def test_feature_a_short_render_shows_a_few_seconds_countdown(self) -> None:
+        """Twelve frames of a quarter second: the artist sees 'about 2 s left', not no ETA at all."""
+        clock = Clock()
+        model = ProgressModel(StagePlan(("motion", "render")), clock=clock)
+        for done in range(4):
+            clock.now += 0.25
+            model.update("render", done, 12)
+        assert model.eta() == pytest.approx(0.25 * 9) and "about 2 s left" in model.text()
+
     def test_feature_no_eta_while_a_later_stage_is_to_come(self) -> None:
         clock = Clock()
         model = ProgressModel(StagePlan.for_job(writes_frames_here=True, video=False), clock=clock)
