@@ -19,7 +19,7 @@ from stillflow.batch.items import load_items  # noqa: E402
 from stillflow.batch.ray_exec import RayExecutor  # noqa: E402
 from stillflow.batch.run import NOT_SHARED, run_batch  # noqa: E402
 
-from .batch_helpers import REPO, FAST, frames_of, no_leftovers, stillflow, summary, write_still  # noqa: E402
+from .batch_helpers import REPO, FAST, frames_of, no_leftovers, summary, write_still  # noqa: E402
 from .batch_ray_helpers import (AUTH_TOKEN, RayCluster, is_loopback, kill_tree, ray_env, shared_cluster,  # noqa: E402
                                 sockets, start_head)
 

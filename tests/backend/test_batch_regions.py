@@ -72,7 +72,7 @@ def test_a_regions_sidecar_stands_alone(tmp_path: Path, sidecar: str, message: s
 
 
 def test_manifest_regions(tmp_path: Path) -> None:
-    source = _region_still(tmp_path / "src")
+    _region_still(tmp_path / "src")
     manifest = tmp_path / "src" / "batch.json"
     manifest.write_text(json.dumps([{"image": "meadow.png", "regions": "meadow.regions.json"}]))
     items, _ = load_items(manifest)

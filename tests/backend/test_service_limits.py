@@ -17,12 +17,11 @@ from typing import Iterator
 import msgpack
 import numpy as np
 import pytest
-import zmq
 
 from stillflow.errors import InputError
 from stillflow.link.client import Client
 from stillflow.link.launcher import LocalBackend, start_local_backend
-from stillflow.link.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
+from stillflow.link.protocol import PROTOCOL_VERSION, Message, encode
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.tiles import MEMORY_ENV
 

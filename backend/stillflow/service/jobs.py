@@ -159,7 +159,7 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
                       should_cancel=job.cancel.is_set, regions=job.regions or None)
         progress = _progress_sender(job, emit)
         if job.out_dir is not None:
-            body = _render_in_place(job, image, common, progress, scratch)
+            body = _render_in_place(job, image, common, progress)
         elif job.deliver == "files":
             body = _render_files(job, image, common, progress, scratch, emit)
         else:
@@ -192,8 +192,8 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _render_in_place(job: Job, image: Any, common: dict[str, Any], progress: Callable[[Progress], None],
-                     scratch: Path) -> dict[str, Any]:
+def _render_in_place(job: Job, image: Any, common: dict[str, Any],
+                     progress: Callable[[Progress], None]) -> dict[str, Any]:
     """Render beside ``job.out_dir`` and move the result in whole, only while that path is the folder checked at submit."""
     from .. import pipeline
     from ..io.frames import check_not_inputs
