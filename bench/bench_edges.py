@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from stillflow import MotionSpec, RenderOptions
-from stillflow.loop import LoopRenderer
+from stillflow.loop import LoopPlan, LoopRenderer
 from stillflow.pipeline import prepare
 from stillflow.stages.clip_flow import clamp_speed_outliers, dis_flow
 
@@ -130,10 +130,8 @@ def render_at(image: np.ndarray, mask: np.ndarray, motion: MotionSpec, frames: i
     prepared = prepare(image, mask=mask, motion=motion, options=options)
     import torch
 
-    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, frames=frames,
-                            levels=options.levels, once=options.once, hole_threshold=options.hole_threshold,
-                            inpaint=options.inpaint, importance=None, device=torch.device("cpu"),
-                            detail=options.detail, inflow=options.inflow)
+    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, LoopPlan.from_options(options),
+                            device=torch.device("cpu"))
     return {t: renderer.frame(t) for t in times}, prepared.composite_mask > 0
 
 

@@ -26,7 +26,6 @@ from .progress import CancelFn, Progress, ProgressFn
 from .tiles import peak_speed
 from .stages.mask import resize_mask
 from .stages.sway import SwayPlan
-from .stages.sway_warp import warp_sway
 
 __all__ = ["Prepared", "prepare", "render_frames", "render", "RenderResult", "frame_name"]
 
@@ -123,7 +122,7 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
         yield from render_frames_stylegan(prepared.image, prepared.composite_mask, prepared.motion_px, options,
                                           progress, should_cancel)
         return
-    from .loop import LoopRenderer
+    from .loop import LoopPlan, LoopRenderer, sway_frame
     from .tiles import StripRenderer, held_bytes, render_budget
     from .warmup import ensure_engine
 
@@ -132,14 +131,12 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
 
     # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
     # keys the texture flowing in at its sides on its first row in the still.
-    max_speed = peak_speed(prepared.motion_px)
+    plan = LoopPlan.from_options(options, inflow_keep=peak_speed(prepared.motion_px), sway=prepared.sway)
 
     def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
              importance: np.ndarray | None, top: int = 0) -> LoopRenderer:
-        return LoopRenderer(image, composite_mask, motion_px, frames=options.frames, levels=options.levels,
-                            once=options.once, hole_threshold=options.hole_threshold, inpaint=options.inpaint,
-                            importance=importance, device=device, detail=options.detail, inflow=options.inflow,
-                            should_cancel=should_cancel, inflow_keep=max_speed, origin=(top, 0))
+        return LoopRenderer(image, composite_mask, motion_px, plan, importance=importance, device=device,
+                            should_cancel=should_cancel, origin=(top, 0))
 
     if progress is not None:
         progress(Progress("motion", 0, 1))
@@ -149,18 +146,16 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
     budget, held = render_budget(device, inputs, *prepared.image.shape[:2])
     if _window_bytes(prepared, options) > budget:
         renderer = StripRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance,
-                                 make=make, frames=options.frames, levels=options.levels, budget=budget, held=held,
+                                 make=make, frames=plan.frames, levels=plan.levels, budget=budget, held=held,
                                  should_cancel=should_cancel, progress=progress)
     else:
         renderer = make(prepared.image, prepared.composite_mask, prepared.motion_px, prepared.importance)
     if progress is not None:
         progress(Progress("motion", 1, 1))
-    for t in range(options.frames):
+    for t in range(plan.frames):
         if should_cancel is not None and should_cancel():
             raise Cancelled("the job was cancelled; nothing was written")
-        frame = renderer.frame(t)
-        # Oscillating regions move the frame the flow left (the still there, or a flow under a shimmer).
-        yield frame if prepared.sway is None else warp_sway(frame, prepared.sway, t)
+        yield sway_frame(renderer.frame(t), plan, t)
 
 
 def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:

@@ -10,7 +10,7 @@ import torch
 import stillflow.loop
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.errors import InputError
-from stillflow.loop import LoopRenderer
+from stillflow.loop import LoopPlan, LoopRenderer
 from stillflow.pipeline import prepare
 from stillflow.stages.blend import blend_schedule
 
@@ -180,8 +180,8 @@ class TestLoopRender:
         mask[32:64, 40:88] = 1.0  # far from the frame's edges: nothing flows in from outside
 
         def renderer(field: np.ndarray, once: bool) -> LoopRenderer:
-            return LoopRenderer(photo, mask, field, frames=8, levels=4, once=once, hole_threshold=1e-3,
-                                inpaint=True, importance=None, device=torch.device("cpu"), detail="smooth")
+            plan = LoopPlan.from_options(RenderOptions(frames=8, levels=4, once=once, detail="smooth"))
+            return LoopRenderer(photo, mask, field, plan, device=torch.device("cpu"))
 
         loop, ahead, behind = renderer(motion, False), renderer(motion, True), renderer(-motion, True)
         assert blend_schedule(1 / 8) == 0.0 and blend_schedule(7 / 8) == 1.0
@@ -206,8 +206,8 @@ class TestLoopRender:
 
         def worst_ratio() -> float:
             """The loop's largest speckle rate (luma off its 3x3 median by > 12/255) over frame 0's."""
-            renderer = LoopRenderer(image, np.ones((96, 128), np.float32), motion, frames=16, levels=4, once=False,
-                                    hole_threshold=1e-3, inpaint=True, importance=None, device=torch.device("cpu"))
+            plan = LoopPlan.from_options(RenderOptions(frames=16, levels=4))
+            renderer = LoopRenderer(image, np.ones((96, 128), np.float32), motion, plan, device=torch.device("cpu"))
             rates = []
             for t in range(16):
                 luma = renderer.frame(t).mean(axis=2)
@@ -233,8 +233,8 @@ class TestLoopInvariants:
 
     def _renderer(self, case, frames: int = 12, importance: np.ndarray | None = None) -> LoopRenderer:
         image, mask, motion = case
-        return LoopRenderer(image, mask, motion, frames=frames, levels=4, once=False, hole_threshold=1e-3,
-                            inpaint=True, importance=importance, device=torch.device("cpu"))
+        plan = LoopPlan.from_options(RenderOptions(frames=frames, levels=4))
+        return LoopRenderer(image, mask, motion, plan, importance=importance, device=torch.device("cpu"))
 
     def test_loop_closes(self, case) -> None:
         renderer = self._renderer(case)

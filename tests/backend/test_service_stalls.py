@@ -113,15 +113,15 @@ def test_cancel_is_heard_while_the_motion_is_integrated() -> None:
 
 
 def test_cancel_is_heard_between_the_bands_of_a_frame() -> None:
-    from stillflow.loop import LoopRenderer
+    from stillflow.loop import LoopPlan, LoopRenderer
 
     still = image(6, 96, 128).astype(np.float32) / 255
     motion = np.zeros((2, 96, 128), np.float32)
     motion[0] = 0.5
     cancel = [False]
-    renderer = LoopRenderer(still, np.ones((96, 128), np.float32), motion, frames=8, levels=3, once=False,
-                            hole_threshold=1e-3, inpaint=True, importance=None, device=__import__("torch").device("cpu"),
-                            should_cancel=lambda: cancel[0])
+    plan = LoopPlan.from_options(RenderOptions(frames=8, levels=3))
+    renderer = LoopRenderer(still, np.ones((96, 128), np.float32), motion, plan,
+                            device=__import__("torch").device("cpu"), should_cancel=lambda: cancel[0])
     renderer.frame(1)
     cancel[0] = True
     with pytest.raises(Cancelled):
