@@ -5,9 +5,12 @@ seeded cases are those of tests/backend/fuzz_messages.py; the reference measured
 is the rate of plain pings, so the fuzz rate is also given as a ratio to it.
 
 Issue 26 adds three categories sent while a bystander client pings the backend without pause:
-header bombs (six connections sending five each), frame counts (300,000 empty frames; 16 frames
-of a whole part) and extreme values. Targets: the bystander's worst ping <= 0.5 s, and the
-backend's peak RSS growth for one message <= 1.25x the advertised max_message_bytes.
+header bombs (six connections sending five each), frame counts and extreme values. Targets: the
+bystander's worst ping <= 0.5 s, and the backend's peak RSS growth for one message <= 1.25x the
+advertised max_message_bytes. The frame counts go to a second backend started as the issue
+measured it, with --max-part-mb 64 (max_message_bytes 128 MiB, max_frame_bytes 8 MiB): 300,000
+empty frames, 16 frames of a whole 64 MiB part, and a valid message of two 60 MiB parts sent in
+chunks by the Client (the reference: what a message within the limits costs).
 
     python bench/bench_fuzz.py [--messages 5000] [--seed 1] [--json]
 """
@@ -29,11 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backend"
 from fuzz_messages import (Case, FuzzReport, cases, extreme_cases, frame_count_cases, header_bombs,  # noqa: E402
                            oversize_cases, peak_rss_bytes, reset_peak_rss, rss_bytes, send_all)
 
+import numpy as np  # noqa: E402
+
 from stillflow import __version__  # noqa: E402
+from stillflow.errors import StillflowError  # noqa: E402
+from stillflow.options import RenderOptions  # noqa: E402
 from stillflow.link.client import Client  # noqa: E402
 from stillflow.link.launcher import start_local_backend  # noqa: E402
 
 MAX_PART_MB = 1
+FRAME_COUNT_PART_MB = 64
 
 
 def _ping_rate(endpoint: str, count: int) -> float:
@@ -106,12 +114,11 @@ def _flood(endpoint: str, frames: list[Any], report: FuzzReport, connections: in
             report.codes[code] = report.codes.get(code, 0) + count
 
 
-def _new_categories(endpoint: str, pid: int, seed: int, advertised: int) -> dict[str, Any]:
+def _new_categories(endpoint: str, seed: int) -> dict[str, Any]:
     """Header bombs, frame counts and extreme values while a bystander pings: its worst ping, peak RSS per message."""
     rng = random.Random(seed)
     report = FuzzReport()
     phases: dict[str, tuple[float, float]] = {}
-    growths: dict[str, float] = {}
     _wait_idle(endpoint)  # jobs the seeded fuzz accepted must not be counted against the new categories
     with Bystander(endpoint) as bystander:
         time.sleep(2.0)  # the bystander's process starts and connects
@@ -119,13 +126,6 @@ def _new_categories(endpoint: str, pid: int, seed: int, advertised: int) -> dict
         for bomb in header_bombs(rng):
             _flood(endpoint, bomb.frames, report)
         phases["header_bomb"], started = (started, time.time()), time.time()
-        for case in frame_count_cases(rng, MAX_PART_MB << 20):
-            before = rss_bytes(pid)
-            reset_peak_rss(pid)
-            send_all(endpoint, iter([case]), report)
-            name = f"{len(case.frames) - 1}_frames"
-            growths[name] = (peak_rss_bytes(pid) - before) / 2**20
-        phases["frame_count"], started = (started, time.time()), time.time()
         send_all(endpoint, extreme_cases(rng, 200), report)
         _wait_idle(endpoint)
         phases["extreme"] = (started, time.time())
@@ -133,9 +133,54 @@ def _new_categories(endpoint: str, pid: int, seed: int, advertised: int) -> dict
             "new_unanswered": len(report.silent), "new_codes": report.codes,
             "bystander_pings": len(bystander.samples),
             **{f"bystander_worst_ping_s_{name}": bystander.worst(*span) for name, span in phases.items()},
+            **_frame_counts(rng)}
+
+
+def _frame_counts(rng: random.Random) -> dict[str, Any]:
+    """Peak RSS growth per message (and a bystander's worst ping) on a backend with --max-part-mb 64."""
+    log_path = Path(tempfile.mkdtemp(prefix="bench-frames-")) / "serve.log"
+    backend = start_local_backend(sys.executable, log_path=str(log_path), timeout=180.0,
+                                  extra_args=("--max-part-mb", str(FRAME_COUNT_PART_MB)))
+    pid, endpoint = backend.process.pid, backend.endpoint
+    growths: dict[str, float] = {}
+    report = FuzzReport()
+
+    def measure(name: str, send: Any) -> None:
+        before = rss_bytes(pid)
+        reset_peak_rss(pid)
+        send()
+        growths[name] = (peak_rss_bytes(pid) - before) / 2**20
+
+    try:
+        with Client(endpoint, timeout=30.0) as client:
+            limits = client.hello()["limits"]
+        with Bystander(endpoint) as bystander:
+            time.sleep(2.0)
+            started = time.time()
+            for case in frame_count_cases(rng, FRAME_COUNT_PART_MB << 20):
+                measure(f"{len(case.frames) - 1}_frames", lambda: send_all(endpoint, iter([case]), report))
+            measure("valid_2x60MiB_chunked", lambda: _valid_message(endpoint))
+            worst = bystander.worst(started, time.time())
+    finally:
+        backend.stop()
+    advertised = limits["max_message_bytes"] / 2**20
+    return {"frame_count_new_internal": len(report.internal), "frame_count_codes": report.codes,
+            "bystander_worst_ping_s_frame_count": worst,
             **{f"peak_rss_mib_{name}": value for name, value in growths.items()},
-            "advertised_max_message_mib": advertised / 2**20,
-            "peak_rss_to_advertised": max(growths.values()) / (advertised / 2**20)}
+            "advertised_max_message_mib": advertised, "max_frame_mib": limits["max_frame_bytes"] / 2**20,
+            "peak_rss_to_advertised": max(growths.values()) / advertised}
+
+
+def _valid_message(endpoint: str) -> None:
+    """Submit a still and a mask of 60 MiB each (chunked by the Client); the backend refuses the mask's size."""
+    image = np.zeros((4480, 3511, 4), np.float32)[:, :3500]  # 4480 x 3500 x 4 float32 = 59.8 MiB
+    mask = np.zeros((4480, 3500), np.float32)
+    with Client(endpoint, timeout=60.0) as client:
+        try:
+            client.wait(client.submit(np.ascontiguousarray(image), mask=mask, options=RenderOptions(frames=2)),
+                        timeout=120)
+        except StillflowError:
+            pass  # whether it renders is not the point: the bytes were received and read
 
 
 def _wait_idle(endpoint: str) -> None:
@@ -168,9 +213,7 @@ def main() -> int:
         seconds = time.perf_counter() - started
         send_all(backend.endpoint, oversize_cases(random.Random(args.seed), MAX_PART_MB << 20), report)
         peak = max(peak, rss_bytes(backend.process.pid))
-        with Client(backend.endpoint, timeout=5.0) as client:
-            advertised = int(client.hello()["limits"]["max_message_bytes"])
-        added = _new_categories(backend.endpoint, backend.process.pid, args.seed, advertised)
+        added = _new_categories(backend.endpoint, args.seed)
         alive = backend.process.poll() is None
         after = rss_bytes(backend.process.pid) if alive else 0
         log_bytes = sum(p.stat().st_size for p in log_path.parent.glob("serve.log*"))

@@ -20,6 +20,7 @@ from .errors import Cancelled, InputError
 from .io.frames import atomic_outputs, check_not_inputs, check_replaceable, check_writable_parent
 from .io.images import FRAME_SUFFIX, check_mask_shape, load_frame_uint8, load_image, load_mask, save_frame
 from .io.video import check_video_path, encode_video, video_warning
+from .link.ranges import check_motion_ranges, check_option_ranges, check_region_ranges
 from .motion_plan import plan_motion
 from .options import MAX_REGIONS, MotionSpec, Region, RenderOptions
 from .progress import CancelFn, Progress, ProgressFn
@@ -72,11 +73,13 @@ def prepare(image: str | Path | np.ndarray, *, mask: str | Path | np.ndarray | N
     them with the learned models in ``options.models`` (the StyleCineGAN mask predictor and motion
     generator).
     """
-    options.validate()
+    check_option_ranges(options.validate())
     if regions is not None:
         regions = check_regions(regions, mask, motion)
+        for index, region in enumerate(regions):
+            check_region_ranges(region, f"region {index + 1}'s" if len(regions) > 1 else "region")
     else:
-        motion.validate()
+        check_motion_ranges(motion.validate())
     pixels = load_image(image)
     height, width = pixels.shape[:2]
     if regions is None:

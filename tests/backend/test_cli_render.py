@@ -103,13 +103,17 @@ class TestBadInput:
         (["{still}", "--motion", "{shape}"], "sides must be 1 to"),
         (["{still}", "--drift", "0,1", "--frames", "0"], "frames must be"),
         (["{still}", "--drift", "0,1", "--speed", "-1"], "speed must be"),
+        (["{still}", "--drift", "0,1", "--speed", "1e30"], "speed must be 0 to 100, got 1e+30"),
+        (["{still}", "--drift", "0,1e39"], "drift speed"),
+        (["{still}", "--region", "{still}:drift=0,1", "--speed", "3.4e38"], "speed must be 0 to 100"),
         (["{still}", "--drift", "0,1", "--out", "{afile}/sub/out"], "cannot be created"),
         (["{still}"], "no motion source"),
         (["{still}", "--drift", "0,1", "--hint", "1,2,3,4"], "choose one motion source"),
         (["{still}", "--anchor", "3,4", "--drift", "0,1"], "--anchor pins"),
         (["{still}", "--drift", "0,1", "--mask", "{missing}"], "mask"),
         (["{still}", "--drift", "0,1", "--video", "{afile}.avi"], "unsupported type"),
-    ], ids=["missing", "unreadable", "nan-motion", "motion-shape", "frames", "speed", "out", "no-motion",
+    ], ids=["missing", "unreadable", "nan-motion", "motion-shape", "frames", "speed", "huge-speed", "huge-drift",
+            "huge-region-speed", "out", "no-motion",
             "two-sources", "anchor-alone", "mask-missing", "video-type"])
     def test_exit_2_with_one_line(self, still: Path, tmp_path: Path, bad_motion: dict[str, Path], args: list[str],
                                   message: str, capsys: pytest.CaptureFixture) -> None:

@@ -107,7 +107,7 @@ class TestParts:
             self._parts([descriptor], [frame])
 
     def test_frame_count_must_match(self) -> None:
-        with pytest.raises(ProtocolError, match="declares 1 parts but carries 2"):
+        with pytest.raises(ProtocolError, match="declares 1 parts but carries 1 frames more"):
             self._parts([{"name": "a", "dtype": "uint8", "shape": [1]}], [b"x", b"y"])
 
     def test_duplicate_name(self) -> None:

@@ -53,7 +53,9 @@ def _refusal(client: Client, **submit: object) -> str:
 def test_a_result_is_replaced_only_by_the_client_that_made_it(backend: LocalBackend, results: Path) -> None:
     (results / "notes").mkdir(parents=True)
     (results / "notes" / "todo.txt").write_text("not a result")
-    with Client(backend.endpoint, timeout=10.0) as alice, Client(backend.endpoint, timeout=10.0) as bob:
+    # bob stands for a client of another user: it cannot read the results folder's owner key
+    with (Client(backend.endpoint, timeout=10.0, as_owner=False) as alice,
+          Client(backend.endpoint, timeout=10.0, as_owner=False) as bob):
         alice.wait(alice.submit(image(1, 16, 16), motion=DRIFT, options=SMALL, out_dir="shared"), timeout=120)
         kept = snapshot(results / "shared")
         foreign = _refusal(bob, out_dir="shared")
@@ -66,6 +68,30 @@ def test_a_result_is_replaced_only_by_the_client_that_made_it(backend: LocalBack
         again = alice.wait(alice.submit(image(2, 16, 16), motion=DRIFT, options=SMALL, out_dir="shared"),
                            timeout=120)
         assert again["out_dir"] == str(results / "shared") and snapshot(results / "shared") != kept
+
+
+def test_the_backends_own_user_replaces_any_result_with_the_owner_key(backend: LocalBackend, results: Path) -> None:
+    key_file = results / ".stillflow" / "owner.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    with (Client(backend.endpoint, timeout=10.0, as_owner=False) as other,
+          Client(backend.endpoint, timeout=10.0) as user):
+        other.wait(other.submit(image(11, 16, 16), motion=DRIFT, options=SMALL, out_dir="keep"), timeout=120)
+        kept = snapshot(results / "keep")
+        done = user.wait(user.submit(image(12, 16, 16), motion=DRIFT, options=SMALL, out_dir=str(results / "keep")),
+                         timeout=120)
+        assert done["out_dir"] == str(results / "keep") and snapshot(results / "keep") != kept
+        # a second `stillflow submit` into the same folder is the same user again
+        again = user.wait(user.submit(image(13, 16, 16), motion=DRIFT, options=SMALL, out_dir="keep"), timeout=120)
+        assert again["out_dir"] == str(results / "keep")
+        assert "is not one of this client's results" in _refusal(other, out_dir="keep")
+    wrong = "0" * 64 if key_file.read_text() != "0" * 64 else "1" * 64
+    with Client(backend.endpoint, timeout=10.0, as_owner=False) as liar:
+        liar.hello()
+        with pytest.raises(InputError, match="owner_key is not the key"):
+            liar._request("submit", body={"options": {"frames": 2, "levels": 1}, "motion": {"kind": "drift",
+                          "drift": [0.0, 1.0]}, "out_dir": "keep", "owner_key": wrong},
+                          parts={"image": image(14, 16, 16)})
+    assert snapshot(results / "keep") != kept
 
 
 def test_a_video_is_written_only_inside_the_jobs_own_result(backend: LocalBackend, results: Path) -> None:

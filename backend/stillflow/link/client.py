@@ -25,6 +25,7 @@ import zmq
 
 from .client_jobs import Event, JobHandle
 from .client_inputs import add_input, add_motion_file, output_name
+from .owner_key import read_owner_key
 from .wire_regions import REGIONS_CAPABILITY, regions_to_wire
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
@@ -52,8 +53,12 @@ class Client:
     def __init__(self, endpoint: str, *, timeout: float = 2.5, retries: int = 3,
                  server_key: bytes | str | os.PathLike[str] | None = None,
                  client_keys: tuple[bytes, bytes] | str | os.PathLike[str] | None = None,
-                 key_names: KeyNames = API_NAMES, unreachable_hint: str = "") -> None:
-        """``unreachable_hint``: what to do when the backend does not answer (default: start `stillflow serve`)."""
+                 key_names: KeyNames = API_NAMES, unreachable_hint: str = "", as_owner: bool = True) -> None:
+        """``unreachable_hint``: what to do when the backend does not answer (default: start `stillflow serve`).
+
+        ``as_owner``: send the results folder's owner key when this user can read it (link/owner_key.py),
+        so that this client may replace any result there, as the backend's own user could by hand.
+        """
         if (server_key is None) != (client_keys is None):
             raise InputError("CURVE needs both the server's public key and this client's key pair")
         self.endpoint = endpoint
@@ -63,6 +68,7 @@ class Client:
         self._client_keys = load_key_pair(client_keys) if client_keys is not None else None
         self._key_names = key_names
         self._unreachable_hint = unreachable_hint
+        self._as_owner = as_owner
         self._key_file = "" if client_keys is None or isinstance(client_keys, tuple) else os.fspath(client_keys)
         self._heard = False
         self._identity = f"sf-{uuid.uuid4().hex}".encode("ascii")
@@ -158,6 +164,9 @@ class Client:
             add_motion_file(motion.path or "", motion_body, parts, readable)
         if out_dir is not None:
             body["out_dir"] = output_name(out_dir)
+            key = read_owner_key((self._hello or {}).get("results_dir")) if self._as_owner else None
+            if key is not None:  # this machine's user: may replace a result another connection made
+                body["owner_key"] = key
             if video is not None:
                 body["video"] = output_name(video)
         else:
@@ -274,7 +283,9 @@ class Client:
                  job: str | None = None, extra_wait: float = 0.0) -> Message:
         """Send one request and return its reply (Lazy Pirate retries); raise the error it carries."""
         req = uuid.uuid4().hex
-        frames = encode(Message(op=op, body=body or {}, parts=parts or {}, req=req, job=job))
+        # big parts go in the chunks the backend's per-frame cap admits
+        chunk = self._limits().max_frame_bytes if parts else 0
+        frames = encode(Message(op=op, body=body or {}, parts=parts or {}, req=req, job=job), chunk)
         for attempt in range(self.retries):
             socket = self._ensure_socket()
             try:

@@ -13,7 +13,7 @@ import msgpack
 import numpy as np
 
 from ..errors import ERRORS_BY_WIRE_CODE, MAX_SHOWN_CHARS, InputError, JobFailed, ProtocolError, StillflowError, shown
-from .parts import Limits, frame_bytes, pack_parts, read_parts
+from .parts import Limits, chunk_frames, frame_bytes, pack_parts, read_parts
 
 __all__ = ["PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUEST_OPS", "SERVER_OPS", "EVENT_OPS", "Message", "encode",
            "decode", "unpack_header", "peek_ids", "peek_raw_ids", "check_header", "error_message", "error_from_wire"]
@@ -68,8 +68,9 @@ class Message:
     job: str | None = None
 
 
-def encode(message: Message) -> list[Any]:
-    """Frames to send: the msgpack header then one contiguous buffer per part (send with copy=False).
+def encode(message: Message, max_frame_bytes: int = 0) -> list[Any]:
+    """Frames to send: the msgpack header then each part's buffer, whole or in chunks of at most
+    ``max_frame_bytes`` (the receiver's advertised limit; 0 = whole). Send with copy=False.
 
     Raises:
         InputError: a part has a dtype outside WIRE_DTYPES or a body value msgpack cannot carry.
@@ -81,7 +82,7 @@ def encode(message: Message) -> list[Any]:
         packed = msgpack.packb(header, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"message {message.op} cannot be encoded: {exc}") from None
-    return [packed, *buffers]
+    return [packed, *chunk_frames(buffers, max_frame_bytes)]
 
 
 def decode(frames: Sequence[Any], *, limits: Limits = Limits(), ops: Collection[str] = SERVER_OPS) -> Message:

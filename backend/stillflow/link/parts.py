@@ -1,8 +1,10 @@
 """Binary parts of a message and the size caps: wire dtypes, Limits, part descriptors, image checks.
 
 Part of the wire protocol (see ``protocol.py``); no torch, bundled into the add-on. Frames 1..
-of a message are raw C-order little-endian buffers, one per ``{name, dtype, shape}`` entry of
-the header's ``parts`` list.
+of a message are raw C-order little-endian buffers, in the order of the header's ``parts`` list of
+``{name, dtype, shape}`` entries. A part travels as one frame or, above the receiver's
+``max_frame_bytes``, as consecutive frames of at most that size (its chunks): the backend's
+per-frame cap (ZMQ_MAXMSGSIZE) then bounds what any one frame of a hostile message can hold.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ..errors import InputError, ProtocolError, shown
 from ..options import MAX_FRAMES, MAX_IMAGE_SIDE
 
 __all__ = ["WIRE_DTYPES", "MAX_HEADER_BYTES", "MAX_HEADER_VALUES", "REQUEST_HEADER_BYTES", "REQUEST_HEADER_VALUES",
-           "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "Limits", "pack_parts",
+           "MAX_PARTS", "DEFAULT_MAX_PART_BYTES", "DEFAULT_MAX_FRAME_BYTES", "Limits", "pack_parts", "chunk_frames",
            "read_parts", "frame_bytes", "check_image", "check_mask", "check_message_size", "to_wire_dtype"]
 
 WIRE_DTYPES: dict[str, np.dtype] = {
@@ -45,6 +47,9 @@ MAX_PARTS = 16
 DEFAULT_MAX_PART_BYTES = 1 << 30
 """Default largest binary part (1 GiB, e.g. 8192 x 8192 RGBA float32)."""
 
+DEFAULT_MAX_FRAME_BYTES = 8 << 20
+"""Largest frame a backend accepts (8 MiB): bigger parts come in chunks of this size."""
+
 _NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
 
 
@@ -60,6 +65,9 @@ class Limits:
     max_parts: int = MAX_PARTS
     max_message_bytes: int = 0
     """All parts of one message together; 0 = twice max_part_bytes (an image with its mask and motion)."""
+    max_frame_bytes: int = 0
+    """Largest frame; a bigger part comes as several. 0 = each part in one frame (what a peer that
+    does not advertise it reads)."""
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
@@ -70,13 +78,21 @@ class Limits:
         return {"max_image_side": self.max_image_side, "max_frames": self.max_frames,
                 "max_part_bytes": self.max_part_bytes, "max_header_bytes": self.max_header_bytes,
                 "max_header_values": self.max_header_values, "max_parts": self.max_parts,
-                "max_message_bytes": self.max_message_bytes}
+                "max_message_bytes": self.max_message_bytes, "max_frame_bytes": self.max_frame_bytes}
+
+    @property
+    def max_data_frames(self) -> int:
+        """Most part frames one message may carry under these limits."""
+        if self.max_frame_bytes <= 0:
+            return self.max_parts
+        return self.max_parts + -(-self.max_message_bytes // self.max_frame_bytes)
 
     @classmethod
     def for_requests(cls, max_part_bytes: int = DEFAULT_MAX_PART_BYTES) -> "Limits":
         """The limits a backend enforces on what clients send (small headers, few values)."""
         return cls(max_part_bytes=max_part_bytes, max_header_bytes=REQUEST_HEADER_BYTES,
-                   max_header_values=REQUEST_HEADER_VALUES)
+                   max_header_values=REQUEST_HEADER_VALUES,
+                   max_frame_bytes=min(DEFAULT_MAX_FRAME_BYTES, max_part_bytes))
 
     @classmethod
     def from_wire(cls, values: Mapping[str, Any]) -> "Limits":
@@ -102,29 +118,75 @@ def pack_parts(parts: Mapping[str, np.ndarray]) -> tuple[list[dict[str, Any]], l
     return descriptors, buffers
 
 
-def read_parts(header: Mapping[str, Any], frames: Sequence[Any], limits: Limits = Limits()) -> dict[str, np.ndarray]:
-    """Named read-only arrays viewing ``frames``, after checking every descriptor against its frame."""
+def chunk_frames(buffers: Sequence[np.ndarray], max_frame_bytes: int) -> list[memoryview | np.ndarray]:
+    """The frames that carry ``buffers``: each whole, or in chunks of ``max_frame_bytes`` (0 = whole)."""
+    frames: list[memoryview | np.ndarray] = []
+    for buffer in buffers:
+        if max_frame_bytes <= 0 or buffer.nbytes <= max_frame_bytes:
+            frames.append(buffer)
+            continue
+        flat = memoryview(buffer).cast("B")
+        frames.extend(flat[start:start + max_frame_bytes] for start in range(0, flat.nbytes, max_frame_bytes))
+    return frames
+
+
+def read_parts(header: Mapping[str, Any], frames: list[Any] | Sequence[Any], limits: Limits = Limits(), *,
+               consume: bool = False) -> dict[str, np.ndarray]:
+    """Named read-only arrays from ``frames`` (views of whole-part frames, chunks joined), each descriptor checked.
+
+    ``consume``: drop each chunk from the list ``frames`` once copied, so that a message never
+    costs its bytes twice over (the caller holds no other reference to them).
+    """
     descriptors = header.get("parts") or []
     if len(descriptors) > limits.max_parts:
         raise ProtocolError(f"message declares {len(descriptors)} parts; at most {limits.max_parts} accepted")
-    if len(descriptors) != len(frames):
-        raise ProtocolError(f"message declares {len(descriptors)} parts but carries {len(frames)} frames")
-    total = sum(frame_bytes(frame).nbytes for frame in frames)
-    if total > limits.max_message_bytes:
-        raise ProtocolError(f"message parts hold {total} bytes together; at most {limits.max_message_bytes} accepted",
-                            hint="send a smaller image")
+    if len(frames) > limits.max_data_frames:
+        raise ProtocolError(f"message carries {len(frames)} part frames; at most {limits.max_data_frames} accepted")
+    sizes = [frame_bytes(frame).nbytes for frame in frames]
+    if sum(sizes) > limits.max_message_bytes:
+        raise ProtocolError(f"message parts hold {sum(sizes)} bytes together; at most {limits.max_message_bytes} "
+                            "accepted", hint="send a smaller image")
     parts: dict[str, np.ndarray] = {}
-    for descriptor, frame in zip(descriptors, frames):
+    at = 0
+    for descriptor in descriptors:
         name, dtype, shape = _check_descriptor(descriptor, limits)
         if name in parts:
             raise ProtocolError(f"part {name} appears twice")
-        buffer = frame_bytes(frame)
         expected = math.prod(shape) * dtype.itemsize
-        if buffer.nbytes != expected:
-            raise ProtocolError(f"part {name} declares {expected} bytes ({shape} {dtype.name}) "
-                                f"but its frame holds {buffer.nbytes}")
-        parts[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+        buffer, at = _take_part(frames, sizes, at, expected, name, limits, consume)
+        array = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+        array.flags.writeable = False  # joined chunks too: no part is the receiver's to change
+        parts[name] = array
+    if at != len(sizes):
+        raise ProtocolError(f"message declares {len(descriptors)} parts but carries {len(sizes) - at} frames more "
+                            "than they hold")
     return parts
+
+
+def _take_part(frames: Any, sizes: Sequence[int], at: int, expected: int, name: str, limits: Limits,
+               consume: bool) -> tuple[memoryview | np.ndarray, int]:
+    """The bytes of one part starting at frame ``at`` (one frame, or chunks joined) and the next frame's index."""
+    if at >= len(sizes):
+        raise ProtocolError(f"part {name} has no frame", hint="send one frame (or chunks) per declared part")
+    if sizes[at] == expected:
+        return frame_bytes(frames[at]), at + 1
+    got, end = 0, at
+    while end < len(sizes) and limits.max_frame_bytes > 0 and 0 < sizes[end] and got + sizes[end] <= expected:
+        got += sizes[end]
+        end += 1
+        if got == expected:
+            break
+    if got != expected:
+        raise ProtocolError(f"part {name} declares {expected} bytes but its frames hold {got or sizes[at]}",
+                            hint="send each part whole or in chunks that add up to it")
+    joined = np.empty(expected, np.uint8)  # untouched pages: resident only as chunks land, chunk for chunk
+    offset = 0
+    for index in range(at, end):
+        joined[offset:offset + sizes[index]] = np.frombuffer(frame_bytes(frames[index]), np.uint8)
+        offset += sizes[index]
+        if consume:
+            frames[index] = None
+    return joined, end
 
 
 def check_message_size(parts: Mapping[str, np.ndarray], limits: Limits) -> None:

@@ -1,17 +1,18 @@
 """Ranges that make physical sense for every number a client sends: speed, fps, drift, arrows, anchors.
 
 Part of the wire protocol (see ``protocol.py``); no torch, bundled into the add-on. ``RenderOptions``
-and ``MotionSpec`` check types and finiteness; these bounds come on top for what the backend is
-asked over the wire, so no accepted submit can overflow the engine (speed 1e30, a radius of 1e308).
+and ``MotionSpec`` check types and finiteness; these bounds come on top, for what the backend is
+asked over the wire and for every render (pipeline.prepare: the CLI, the API, batch), so no
+accepted request can overflow the engine (speed 1e30, a radius of 1e308).
 """
 from __future__ import annotations
 
 from ..errors import InputError, shown
-from ..options import MAX_IMAGE_SIDE, MotionSpec, RenderOptions
+from ..options import MAX_IMAGE_SIDE, MotionSpec, Region, RenderOptions
 from ..stages.motion_file import MAX_MOTION_PX
 
 __all__ = ["MAX_SPEED", "MIN_FPS", "MAX_MOTION_PX", "MAX_POINT_PX", "MAX_POINTS", "check_option_ranges",
-           "check_motion_ranges"]
+           "check_motion_ranges", "check_region_ranges"]
 
 MAX_SPEED = 100.0
 """Largest speed multiplier (sliders go to 3; beyond 100 any motion tears the still apart)."""
@@ -51,3 +52,15 @@ def check_motion_ranges(motion: MotionSpec) -> MotionSpec:
             raise InputError(f"drift angle must be -360 to 360 deg and drift speed 0 to {MAX_MOTION_PX:g} "
                              f"px/frame, got {shown(motion.drift)}")
     return motion
+
+
+def check_region_ranges(region: Region, where: str = "region") -> Region:
+    """Raise InputError when a region's speed, motion or sway gust is outside its range; return ``region``."""
+    if not 0 <= region.speed <= MAX_SPEED:
+        raise InputError(f"{where} speed must be 0 to {MAX_SPEED:g}, got {shown(region.speed)}")
+    sway = region.motion.sway
+    if sway is not None and sway.gust_speed is not None and not sway.gust_speed <= MAX_MOTION_PX:
+        raise InputError(f"{where} sway gust_speed must be at most {MAX_MOTION_PX:g} px/frame, "
+                         f"got {shown(sway.gust_speed)}")
+    check_motion_ranges(region.motion)
+    return region

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..options import MAX_REGIONS, Region
 from ..region_file import motion_to_plain, region_from_plain
 from .parts import Limits, check_mask, to_wire_dtype
+from .ranges import check_region_ranges
 
 __all__ = ["REGIONS_CAPABILITY", "WIRE_REGION_KINDS", "region_mask_part", "regions_to_wire", "regions_from_wire"]
 
@@ -93,7 +94,8 @@ def regions_from_wire(values: Any, parts: Mapping[str, np.ndarray], limits: Limi
             raise InputError(f"{where}: motion kind {motion.get('kind')!r} cannot be sent to a backend"[:200],
                              hint=f"use one of {', '.join(WIRE_REGION_KINDS)}")
         plain = {key: value for key, value in entry.items() if key != "mask"}
-        regions.append(region_from_plain(plain, where, mask=mask if mask is not None else None))
+        regions.append(check_region_ranges(region_from_plain(plain, where, mask=mask if mask is not None else None),
+                                           where))
     extra = sorted(name for name in parts if name.startswith("region_mask_")
                    and name not in {region_mask_part(i) for i in range(len(values))})
     if extra:

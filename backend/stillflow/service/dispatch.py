@@ -154,7 +154,12 @@ class Dispatcher:
             queued, running = self._jobs.snapshot()
             pending = any(other.out_dir == job.out_dir and other.principal != job.principal
                           for other in queued + running)
-            self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")), pending=pending)
+            key = body.get("owner_key")
+            if key is not None and not self.results.is_owner(key):
+                raise InputError("owner_key is not the key of this backend's results folder",
+                                 hint="leave it out (a client replaces only its own results) or read it again")
+            self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")), pending=pending,
+                               owner=key is not None)
 
     def _check_client_queue(self, principal: bytes) -> None:
         """BackendUnavailable when the caller already has its share of the queue."""

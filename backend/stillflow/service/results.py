@@ -7,29 +7,30 @@ have a part starting with '.'). It holds:
                         on this host whose process is gone (SIGKILL).
     owners.json         result path (relative to RESULTS) -> owner token (a hash of the client's
                         CURVE key or routing id). A result may be replaced only by its owner.
+    owner.key           a random key readable by the backend's user only (link/owner_key.py): a
+                        client that sends it is that user and may replace any result.
 
 Thread contract: ``claim`` runs on the I/O thread; workers only read ``scratch``.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 from pathlib import Path
 
+from ..link.owner_key import OWNER_KEY_FILE, PRIVATE, is_owner_key
 from .parent_watch import is_alive
 from .paths import not_yours
 
 __all__ = ["ResultStore", "PRIVATE"]
 
 log = logging.getLogger(__name__)
-
-PRIVATE = ".stillflow"
-"""The backend's own folder inside the results folder."""
-
 
 class ResultStore:
     """Scratch space and result ownership under ``results / PRIVATE``."""
@@ -48,15 +49,22 @@ class ResultStore:
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.scratch.mkdir(mode=0o700)
         self._owners = self._load_owners()
+        self._owner_key = _owner_key(root / OWNER_KEY_FILE)
 
     def close(self) -> None:
         """Remove this backend's scratch folder."""
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def claim(self, target: str, principal: bytes, what: str, shown_name: str, *, pending: bool = False) -> None:
+    def is_owner(self, key: object) -> bool:
+        """True when ``key`` is this results folder's owner key (its user: may replace any result)."""
+        return is_owner_key(key) and hmac.compare_digest(str(key), self._owner_key)
+
+    def claim(self, target: str, principal: bytes, what: str, shown_name: str, *, pending: bool = False,
+              owner: bool = False) -> None:
         """Make ``target`` (a resolved path under the results folder) the result of ``principal``.
 
         ``pending``: a queued or running job of another client writes ``target``.
+        ``owner``: the client sent the owner key; a finished result of anyone's is its to replace.
 
         Raises:
             InputError (``paths.not_yours``): ``target`` holds something (or will) that is not
@@ -67,7 +75,7 @@ class ResultStore:
         token = _token(principal)
         if self._owners.get(key) == token:
             return
-        if pending or _holds_anything(Path(target)):
+        if pending or (not owner and _holds_anything(Path(target))):
             raise not_yours(what, shown_name)
         self._owners[key] = token
         self._save_owners()
@@ -91,6 +99,24 @@ class ResultStore:
             os.replace(staging, self._owners_file)
         except OSError as exc:
             log.warning("cannot save result owners to %s: %s", self._owners_file, exc.strerror)
+
+
+def _owner_key(path: Path) -> str:
+    """The owner key kept in ``path`` (made, readable by this user only, when missing or malformed)."""
+    try:
+        if path.stat().st_mode & 0o077 == 0:
+            text = path.read_text(encoding="ascii").strip()
+            if is_owner_key(text):
+                return text
+    except (OSError, ValueError):
+        pass
+    key = secrets.token_hex(32)
+    staging = path.with_name(f".owner-{os.getpid()}.tmp")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as out:
+        out.write(key)
+    os.replace(staging, path)
+    return key
 
 
 def _token(principal: bytes) -> str:

@@ -99,8 +99,12 @@ class Server:
         # so nobody takes over another client's job events.
         router.setsockopt(zmq.SNDHWM, _SEND_HWM)
         router.setsockopt(zmq.RCVHWM, _RECEIVE_HWM)
-        # libzmq drops (and disconnects) a peer sending a larger frame: a second line behind read_parts
-        router.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_part_bytes + (1 << 16))
+        # libzmq drops (and disconnects) a peer sending a larger frame before holding it. It assembles
+        # a whole multipart message before the backend sees any frame, so a small per-frame cap (big
+        # parts come in chunks) is what bounds a hostile message's bytes (docs/protocol.md).
+        limits = self.config.limits
+        frame_cap = limits.max_frame_bytes if limits.max_frame_bytes > 0 else limits.max_part_bytes
+        router.setsockopt(zmq.MAXMSGSIZE, max(frame_cap, limits.max_header_bytes) + (1 << 16))
         if _is_ipv6(self.config.bind):
             router.setsockopt(zmq.IPV6, 1)
         if self.config.keys is not None:
@@ -222,19 +226,19 @@ class Server:
             doorbell.close()
 
     def _receive(self) -> tuple[list[zmq.Frame], int]:
-        """One incoming message: its first frames (identity, header and at most max_parts + 1 more) and how
-        many it had. Frames beyond those are read and dropped one by one, never held together."""
+        """One incoming message: its first frames (identity, header and at most max_data_frames + 1 more)
+        and how many it had. Frames beyond those are read and dropped one by one, never held together."""
         router = self._router
-        keep = self.config.limits.max_parts + 3
+        keep = self.config.limits.max_data_frames + 3
         frames = [router.recv(copy=False)]
         while frames[-1].more and len(frames) < keep:
             frames.append(router.recv(copy=False))
         count = len(frames)
-        if frames[-1].more:
-            recv, option = router.recv, router.getsockopt
-            while option(zmq.RCVMORE):
-                recv()
-                count += 1
+        frame = frames[-1]
+        recv = router.recv
+        while frame.more:
+            frame = recv(copy=False)
+            count += 1
         return frames, count
 
     def _handle(self, frames: list[zmq.Frame], count: int) -> None:
@@ -246,7 +250,7 @@ class Server:
                 raise ProtocolError("empty message", hint="send a msgpack header frame first")
             if count > len(frames):
                 raise ProtocolError(f"message carries {count - 2} binary frames; at most "
-                                    f"{self.config.limits.max_parts} accepted")
+                                    f"{self.config.limits.max_data_frames} accepted")
             principal = principal_of(identity, frames[1], self.config.keys is not None)
             if not self._peers.seen(identity, principal):
                 raise ProtocolError("this routing id belongs to another client",
@@ -259,7 +263,7 @@ class Server:
                 return
             check_header(header, REQUEST_OPS)
             message = Message(op=header["op"], body=header.get("body") or {},
-                              parts=read_parts(header, frames[2:], self.config.limits), req=req, job=job_id)
+                              parts=self._read_parts(header, frames), req=req, job=job_id)
             reply = self._dispatcher.reply(identity, principal, message)
         except StillflowError as exc:
             self._refusals.refused(identity, exc)
@@ -274,6 +278,12 @@ class Server:
         if reply is None:
             return
         self._peers.reply(identity, req, encode_safely(reply))
+
+    def _read_parts(self, header: dict[str, Any], frames: list[zmq.Frame]) -> dict[str, Any]:
+        """The message's parts; chunks are freed as they are joined (``frames`` keeps identity and header)."""
+        data = frames[2:]
+        del frames[2:]
+        return read_parts(header, data, self.config.limits, consume=True)
 
     def _check_disconnects(self) -> None:
         """After any dropped connection (keyed), every peer must speak again before it gets events."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.video import check_video_path
+from ..link.owner_key import is_owner_key
 from ..link.protocol import Limits, Message, check_image, check_mask, motion_from_wire, options_from_wire
 from ..link.wire_regions import regions_from_wire
 from ..options import MotionSpec
@@ -21,6 +22,7 @@ from .paths import PathPolicy, check_plain_name, upload_name
 __all__ = ["build_job"]
 
 _SUBMIT_KEYS = frozenset({"options", "motion", "regions", "preview", "out_dir", "video", "deliver", "dead_after",
+                          "owner_key",
                           "image_path", "image_name",
                           "mask_path", "mask_name", "mask_auto", "importance_path", "importance_name"})
 _INPUT_PARTS = frozenset({"image", "image_file", "mask", "mask_file", "importance", "importance_file", "motion",
@@ -52,6 +54,8 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
     if deliver not in ("arrays", "files"):
         raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
     out_dir, video = _outputs(body, deliver, paths)
+    if "owner_key" in body and (out_dir is None or not is_owner_key(body["owner_key"])):
+        raise InputError("owner_key must be the 64 hex digits of the results folder's owner.key, sent with out_dir")
     preview = body.get("preview", 128)
     if not isinstance(preview, int) or isinstance(preview, bool) or not 0 <= preview <= _MAX_PREVIEW:
         raise InputError(f"preview must be 0 to {_MAX_PREVIEW} px, got {preview!r}"[:200])
