@@ -73,6 +73,17 @@ def _region_masks(pixels: np.ndarray, region: Region, index: int, count: int,
     return drawn, feather_mask(drawn, options.feather)
 
 
+def _amplitude_map(region: Region, index: int, count: int, height: int, width: int) -> np.ndarray | None:
+    """The region's sway amplitude image as (H, W) float32 in [0, 1], resized like a mask; None without one."""
+    image = region.motion.sway.amplitude_image if region.motion.sway is not None else None
+    if image is None:
+        return None
+    where = "amplitude image" if count == 1 else f"region {index + 1}'s amplitude image"
+    amplitude = load_mask(image, kind=where)
+    check_mask_shape(where, amplitude.shape, height, width)
+    return resize_mask(amplitude, height, width)
+
+
 def _region_flow(region: Region, drawn: np.ndarray, height: int, width: int) -> np.ndarray:
     """The region's dense flow (2, H, W) px/frame, zero outside it, before its share and speed."""
     spec = region.motion
@@ -117,6 +128,7 @@ def plan_motion(pixels: np.ndarray, regions: Sequence[Region], options: RenderOp
             composite_mask += soft / composite_total
         if spec.sway is not None:
             layers.append(plan_sway_layer(share, spec.sway, frames=options.frames, seed=options.seed + index,
-                                          speed=speed, along=field if spec.sway.angle is None else None))
+                                          speed=speed, along=field if spec.sway.angle is None else None,
+                                          amplitude_map=_amplitude_map(region, index, len(regions), height, width)))
     return MotionPlan(np.minimum(flow_mask, 1.0), np.minimum(composite_mask, 1.0), motion_px,
                       combine_sway(layers, options.frames))

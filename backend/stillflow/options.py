@@ -178,6 +178,8 @@ class SwaySpec:
         region in lockstep), plus ``noise``
         (fraction of a cycle) of smooth random phase. ``shimmer`` = water: random directions and
         phases at ``wavelength`` px instead of one direction and a travelling wave.
+        ``amplitude_image`` (optional) is a grayscale image or (h, w) array of the image's aspect
+        ratio (resized like a mask) that multiplies A(x): black / 0 = still, white / 1 = ``amplitude``.
     """
 
     amplitude: float = 2.0
@@ -188,6 +190,7 @@ class SwaySpec:
     noise: float = 0.1
     shimmer: bool = False
     wavelength: float = 12.0
+    amplitude_image: str | Path | np.ndarray | None = None
 
     def validate(self) -> "SwaySpec":
         """Raise InputError naming the first out-of-range field; return self."""
@@ -203,11 +206,19 @@ class SwaySpec:
         _check(isinstance(self.shimmer, bool), "sway shimmer must be true or false")
         _check(_finite(self.wavelength) and 2 <= self.wavelength <= 4096,
                f"sway wavelength must be 2 to 4096 px, got {shown(self.wavelength)}")
+        image = self.amplitude_image
+        _check(image is None or (isinstance(image, (str, Path)) and len(str(image)) > 0)
+               or (isinstance(image, np.ndarray) and image.ndim in (2, 3)),
+               f"sway amplitude_image must be an image file name or an (h, w) array, got {shown(image)}")
         return self
 
     def describe(self) -> dict[str, Any]:
-        """Plain values by field name (manifests, the wire)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain values by field name (manifests, the wire); amplitude_image only when set ("array" for one)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "amplitude_image"}
+        if self.amplitude_image is not None:  # only then: a backend older than it would refuse the key
+            image = self.amplitude_image
+            plain["amplitude_image"] = "array" if isinstance(image, np.ndarray) else str(image)
+        return plain
 
 
 @dataclass(frozen=True, kw_only=True)

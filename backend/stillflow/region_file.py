@@ -4,10 +4,12 @@ One plain form, read and written here only:
 
     {"mask": "sky_mask.png", "speed": 1.0,
      "motion": {"kind": "hints", "hints": [[x0, y0, x1, y1]], "anchors": [[x, y]], "anchor_radius": null,
-                "sway": {"amplitude": 2.0, "cycles": 1, "angle": 0.0, "shimmer": false, ...}}}
+                "sway": {"amplitude": 2.0, "cycles": 1, "angle": 0.0, "shimmer": false, ...,
+                         "amplitude_image": "tree_amplitude.png"}}}
 
 ``kind`` is one of options.MOTION_KINDS except auto and field; ``drift`` is [angle_deg, px/frame];
-``path`` names a motion file (kind file) or a clip (kind clip). A region file holds a list of
+``path`` names a motion file (kind file) or a clip (kind clip); the optional ``amplitude_image``,
+a grayscale image multiplying the sway's amplitude. A region file holds a list of
 these, or {"regions": [...]}; its relative paths are relative to the file's folder.
 No torch, no bpy: the add-on's link and the batch driver read it too.
 """
@@ -41,8 +43,8 @@ def _numbers(value: Any, count: int, what: str) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
-def sway_from_plain(values: Any, where: str) -> SwaySpec:
-    """A SwaySpec from its plain dict (missing keys keep their defaults)."""
+def sway_from_plain(values: Any, where: str, base: Path | None = None) -> SwaySpec:
+    """A SwaySpec from its plain dict (missing keys keep their defaults; ``base`` resolves an amplitude_image)."""
     if not isinstance(values, dict):
         raise InputError(f"{where}: sway must be an object of {', '.join(_SWAY_FIELDS)}, got {shown(values)}")
     unknown = sorted(set(values) - set(_SWAY_FIELDS))
@@ -50,7 +52,10 @@ def sway_from_plain(values: Any, where: str) -> SwaySpec:
         raise InputError(f"{where}: unknown sway key(s) {', '.join(unknown)}", hint=f"known: {', '.join(_SWAY_FIELDS)}")
     typed: dict[str, Any] = {}
     for name, value in values.items():
-        if name == "shimmer":
+        if name == "amplitude_image":
+            ok = isinstance(value, str) and len(value) > 0
+            value = str(base / value) if ok and base is not None and not Path(value).is_absolute() else value
+        elif name == "shimmer":
             ok = isinstance(value, bool)
         elif name == "cycles":
             ok = isinstance(value, int) and not isinstance(value, bool)
@@ -96,7 +101,7 @@ def motion_from_plain(values: Any, where: str, base: Path | None = None) -> Moti
                       anchor_radius=None if radius is None else float(radius), path=path,
                       drift=(_numbers(values["drift"], 2, f"{where}: drift") if values.get("drift") is not None
                              else None),
-                      sway=sway_from_plain(values["sway"], where) if values.get("sway") is not None else None)
+                      sway=sway_from_plain(values["sway"], where, base) if values.get("sway") is not None else None)
     try:
         return spec.validate()
     except InputError as error:
@@ -175,7 +180,8 @@ def parse_region_arg(text: str) -> Region:
 
     SOURCE is ``hints=FILE`` (arrows and anchors, one per line), ``drift=ANGLE,SPEED``,
     ``sway=AMP,CYCLES,ANGLE``, ``shimmer=AMP,CYCLES``, ``motion=FILE.npy`` or ``clip=PATH``;
-    a region may also add a ``sway=``/``shimmer=`` on top of another source (water that flows and ripples).
+    a region may also add a ``sway=``/``shimmer=`` on top of another source (water that flows and ripples),
+    and ``amplitude_image=FILE`` to a sway or shimmer (a grayscale image multiplying its amplitude).
     """
     parts = text.split(":")
     keyed = []
@@ -186,6 +192,7 @@ def parse_region_arg(text: str) -> Region:
         raise InputError(f"--region needs MASK:SOURCE, e.g. sky.png:drift=0,1 or trees.png:sway=2,1,0; got {text!r}")
     motion: dict[str, Any] = {"kind": "none"}
     speed = 1.0
+    amplitude_image = None
     for item in keyed:
         key, _, value = item.partition("=")
         try:
@@ -215,9 +222,16 @@ def parse_region_arg(text: str) -> Region:
             motion.update(kind="hints", hints=[list(h) for h in spec.hints], anchors=[list(a) for a in spec.anchors])
         elif key in ("motion", "clip") and value:
             motion.update(kind="file" if key == "motion" else "clip", path=value)
+        elif key == "amplitude_image" and value:
+            amplitude_image = value
         else:
             raise InputError(f"--region: {item!r} is not hints=FILE, drift=ANGLE,SPEED, sway=AMP,CYCLES,ANGLE, "
-                             "shimmer=AMP,CYCLES, motion=FILE.npy, clip=PATH or speed=S")
+                             "shimmer=AMP,CYCLES, amplitude_image=FILE, motion=FILE.npy, clip=PATH or speed=S")
     if motion["kind"] == "none":
         raise InputError(f"--region {text!r} has no motion", hint="add e.g. :drift=0,1 or :sway=2,1,0")
+    if amplitude_image is not None:
+        if "sway" not in motion:
+            raise InputError(f"--region {mask}: amplitude_image= scales a sway; this region has none",
+                             hint="add :sway=AMP,CYCLES,ANGLE or :shimmer=AMP,CYCLES")
+        motion["sway"]["amplitude_image"] = amplitude_image
     return region_from_plain({"mask": mask, "motion": motion, "speed": speed}, f"--region {mask}")

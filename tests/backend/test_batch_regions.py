@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,35 @@ def test_manifest_regions(tmp_path: Path) -> None:
     manifest.write_text(json.dumps([{"image": "meadow.png", "regions": "meadow.regions.json", "drift": [0, 1]}]))
     with pytest.raises(InputError, match="has regions and drift"):
         load_items(manifest)
+
+
+def test_an_amplitude_image_is_a_sidecar_that_keys_the_result_and_travels(tmp_path: Path) -> None:
+    """NAME_*_amplitude.png is no still; its contents key the result; a worker renders from the shipped copy."""
+    from stillflow.batch.ray_task import _render
+
+    source = _region_still(tmp_path / "src")
+    amplitude = np.zeros((48, 64, 3), np.float32)
+    amplitude[:, 32:] = 1.0
+    save_frame(source / "meadow_grass_amplitude.png", amplitude, "png")
+    (source / "meadow.regions.json").write_text(json.dumps([
+        {"mask": "meadow_grass_mask.png", "motion": {"kind": "sway", "sway": {
+            "amplitude": 2, "cycles": 1, "amplitude_image": "meadow_grass_amplitude.png"}}}]))
+    items, _ = load_items(source)
+    assert [item.name for item in items] == ["meadow"], "an amplitude image ending _amplitude is a sidecar"
+    task = plan_task(items[0], tmp_path / "out", common={}, given=GIVEN, default_motion=None, default_mask=None,
+                     video=None)
+    shipped = input_bytes(task)
+    assert sorted(shipped) == ["image", "region_1_amplitude_image", "region_1_mask"]
+    regions = load_region_file(source / "meadow.regions.json")
+    direct = render(source / "meadow.png", tmp_path / "direct", regions=regions, options=RenderOptions(**GIVEN))
+    before = input_key(task)
+    copied, _ = load_items(shutil.copytree(source, tmp_path / "elsewhere"))
+    assert input_key(plan_task(copied[0], tmp_path / "out", common={}, given=GIVEN, default_motion=None,
+                               default_mask=None, video=None)) == before, "the key hashes contents, not paths"
+    save_frame(source / "meadow_grass_amplitude.png", np.ones((48, 64, 3), np.float32), "png")
+    assert input_key(task) != before
+    (source / "meadow_grass_amplitude.png").unlink()
+    outcome, files = _render(task, shipped, lambda: False)
+    assert outcome.status == "done", outcome
+    assert {name: data for name, data in files.items() if name.endswith(".png")} == {
+        path.name: path.read_bytes() for path in direct.frame_paths}

@@ -40,7 +40,8 @@ class TestPlainRegions:
         ({"motion": {"kind": "drift", "drift": [0, 1]}, "colour": 1}, "unknown key"),
         ({"motion": {"kind": "hints"}}, "at least one arrow"),
         ({"speed": "fast"}, "speed must be a number"),
-    ], ids=["auto", "cycles", "amplitude", "sway-key", "drift", "key", "no-arrow", "speed"])
+        ({"motion": {"kind": "sway", "sway": {"amplitude_image": 1}}}, "sway amplitude_image has the wrong type"),
+    ], ids=["auto", "cycles", "amplitude", "sway-key", "drift", "key", "no-arrow", "speed", "amplitude-image"])
     def test_bad_plain_regions(self, plain: dict, message: str) -> None:
         with pytest.raises(InputError, match=message):
             region_from_plain(plain, "region 1")
@@ -54,6 +55,14 @@ class TestPlainRegions:
         sky, water = load_region_file(file)
         assert sky.mask == str(tmp_path / "sub" / "sky.png") and sky.motion.hints == ((1, 2, 51, 2),)
         assert water.motion.path == str(tmp_path / "sub" / "water.npy") and water.speed == 2.0
+
+    def test_amplitude_image_is_relative_to_the_file_and_round_trips(self, tmp_path: Path) -> None:
+        file = tmp_path / "regions.json"
+        file.write_text(json.dumps([{"mask": "tree.png", "motion": {
+            "kind": "sway", "sway": {"amplitude": 2, "amplitude_image": "tree_amplitude.png"}}}]))
+        (tree,) = load_region_file(file)
+        assert tree.motion.sway.amplitude_image == str(tmp_path / "tree_amplitude.png")
+        assert region_from_plain(region_to_plain(tree), "region") == tree
 
     def test_bad_region_files(self, tmp_path: Path) -> None:
         file = tmp_path / "regions.json"
@@ -80,6 +89,8 @@ class TestRegionArg:
         water = parse_region_arg("water.png:drift=0,1:shimmer=1,2")
         assert water.motion.kind == "drift" and water.motion.sway.shimmer and water.motion.sway.cycles == 2
         assert parse_region_arg("w.png:motion=w.npy").motion == MotionSpec(kind="file", path="w.npy")
+        canopy = parse_region_arg("trees.png:amplitude_image=trees_amplitude.png:sway=2,1,0")
+        assert canopy.motion.sway == SwaySpec(amplitude=2.0, cycles=1, angle=0.0, amplitude_image="trees_amplitude.png")
 
     @pytest.mark.parametrize("text, message", [
         ("sky.png", "needs MASK:SOURCE"),
@@ -88,7 +99,8 @@ class TestRegionArg:
         ("sky.png:drift=a,b", "comma-separated numbers"),
         ("sky.png:wind=3", "is not hints=FILE"),
         ("sky.png:hints=/no/such/file.txt", "cannot read the hints file"),
-    ], ids=["no-source", "no-motion", "cycles", "numbers", "unknown", "missing-hints"])
+        ("sky.png:drift=0,1:amplitude_image=a.png", "amplitude_image= scales a sway; this region has none"),
+    ], ids=["no-source", "no-motion", "cycles", "numbers", "unknown", "missing-hints", "amplitude-without-sway"])
     def test_bad_region_args(self, text: str, message: str) -> None:
         with pytest.raises(InputError, match=message):
             parse_region_arg(text)

@@ -59,6 +59,20 @@ class TestWireRegions:
             regions_from_wire(plain, parts)
 
 
+class TestWireAmplitudeImage:
+    def test_a_single_motion_does_not_carry_one(self) -> None:
+        """A name would be a path on the backend's machine: only a region's part carries an amplitude image."""
+        from stillflow.link.wire_options import motion_from_wire, motion_to_wire
+
+        sway = MotionSpec(kind="sway", sway=SwaySpec(amplitude=2.0, amplitude_image=np.ones((48, 64), np.float32)))
+        with pytest.raises(InputError, match="amplitude image travels with a motion region"):
+            motion_to_wire(sway)
+        body, parts = motion_to_wire(MotionSpec(kind="sway", sway=SwaySpec(amplitude=2.0)))
+        body["sway"]["amplitude_image"] = "/etc/passwd"
+        with pytest.raises(InputError, match="amplitude image travels only with a motion region"):
+            motion_from_wire(body, parts)
+
+
 class TestServiceRegions:
     def test_regions_render_as_the_engine_does(self, backend: LocalBackend) -> None:
         still = image(3)

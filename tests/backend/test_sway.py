@@ -12,6 +12,8 @@ from stillflow.pipeline import prepare
 from stillflow.stages.sway import sway_displacement
 from stillflow.stages.sway_warp import warp_sway
 
+from ..tolerances import FLOAT32_ATOL
+
 SEAM_MAX = 1.05
 """The step from frame N - 1 to frame 0 is no larger than a typical step (issue 27)."""
 
@@ -141,3 +143,42 @@ class TestShimmer:
         layer = prepared.sway.layers[0]
         for wave in (layer.wave_cos[:, 40:-40, 40:-40], layer.wave_sin[:, 40:-40, 40:-40]):
             assert wave[0].min() < -0.5 and wave[0].max() > 0.5 and wave[1].min() < -0.5 and wave[1].max() > 0.5
+
+
+class TestAmplitudeImage:
+    def test_black_half_stays_exact_and_white_half_sways(self, foliage: np.ndarray, tmp_path: Path) -> None:
+        """An amplitude image black on the left half: those pixels equal the input in every frame."""
+        from stillflow.io.images import save_frame
+
+        amplitude = np.zeros((96, 128, 3), np.float32)  # half the still's size: resized like a mask
+        amplitude[:, 64:] = 1.0
+        save_frame(tmp_path / "amplitude.png", amplitude, "png")
+        spec = SwaySpec(amplitude=3.0, cycles=1, angle=0.0, amplitude_image=str(tmp_path / "amplitude.png"))
+        frames = _sway_frames(foliage, spec, 12)
+        for frame in frames:  # the 2x bilinear resize blends the black and white columns at x = 127, 128
+            assert np.array_equal(frame[:, :127], foliage[:, :127])
+        moved = max(float(np.abs(frame[:, 136:] - foliage[:, 136:]).mean()) for frame in frames)
+        assert moved > 0.01, f"the white half barely moved ({moved:.4f})"
+        plain = _sway_frames(foliage, SwaySpec(amplitude=3.0, cycles=1, angle=0.0), 12)
+        # White is the spec's amplitude: the same frame as without the image, but for the base's blur,
+        # which OpenCV computes over another crop (the window of what moves) and so rounds differently.
+        np.testing.assert_allclose(frames[3][:, 160:-40], plain[3][:, 160:-40], rtol=0, atol=FLOAT32_ATOL)
+
+    @pytest.mark.parametrize("name, shape, message", [
+        ("missing.png", None, "amplitude image .*missing.png does not exist"),
+        ("wide.png", (40, 128), "amplitude image is 128x40 px but the image is 256x192"),
+        ("broken.png", (), "amplitude image .*broken.png"),
+    ], ids=["missing", "aspect", "not-an-image"])
+    def test_bad_amplitude_image(self, foliage: np.ndarray, tmp_path: Path, name: str,
+                                 shape: tuple[int, ...] | None, message: str) -> None:
+        from stillflow.errors import InputError
+        from stillflow.io.images import save_frame
+
+        path = tmp_path / name
+        if shape == ():
+            path.write_bytes(b"not a png")
+        elif shape is not None:
+            save_frame(path, np.ones((*shape, 3), np.float32), "png")
+        spec = SwaySpec(amplitude=2.0, amplitude_image=str(path))
+        with pytest.raises(InputError, match=message):
+            _sway_frames(foliage, spec, 4)

@@ -3,8 +3,8 @@
 Folder convention, for a still ``NAME.png`` (any image suffix):
   ``NAME_mask.png`` (any image suffix) the mask, ``NAME_motion.npy`` a motion file,
   ``NAME.hints.txt`` arrows and anchors (see ``parse_hints``), or ``NAME.regions.json`` motion regions
-  (a region file, docs/regions.md) instead of the mask and motion sidecars. Files ending ``_mask`` or
-  ``_importance`` are sidecars, not stills.
+  (a region file, docs/regions.md) instead of the mask and motion sidecars. Files ending ``_mask``,
+  ``_importance`` or ``_amplitude`` (a region's sway amplitude image) are sidecars, not stills.
 Manifest: JSON (a list of items or ``{"options": {...}, "items": [...]}``) or CSV (a header row;
 columns image, name, mask, motion, hints, drift, motion_from_clip, importance, video, and any
 render option name). Relative paths are relative to the manifest's folder.
@@ -27,7 +27,7 @@ __all__ = ["BatchItem", "STILL_SUFFIXES", "VIDEO_FORMATS", "load_items", "parse_
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
 VIDEO_FORMATS = ("mp4", "webm", "gif")
-_SIDECAR_ENDINGS = ("_mask", "_importance")
+_SIDECAR_ENDINGS = ("_mask", "_importance", "_amplitude")
 _ITEM_KEYS = {"name", "image", "mask", "motion", "regions", "hints", "anchors", "anchor_radius", "drift", "motion_from_clip",
               "importance", "video", "options"}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from ..options import SwaySpec
 from .sizing import TaskSize, use_threads
 from .work import Outcome, Task, region_files, render_task
 
@@ -105,7 +106,9 @@ def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None,
         motion = dataclasses.replace(task.motion, path=local["motion"]) if "motion" in local else task.motion
         regions = tuple(dataclasses.replace(
             region, mask=local.get(f"region_{index}_mask", region.mask),
-            motion=dataclasses.replace(region.motion, path=local.get(f"region_{index}_motion", region.motion.path)))
+            motion=dataclasses.replace(region.motion, path=local.get(f"region_{index}_motion", region.motion.path),
+                                       sway=_local_sway(region.motion.sway,
+                                                        local.get(f"region_{index}_amplitude_image"))))
             for index, region in enumerate(task.regions, start=1))
         moved = dataclasses.replace(task, image=local["image"], mask=local.get("mask", task.mask),
                                     importance=local.get("importance"), motion=motion, regions=regions)
@@ -115,6 +118,13 @@ def _render(task: Task, inputs: dict[str, tuple[str, bytes]] | None,
         return outcome, files
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _local_sway(sway: SwaySpec | None, amplitude_image: str | None) -> SwaySpec | None:
+    """A region's sway reading its amplitude image from the task's shipped copy (when it has one)."""
+    if sway is None or amplitude_image is None:
+        return sway
+    return dataclasses.replace(sway, amplitude_image=amplitude_image)
 
 
 def input_bytes(task: Task) -> dict[str, tuple[str, bytes]]:

@@ -110,8 +110,7 @@ def input_key(task: Task) -> str:
     recipe = {"v": _KEY_VERSION, "options": options, "motion": motion, "mask_auto": task.mask == "auto",
               "video": Path(task.video).suffix if task.video else None}
     if task.regions:  # only then: results made before regions existed keep their key
-        recipe["regions"] = _plain_numbers([{"motion": {k: v for k, v in r.motion.describe().items() if k != "path"},
-                                             "speed": r.speed} for r in task.regions])
+        recipe["regions"] = _plain_numbers([{"motion": _recipe_of(r.motion), "speed": r.speed} for r in task.regions])
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     for role, path in (("image", task.image), ("mask", task.mask), ("importance", task.importance),
                        ("motion", task.motion.path), *region_files(task.regions)):
@@ -126,14 +125,25 @@ def input_key(task: Task) -> str:
     return digest.hexdigest()
 
 
+def _recipe_of(motion: MotionSpec) -> dict[str, Any]:
+    """A region's motion without its file paths (their contents are hashed by role instead)."""
+    plain = {k: v for k, v in motion.describe().items() if k != "path"}
+    if plain.get("sway") is not None:
+        plain["sway"] = {k: v for k, v in plain["sway"].items() if k != "amplitude_image"}
+    return plain
+
+
 def region_files(regions: tuple[Region, ...]) -> list[tuple[str, str]]:
-    """(role, path) of every region's mask and motion file: region_1_mask, region_1_motion, ..."""
+    """(role, path) of every region's mask, motion file and amplitude image: region_1_mask, region_1_motion, ..."""
     files = []
     for index, region in enumerate(regions, start=1):
         if isinstance(region.mask, (str, Path)):
             files.append((f"region_{index}_mask", str(region.mask)))
         if region.motion.path is not None:
             files.append((f"region_{index}_motion", region.motion.path))
+        sway = region.motion.sway
+        if sway is not None and isinstance(sway.amplitude_image, (str, Path)):
+            files.append((f"region_{index}_amplitude_image", str(sway.amplitude_image)))
     return files
 
 

@@ -116,10 +116,10 @@ def load_image(image: str | Path | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_to_float(pixels, what))
 
 
-def load_mask(mask: str | Path | np.ndarray) -> np.ndarray:
-    """A mask as (h, w) float32 in [0, 1], white / 1 = animate; RGB masks use channel 0."""
-    what = "mask" if isinstance(mask, np.ndarray) else f"mask {Path(mask).name}"
-    pixels = mask if isinstance(mask, np.ndarray) else _read_any(Path(mask), "mask")
+def load_mask(mask: str | Path | np.ndarray, kind: str = "mask") -> np.ndarray:
+    """A mask (or another grayscale map, named ``kind`` in messages) as (h, w) float32 in [0, 1]; RGB uses channel 0."""
+    what = kind if isinstance(mask, np.ndarray) else f"{kind} {Path(mask).name}"
+    pixels = mask if isinstance(mask, np.ndarray) else _read_any(Path(mask), kind)
     if pixels.ndim == 3:
         pixels = pixels[:, :, 0]
     if pixels.ndim != 2 or min(pixels.shape) < 1:

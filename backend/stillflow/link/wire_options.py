@@ -45,6 +45,9 @@ def motion_to_wire(motion: MotionSpec) -> tuple[dict[str, Any], dict[str, np.nda
         "drift": [float(v) for v in motion.drift] if motion.drift is not None else None,
     }
     if motion.sway is not None:  # only then: a backend older than sway would refuse the key
+        if motion.sway.amplitude_image is not None:
+            raise InputError("a sway's amplitude image travels with a motion region, not with the single motion",
+                             hint="send the mask and its sway as one region (regions=[Region(...)])")
         body["sway"] = motion.sway.describe()
     parts = {}
     if motion.field is not None:
@@ -73,6 +76,10 @@ def motion_from_wire(body: Any, parts: Mapping[str, np.ndarray], limits: Limits 
     if field_part is not None and kind != "field":
         raise InputError(f"a motion part was sent but motion kind is {kind!r}", hint="set kind to field")
     motion_field = _motion_field(field_part, limits) if field_part is not None else None
+    if isinstance(body.get("sway"), dict) and "amplitude_image" in body["sway"]:
+        # A name would be a path on the backend's machine: an amplitude image travels as a region's part.
+        raise InputError("a sway's amplitude image travels only with a motion region (as a part)",
+                         hint="send the mask and its sway as one region")
     return check_motion_ranges(MotionSpec(
         kind=kind if isinstance(kind, str) else repr(kind),
         hints=tuple(_numbers(h, 4, "hint") for h in _list(body.get("hints"), "hints")),

@@ -91,7 +91,7 @@ def _unit(angle_deg: float) -> tuple[float, float]:
 
 
 def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: int, speed: float = 1.0,
-                    along: np.ndarray | None = None) -> SwayLayer:
+                    along: np.ndarray | None = None, amplitude_map: np.ndarray | None = None) -> SwayLayer:
     """The oscillation of one region from its weight and its SwaySpec.
 
     Args:
@@ -101,6 +101,8 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
         seed: seeds the phase noise and the shimmer's random fields.
         speed: multiplies the amplitude (the region's speed times RenderOptions.speed).
         along: (2, H, W) float32 motion whose direction the sway follows when ``spec.angle`` is None.
+        amplitude_map: (H, W) float32 in [0, 1] multiplying A(x) (the spec's amplitude image, loaded
+            and resized to the image); None = 1 everywhere.
 
     Returns:
         The region's SwayLayer (zero wherever ``weight`` is 0).
@@ -113,6 +115,8 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
     taper = max(2.0 * amplitude, _TAPER_MIN_PX)
     ramp = np.clip(_inner_distance(inside, int(math.ceil(taper))) / taper, 0.0, 1.0)
     strength = (amplitude * ramp * ramp * (3.0 - 2.0 * ramp) * weight).astype(np.float32)
+    if amplitude_map is not None:
+        strength *= amplitude_map
     rng = np.random.default_rng([seed, 0x5A4F])
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     if spec.shimmer:
