@@ -22,8 +22,8 @@ from .core.request import build_motion, build_options, build_region
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_array", "image_input", "rasterise_mask", "mask_array", "mask_splines", "motion_hints",
-           "build_regions", "build_request"]
+__all__ = ["image_array", "image_input", "rasterise_mask", "mask_fingerprint", "mask_array", "mask_splines",
+           "motion_hints", "build_regions", "build_request"]
 
 _errors = load("errors")
 _options = load("options")
@@ -158,7 +158,7 @@ _image_cache: LastValue[npt.NDArray[np.float32]] = LastValue()
 """A Generate of an unchanged, saved still skips reading its pixels."""
 
 
-def _fingerprint(mask: bpy.types.Mask, width: int, height: int) -> tuple:
+def mask_fingerprint(mask: bpy.types.Mask, width: int, height: int) -> tuple:
     """Everything the raster depends on: size, layer settings and every point's geometry and feather."""
     layers = []
     for layer in mask.layers:
@@ -176,7 +176,7 @@ def _fingerprint(mask: bpy.types.Mask, width: int, height: int) -> tuple:
 
 def cached_mask_raster(mask: bpy.types.Mask, width: int, height: int) -> npt.NDArray[np.float32]:
     """``rasterise_mask``, reused while the Mask and size are unchanged (the render costs ~0.1-1 s)."""
-    return _raster_cache.get((mask.name, _fingerprint(mask, width, height)),
+    return _raster_cache.get((mask.name, mask_fingerprint(mask, width, height)),
                              lambda: rasterise_mask(mask, width, height))
 
 

@@ -3,7 +3,8 @@
 Thread and process contract:
   - Only Blender's main thread runs this module: one draw handler and one timer, no threads.
   - The timer (``_tick``) reads the scene settings, re-densifies the motion field when the arrows,
-    the mask or the motion file change, and tags Image Editors for redraw. It never touches the GPU.
+    the mask or the motion file change, re-plans the swaying regions (``core.preview_sway``) when a
+    region changes, and tags Image Editors for redraw. It never touches the GPU.
   - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
     register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
   - ``unregister()`` removes the handler and the timer and frees every GPU object.
@@ -22,12 +23,13 @@ import numpy.typing as npt
 from gpu_extras.batch import batch_for_shader
 
 from . import inputs
-from .core import preview_math
+from .core import preview_math, preview_sway
 from .core.lib import ADDON_DIR, load
+from .core.request import build_options
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "unregister", "draw_controls", "create_info", "SAMPLERS", "PUSH_CONSTANTS"]
+__all__ = ["register", "unregister", "draw_controls", "create_info", "draw_uniforms", "SAMPLERS", "PUSH_CONSTANTS"]
 
 _errors = load("errors")
 
@@ -38,14 +40,16 @@ SAMPLERS: tuple[tuple[int, str, str], ...] = (
     (2, "FLOAT_2D", "mask_tex"),
     (3, "FLOAT_2D", "sway_tex"),
     (4, "FLOAT_2D", "base_tex"),
+    (5, "FLOAT_2D", "shimmer_tex"),
 )
 VERTEX_CONSTANTS: tuple[tuple[str, str], ...] = (("MAT4", "ModelViewProjectionMatrix"),)
 PUSH_CONSTANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb"),
-                     ("INT", "sway_cycles")),
+                     ("IVEC4", "sway_cycles")),
     "motion_overlay": (("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
                        ("FLOAT", "streak_spacing"), ("FLOAT", "streak_period"), ("FLOAT", "streak_trail"),
-                       ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers")),
+                       ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers"), ("INT", "frames"),
+                       ("IVEC4", "sway_cycles"), ("FLOAT", "sway_max")),
 }
 
 _IDLE_INTERVAL_S = 0.25
@@ -73,6 +77,7 @@ class _Field:
     scale: float
     mask: npt.NDArray[np.float32] | None
     version: int
+    sway: preview_sway.SwayTextures = field(default_factory=preview_sway.no_sway)
 
 
 @dataclass
@@ -87,6 +92,8 @@ class _State:
     textures: dict[str, Any] = field(default_factory=dict)
     uploaded_version: int = -1
     versions: int = 0
+    base_key: tuple[Any, ...] = ()
+    base: npt.NDArray[np.float32] | None = None
 
 
 _state = _State()
@@ -148,6 +155,9 @@ def _motion_of(settings: Any, width: int, height: int, field_h: int, field_w: in
 
 def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
     """Recompute the motion field (and a rasterised Mask) when the inputs they depend on changed."""
+    if settings.use_regions:
+        _refresh_regions(settings, image)
+        return
     width, height = image.size
     field_h, field_w, scale = preview_math.field_shape(width, height)
     motion_key, compute_motion = _motion_of(settings, width, height, field_h, field_w, scale)
@@ -170,6 +180,58 @@ def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
     _state.versions += 1
     _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=mask,
                           version=_state.versions)
+
+
+def _regions_key(settings: Any, width: int, height: int) -> tuple[Any, ...]:
+    """Everything the regions' preview depends on: the still's size, the options and each region with its Mask."""
+    raster = inputs.mask_raster_size(width, height, refined=settings.refine_mask)
+    regions = tuple((item.motion, item.speed, item.drift_angle, item.drift_speed, item.amplitude, item.cycles,
+                     item.sway_angle, None if item.mask is None else
+                     (item.mask.name, inputs.mask_fingerprint(item.mask, *raster))) for item in settings.regions)
+    return width, height, "REGIONS", (settings.frames, settings.speed, settings.refine_mask), regions
+
+
+def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
+    """Re-plan the swaying regions when a region, its Mask or an option they depend on changed.
+
+    Flowing regions stay still in the preview for now (docs/regions.md); the swaying ones sway as rendered.
+    """
+    width, height = image.size
+    key = _regions_key(settings, width, height)
+    current = _state.current
+    changed = current is None or current.key != key
+    if changed:
+        if bpy.app.is_job_running("RENDER"):  # the Masks rasterise through a render
+            return
+        regions = inputs.build_regions(settings, width, height)
+        sway = preview_sway.preview_sway(regions, build_options(settings.option_values()), height, width)
+        field_h, field_w, _ = preview_math.field_shape(width, height)
+        current = _state.current = _Field(key=key, motion=np.zeros((2, field_h, field_w), np.float32),
+                                          scale=field_w / width, mask=np.zeros((1, 1), np.float32), version=-1,
+                                          sway=sway)
+    if current.sway.active and _refresh_base(image):
+        changed = True
+    if changed:
+        _state.versions += 1
+        current.version = _state.versions
+
+
+def _refresh_base(image: bpy.types.Image) -> bool:
+    """The still's base (``stages.sway_split``) in the values its GPU texture holds; whether it changed."""
+    width, height = image.size
+    key = (image.name, width, height, image.filepath, image.is_float, image.colorspace_settings.name)
+    if key == _state.base_key:
+        return False
+    flat = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(flat)
+    rgba = np.ones((height, width, 4), np.float32)
+    rgba[..., :min(image.channels, 4)] = flat.reshape(height, width, image.channels)[..., :4]
+    if not image.is_float and not image.colorspace_settings.is_data:
+        # a byte sRGB still reaches the shader decoded to linear light (pixels gives the encoded bytes)
+        rgba[..., :3] = preview_sway.srgb_to_linear(rgba[..., :3])
+    _state.base = preview_sway.base_texture(rgba)  # pixels are rows bottom-up: already the texture layout
+    _state.base_key = key
+    return True
 
 
 def _tick() -> float:
@@ -207,8 +269,10 @@ def _upload() -> None:
     _state.textures["motion"] = _float_texture(preview_math.motion_texture(current.motion), "RG32F")
     mask = current.mask if current.mask is not None else np.ones((1, 1), np.float32)
     _state.textures["mask"] = _float_texture(preview_math.mask_texture(mask), "R32F")
-    # The panel sets no swaying region yet (docs/regions.md): sway_cycles 0 and 1x1 placeholders.
-    _state.textures["sway"] = _float_texture(np.zeros((1, 1, 4), np.float32), "RGBA32F")
+    _state.textures["sway"] = _float_texture(current.sway.waves, "RGBA32F")
+    _state.textures["shimmer"] = _float_texture(current.sway.shimmer, "R32F")
+    base = _state.base if current.sway.active and _state.base is not None else np.zeros((1, 1, 4), np.float32)
+    _state.textures["base"] = _float_texture(base, "RGBA32F")
     _state.uploaded_version = current.version
 
 
@@ -217,6 +281,27 @@ def _shader(program: str) -> gpu.types.GPUShader:
     if program not in _state.shaders:
         _state.shaders[program] = gpu.shader.create_from_info(create_info(program))
     return _state.shaders[program]
+
+
+def draw_uniforms(settings: Any, current: _Field, elapsed_s: float,
+                  image_px_per_screen_px: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Each shown program's uniforms (PUSH_CONSTANTS but the matrix) ``elapsed_s`` seconds into playback."""
+    sway = current.sway
+    shown: dict[str, dict[str, Any]] = {}
+    if settings.show_loop_preview:
+        shown["loop_preview"] = {
+            "speed": settings.speed, "frame": preview_math.loop_phase(elapsed_s, settings.fps, settings.frames),
+            "frames": settings.frames, "display_srgb": 1, "sway_cycles": sway.cycles}
+    if settings.show_motion_overlay:
+        shown["motion_overlay"] = {
+            "speed": settings.speed, "time_frames": preview_math.playback_frames(elapsed_s, settings.fps),
+            "max_speed": preview_math.overlay_max_speed(current.motion, settings.speed, current.scale),
+            "streak_spacing": STREAK_SPACING_SCREEN_PX * image_px_per_screen_px,
+            "streak_period": float(min(settings.frames, STREAK_PERIOD_FRAMES)), "streak_trail": STREAK_TRAIL_FRAMES,
+            "outline_px": image_px_per_screen_px, "opacity": OVERLAY_OPACITY,
+            "overlay_layers": sum(preview_math.OVERLAY_LAYERS.values()), "frames": settings.frames,
+            "sway_cycles": sway.cycles, "sway_max": sway.largest}
+    return shown
 
 
 def _draw() -> None:
@@ -233,7 +318,7 @@ def _draw() -> None:
         return
     _upload()
     mask_texture = _state.textures["mask"]
-    if settings.mask_source == "IMAGE" and settings.mask_image is not None:
+    if settings.mask_source == "IMAGE" and settings.mask_image is not None and not settings.use_regions:
         # The painted image's own GPU texture: strokes show while the artist paints.
         mask_texture = gpu.texture.from_image(settings.mask_image)
     view = context.region.view2d
@@ -241,42 +326,30 @@ def _draw() -> None:
     x1, y1 = view.view_to_region(1.0, 1.0, clip=False)
     corners = {"pos": ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), "texco": ((0, 0), (1, 0), (0, 1), (1, 1))}
     matrix = gpu.matrix.get_projection_matrix() @ gpu.matrix.get_model_view_matrix()
-    elapsed = time.monotonic() - _state.started
     textures = {"image_tex": gpu.texture.from_image(image), "motion_tex": _state.textures["motion"],
-                "mask_tex": mask_texture, "sway_tex": _state.textures["sway"], "base_tex": _state.textures["sway"]}
+                "mask_tex": mask_texture, "sway_tex": _state.textures["sway"], "base_tex": _state.textures["base"],
+                "shimmer_tex": _state.textures["shimmer"]}
+    uniforms = draw_uniforms(settings, _state.current, time.monotonic() - _state.started,
+                             image.size[0] / max(1.0, abs(x1 - x0)))
     gpu.state.blend_set("ALPHA")
     try:
-        if settings.show_loop_preview:
-            shader = _bind("loop_preview", matrix, textures, settings.speed)
-            shader.uniform_int("frame", preview_math.loop_phase(elapsed, settings.fps, settings.frames))
-            shader.uniform_int("frames", settings.frames)
-            shader.uniform_int("display_srgb", 1)
-            shader.uniform_int("sway_cycles", 0)
-            batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
-        if settings.show_motion_overlay:
-            shader = _bind("motion_overlay", matrix, textures, settings.speed)
-            image_px_per_screen_px = image.size[0] / max(1.0, abs(x1 - x0))
-            current = _state.current
-            shader.uniform_float("time_frames", preview_math.playback_frames(elapsed, settings.fps))
-            shader.uniform_float("max_speed", preview_math.overlay_max_speed(current.motion, settings.speed,
-                                                                             current.scale))
-            shader.uniform_float("streak_spacing", STREAK_SPACING_SCREEN_PX * image_px_per_screen_px)
-            shader.uniform_float("streak_period", float(min(settings.frames, STREAK_PERIOD_FRAMES)))
-            shader.uniform_float("streak_trail", STREAK_TRAIL_FRAMES)
-            shader.uniform_float("outline_px", image_px_per_screen_px)
-            shader.uniform_float("opacity", OVERLAY_OPACITY)
-            shader.uniform_int("overlay_layers", sum(preview_math.OVERLAY_LAYERS.values()))
+        for program, values in uniforms.items():
+            shader = _bind(program, matrix, textures, values)
             batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
     finally:
         gpu.state.blend_set("NONE")
 
 
-def _bind(program: str, matrix: Any, textures: dict[str, Any], speed: float) -> gpu.types.GPUShader:
-    """Bind a program with the uniforms both programs share."""
+def _bind(program: str, matrix: Any, textures: dict[str, Any], values: dict[str, Any]) -> gpu.types.GPUShader:
+    """Bind a program with its textures and uniforms (typed by PUSH_CONSTANTS)."""
     shader = _shader(program)
     shader.bind()
     shader.uniform_float("ModelViewProjectionMatrix", matrix)
-    shader.uniform_float("speed", speed)
+    for constant_type, name in PUSH_CONSTANTS[program]:
+        if constant_type == "FLOAT":
+            shader.uniform_float(name, values[name])
+        else:
+            shader.uniform_int(name, values[name])
     for name, texture in textures.items():
         shader.uniform_sampler(name, texture)
     return shader

@@ -36,7 +36,8 @@ WHEELS = ("pyzmq==27.3.0", "msgpack==1.2.4")
 """Pinned to the versions the add-on tests run with (.venv-blender)."""
 
 VENDORED = ("__init__.py", "errors.py", "options.py", "progress.py", "region_file.py", "link/", "io/__init__.py",
-            "io/frames.py", "stages/__init__.py", "stages/hints.py", "stages/regions.py", "stages/motion_file.py")
+            "io/frames.py", "stages/__init__.py", "stages/hints.py", "stages/regions.py", "stages/motion_file.py",
+            "stages/sway.py", "stages/sway_split.py")
 """Torch-free backend modules the add-on imports (relative imports only), copied into _vendor/stillflow/.
 A name ending in "/" is a whole subpackage: ``link/`` (wire protocol and client) travels entire."""
 

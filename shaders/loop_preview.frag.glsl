@@ -8,9 +8,7 @@
 //   frames        int        loop length N (RenderOptions.frames), frames
 //   display_srgb  int        1 = encode the output with the sRGB curve (Blender draws overlays in
 //                            display space), 0 = output the image's own values
-//   sway_cycles   int        k, whole oscillation cycles per loop of the swaying regions; 0 = none
-//   sway_tex      sampler2D  (W, H) RGBA = (C.x, C.y, S.x, S.y), image px, texel space (y up):
-//                            C = A u cos(phi), S = A u sin(phi) of stages/sway.py's SwayLayer
+//   sway_tex, sway_cycles    the swaying regions' layers, as in preview_common.glsl; all k = 0: none
 //   base_tex      sampler2D  (W, H) RGBA base of the image (stages/sway_split.gaussian_base)
 // Output:
 //   FragColor     vec4       preview pixel; static pixels (S = 0) equal the image exactly
@@ -22,9 +20,10 @@
 // against the motion; the backward one walks N - t steps with it. Frame 0 and frame N are the
 // image itself, so the loop seam is exact.
 //
-// Swaying regions (stages/sway.py) move by D = sin(a) C + (cos(a) - 1) S, a = 2 pi ((k t) mod N) / N:
-// the base bilinearly from y - D, the detail (image - base) from y - steps with whole-pixel
-// steps = floor(D + S + 1/2) - floor(S + 1/2), as the engine does; frame 0 and N are the image.
+// Swaying regions (stages/sway.py) move by D = sum of sin(a) C + (cos(a) - 1) S over the layers,
+// a = 2 pi ((k t) mod N) / N: the base bilinearly from y - D, the detail (image - base) from
+// y - steps with whole-pixel steps = floor(D + P0 + 1/2) - floor(P0 + 1/2), P0 = sum of S, as the
+// engine does (stages/sway_warp.py); frame 0 and N are the image.
 
 vec3 sf_srgb_encode(vec3 linear)
 {
@@ -47,14 +46,14 @@ void main()
     float weight = sf_mask_bilinear(y);
     // mix() with weight 0 returns `still` bit for bit: static pixels stay untouched.
     vec4 colour = mix(still, moving, weight);
-    if (sway_cycles > 0) {
+    if (any(greaterThan(sway_cycles, ivec4(0)))) {
         ivec2 size = textureSize(image_tex, 0);
         ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), size);
-        vec4 wave = texelFetch(sway_tex, texel, 0);
-        float a = 6.283185307179586 * float((sway_cycles * frame) % frames) / float(frames);
-        vec2 d = sin(a) * wave.xy + (cos(a) - 1.0) * wave.zw;
+        vec2 d, rest, now;
+        float reach;
+        sf_sway(texel, sf_sway_angles(frame, 0.0), d, rest, now, reach);
         if (d != vec2(0.0)) {
-            vec2 steps = floor(d + wave.zw + 0.5) - floor(wave.zw + 0.5);
+            vec2 steps = floor(d + rest + 0.5) - floor(rest + 0.5);
             ivec2 from_detail = sf_reflect2(ivec2(y - steps), size);
             vec4 detail = texelFetch(image_tex, from_detail, 0) - texelFetch(base_tex, from_detail, 0);
             colour = sf_base_bilinear(y - d) + detail;

@@ -1,6 +1,6 @@
-// Stillflow motion overlay: direction colours, animated streaks and the mask outline, drawn with
-// alpha blending over the image. Needs preview_common.glsl before it. Body only: the consumer's
-// prelude declares the inputs.
+// Stillflow motion overlay: direction colours, animated streaks, the mask outline and the swaying
+// regions' oscillation, drawn with alpha blending over the image. Needs preview_common.glsl before
+// it. Body only: the consumer's prelude declares the inputs.
 //
 // Inputs:
 //   uv              vec2   texture coordinate of this fragment, 0..1 across the image
@@ -12,15 +12,20 @@
 //   streak_trail    float  length of a streak's tail, in frames of motion, frames
 //   outline_px      float  half-width of the mask outline, image px (about one screen pixel)
 //   opacity         float  overall opacity of the overlay, 0..1
-//   overlay_layers  int    bit 0 = direction colours, bit 1 = streaks, bit 2 = mask outline
+//   overlay_layers  int    bit 0 = direction colours, bit 1 = streaks, bit 2 = mask outline, bit 3 = sway
+//   sway_tex, sway_cycles, frames   the swaying regions' layers and the loop length, as in preview_common.glsl
+//   sway_max        float  oscillation |P| shown fully saturated, image px (the regions' largest amplitude)
+//   shimmer_tex     sampler2D  (w, h) R = the shimmering regions' share in [0, 1], any resolution
 // Output:
 //   FragColor       vec4   straight (not premultiplied) colour and alpha
 //
 // Colours: hue = direction on screen (0 = right = red, 90 deg = up = yellow-green, 180 = left =
 // cyan, 270 = down = violet), saturation = |speed * S * M| / max_speed. Streak heads move at the
 // motion's own speed, one image pixel per px/frame per frame, so they show direction and speed.
-
-const float SF_TAU = 6.28318530718;
+// Sway: the oscillation P(t) = A u sin(2 pi k t / N + phi) of stages/sway.py at the playback time,
+// in the same colours (hue = the way the sway moves the content now, saturation = |P| / sway_max),
+// so the colour swings between opposite hues and a gust's wave travels across the region. Shimmer
+// is drawn in dots (every other cell of about 2 screen px) so it reads apart from a sway.
 
 vec3 sf_hsv_to_rgb(float hue, float saturation, float value)
 {
@@ -86,6 +91,38 @@ float sf_outline(vec2 y)
     return (lo < 0.5 && hi >= 0.5) ? 1.0 : 0.0;
 }
 
+// The shimmering regions' share at image pixel p, by nearest lookup (shimmer_tex at any resolution).
+float sf_shimmer_at(vec2 p)
+{
+    ivec2 size = textureSize(shimmer_tex, 0);
+    vec2 q = sf_rescale(p, textureSize(image_tex, 0), size);
+    ivec2 texel = ivec2(sf_round_even(q.x), sf_round_even(q.y));
+    return texelFetch(shimmer_tex, sf_reflect2(texel, size), 0).r;
+}
+
+// The swaying regions' colour at image pixel y (0 where nothing sways), straight alpha.
+vec4 sf_sway_tint(vec2 y)
+{
+    ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
+    float whole = floor(time_frames);
+    vec2 d, rest, now;
+    float reach;
+    sf_sway(texel, sf_sway_angles(int(whole), time_frames - whole), d, rest, now, reach);
+    if (reach <= 0.0) {
+        return vec4(0.0);
+    }
+    if (sf_shimmer_at(y) >= 0.5) {
+        vec2 cell = fract((y + 0.5) / (4.0 * max(outline_px, 1.0)));
+        if (cell.x >= 0.5 || cell.y >= 0.5) {
+            return vec4(0.0);
+        }
+    }
+    float shown = length(now);
+    float hue = shown > 0.0 ? fract(atan(now.y, now.x) / SF_TAU) : 0.0;
+    float saturation = clamp(shown / max(sway_max, 1e-6), 0.0, 1.0);
+    return vec4(sf_hsv_to_rgb(hue, saturation, 1.0), 0.3 + 0.4 * saturation);
+}
+
 void main()
 {
     vec2 y = sf_pixel_position(uv);
@@ -98,6 +135,9 @@ void main()
             float saturation = clamp(magnitude / max(max_speed, 1e-6), 0.0, 1.0);
             colour = vec4(sf_hsv_to_rgb(hue, saturation, 1.0), 0.6);
         }
+    }
+    if ((overlay_layers & 8) != 0 && any(greaterThan(sway_cycles, ivec4(0)))) {
+        colour = sf_over(sf_sway_tint(y), colour);
     }
     if ((overlay_layers & 2) != 0) {
         colour = sf_over(vec4(1.0, 1.0, 1.0, sf_streaks(y)), colour);

@@ -9,10 +9,17 @@
 //   mask_tex    sampler2D  (w', h') R = animate weight S in [0, 1] (1 = animate), any resolution
 //   speed       float      multiplies the motion field (RenderOptions.speed), x
 //   base_tex    sampler2D  (W, H) RGBA base of the image for swaying regions (loop_preview.frag.glsl)
+//   sway_tex    sampler2D  (W, 4 H) RGBA: the swaying regions' layers stacked, layer l in rows l H .. l H + H - 1,
+//                          each (C.x, C.y, S.x, S.y) in image px, texel space (y up): C = A u cos(phi),
+//                          S = A u sin(phi) of stages/sway.py's SwayLayer (addon/core/preview_sway.py builds it)
+//   sway_cycles ivec4      k of layers 0-3, whole oscillation cycles per loop; 0 = the layer is unused
+//   frames      int        loop length N (RenderOptions.frames), frames
 //
 // Convention (texel space): x = column, y = texture row, pixel centres at integer coordinates;
 // rows run bottom-up as Blender's image textures do, so motion channel 1 points up. The Python
 // side (addon/core/preview_math.py) converts top-down backend arrays into this layout.
+
+const float SF_TAU = 6.283185307179586;
 
 // Round half to even, as torch.round / numpy.round do in the engine's integrator
 // (algorithm.md §1.2 step 3: one rounding rule everywhere). roundEven() is avoided on purpose:
@@ -130,4 +137,43 @@ vec2 sf_integrate(vec2 p, int steps, float sign)
         p += sign * sf_motion_at(p);
     }
     return p;
+}
+
+// Each sway layer's angle a = 2 pi ((k t) mod N) / N at loop time t = frame + fraction frames, k = sway_cycles.
+// Whole frames in integers, so a whole frame gives the engine's angle exactly (stages/sway.py).
+vec4 sf_sway_angles(int frame, float fraction)
+{
+    vec4 angles = vec4(0.0);
+    int wrapped = frame % frames;
+    for (int layer = 0; layer < 4; ++layer) {
+        int cycles = sway_cycles[layer];
+        angles[layer] = SF_TAU * (float((cycles * wrapped) % frames) + float(cycles) * fraction) / float(frames);
+    }
+    return angles;
+}
+
+// The swaying regions at image texel `texel`, each layer at its angle (sf_sway_angles), summed in
+// layer order as the engine sums them (stages/sway.py sway_displacement, combine_sway):
+//   d      = sum of sin(a) C + (cos(a) - 1) S, the frame's displacement D(t) (0 at t = 0), image px
+//   rest   = sum of S, the oscillation at t = 0, P(0), image px
+//   now    = sum of sin(a) C + cos(a) S = A u sin(a + phi), the oscillation P(t) = D(t) + P(0), image px
+//   reach  = sum of the amplitudes A = sqrt(|C|^2 + |S|^2), the largest |P| can get, image px
+void sf_sway(ivec2 texel, vec4 angles, out vec2 d, out vec2 rest, out vec2 now, out float reach)
+{
+    int rows = textureSize(image_tex, 0).y;
+    d = vec2(0.0);
+    rest = vec2(0.0);
+    now = vec2(0.0);
+    reach = 0.0;
+    for (int layer = 0; layer < 4; ++layer) {
+        if (sway_cycles[layer] <= 0) {
+            continue;
+        }
+        vec4 wave = texelFetch(sway_tex, texel + ivec2(0, layer * rows), 0);
+        float a = angles[layer];
+        d += sin(a) * wave.xy + (cos(a) - 1.0) * wave.zw;
+        rest += wave.zw;
+        now += sin(a) * wave.xy + cos(a) * wave.zw;
+        reach += sqrt(dot(wave.xy, wave.xy) + dot(wave.zw, wave.zw));
+    }
 }

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -18,7 +19,7 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
 
 REPO = Path(__file__).resolve().parents[2]
-_GLSL_TYPES = {"FLOAT": "float", "INT": "int", "MAT4": "mat4", "FLOAT_2D": "sampler2D"}
+_GLSL_TYPES = {"FLOAT": "float", "INT": "int", "IVEC4": "ivec4", "MAT4": "mat4", "FLOAT_2D": "sampler2D"}
 
 
 def _harness() -> ModuleType:
@@ -139,3 +140,96 @@ class TestPreviewField:
 
         settings.show_loop_preview = settings.show_motion_overlay = False
         assert preview._tick() == preview._IDLE_INTERVAL_S
+
+
+@pytest.fixture
+def sway_settings(addon: Any) -> Iterator[Any]:
+    """scene.stillflow using Motion Regions: one region, the centred square of a 200x100 still, swaying at 30 deg."""
+    scene = bpy.context.scene
+    image = bpy.data.images.new("sf sway still", 200, 100)
+    image.generated_type = "COLOR_GRID"
+    mask = bpy.data.masks.new("sf sway mask")
+    square = mask.layers.new(name="region").splines.new()
+    square.points.add(3)
+    for point, co in zip(square.points, [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]):
+        point.co = co
+    for point in square.points:
+        point.handle_left_type = point.handle_right_type = "VECTOR"
+    square.use_cyclic = square.use_fill = True
+    values = scene.stillflow
+    values.image, values.use_regions, values.frames = image, True, 12
+    region = values.regions.add()
+    region.name, region.mask, region.motion = "trees", mask, "SWAY"
+    region.amplitude, region.cycles, region.sway_angle = 2.0, 2, 30.0
+    values.show_loop_preview = values.show_motion_overlay = True
+    yield values
+    values.show_loop_preview = values.show_motion_overlay = values.use_regions = False
+    values.regions.clear()
+    values.image = None
+    bpy.data.images.remove(image)
+    bpy.data.masks.remove(mask)
+
+
+def _displacement(sway: Any, frame: int, frames: int) -> np.ndarray:
+    """D(t) the loop preview draws from its sway data (preview_common.glsl sf_sway): (H, W, 2) px, texture rows."""
+    height = sway.waves.shape[0] // sum(k > 0 for k in sway.cycles)
+    moved = np.zeros((height, sway.waves.shape[1], 2), np.float32)
+    for layer, cycles in enumerate(k for k in sway.cycles if k > 0):
+        wave = sway.waves[layer * height:(layer + 1) * height]
+        angle = 2 * np.pi * ((cycles * frame) % frames) / frames
+        moved += np.sin(angle) * wave[..., :2] + (np.cos(angle) - 1) * wave[..., 2:]
+    return moved
+
+
+class TestPreviewSway:
+    def test_tick_plans_the_swaying_region(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        preview._tick()
+        assert preview._state.problem == ""
+        sway = preview._state.current.sway
+        assert sway.active and sway.cycles == (2, 0, 0, 0)
+        assert sway.waves.shape == (100, 200, 4) and sway.largest == pytest.approx(2.0, rel=0.01)
+        moving = np.any(sway.waves != 0, axis=-1)
+        # the Mask's frame spans the longer side: the square covers columns 50-150 and every row
+        assert moving[50, 100] and not moving[:, :45].any() and not moving[:, 156:].any()
+        assert preview._state.base is not None and preview._state.base.shape == (100, 200, 4)
+
+    def test_draw_data_is_not_static(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        preview._tick()
+        current = preview._state.current
+        frames = [preview.draw_uniforms(sway_settings, current, elapsed)
+                  for elapsed in (0.0, 2 / sway_settings.fps, 5 / sway_settings.fps)]
+        assert [f["loop_preview"]["frame"] for f in frames] == [0, 2, 5]
+        assert all(f["loop_preview"]["sway_cycles"] == (2, 0, 0, 0) for f in frames)
+        assert frames[1]["motion_overlay"]["sway_cycles"] == (2, 0, 0, 0)
+        assert frames[1]["motion_overlay"]["sway_max"] == current.sway.largest
+        shifts = [_displacement(current.sway, f["loop_preview"]["frame"], f["loop_preview"]["frames"]) for f in frames]
+        assert np.abs(shifts[0]).max() == 0
+        assert np.abs(shifts[1]).max() > 0.5 and np.abs(shifts[2] - shifts[1]).max() > 0.5
+        # along 30 deg (texture y up): every displacement is parallel to (cos 30, sin 30)
+        along = np.array([np.cos(np.radians(30)), np.sin(np.radians(30))], np.float32)
+        across = shifts[2] @ np.array([-along[1], along[0]])
+        assert np.abs(across).max() < 1e-4
+
+    def test_replans_only_when_a_region_changes(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        preview._tick()
+        version = preview._state.current.version
+        preview._tick()
+        assert preview._state.current.version == version
+        sway_settings.regions[0].amplitude = 3.0
+        preview._tick()
+        assert preview._state.current.version > version
+        assert preview._state.current.sway.largest == pytest.approx(3.0, rel=0.01)
+
+    def test_without_regions_nothing_sways(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        sway_settings.use_regions = False
+        sway_settings.mask_source, sway_settings.motion_source = "NONE", "FILE"
+        preview._tick()
+        assert preview._state.current is None or not preview._state.current.sway.active

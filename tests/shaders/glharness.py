@@ -1,17 +1,17 @@
 """Headless consumer of shaders/: renders the preview programs with moderngl (EGL, Mesa llvmpipe).
 
 The headless counterpart of ``addon/preview.py``: it declares the shader interface once, as a GLSL
-prelude, and feeds the same GLSL bodies the same texture layouts (``addon/core/preview_math.py``).
-Used by ``tests/shaders`` and ``bench/bench_preview.py``. moderngl is imported only when a
-context is made, so the declaration tables load anywhere (the bpy test compares them).
+prelude, and feeds the same GLSL bodies the same texture layouts (``addon/core/preview_math.py``,
+``addon/core/preview_sway.py``; ``addon.core`` never imports bpy). Used by ``tests/shaders`` and
+``bench/bench_preview.py``. moderngl is imported only when a context is made, so the declaration
+tables load anywhere (the bpy test compares them).
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 SHADER_DIR = REPO / "shaders"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from addon.core import preview_math, preview_sway  # noqa: E402  (found through the path entry above)
 
 # The shader interface, (GLSL type, name) per uniform; samplers are bound to units in this order.
 SAMPLERS: tuple[tuple[str, str], ...] = (
@@ -29,6 +33,7 @@ SAMPLERS: tuple[tuple[str, str], ...] = (
     ("sampler2D", "mask_tex"),
     ("sampler2D", "sway_tex"),
     ("sampler2D", "base_tex"),
+    ("sampler2D", "shimmer_tex"),
 )
 VERTEX_UNIFORMS: tuple[tuple[str, str], ...] = (("mat4", "ModelViewProjectionMatrix"),)
 PROGRAM_UNIFORMS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -37,7 +42,7 @@ PROGRAM_UNIFORMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("int", "frame"),
         ("int", "frames"),
         ("int", "display_srgb"),
-        ("int", "sway_cycles"),
+        ("ivec4", "sway_cycles"),
     ),
     "motion_overlay": (
         ("float", "speed"),
@@ -49,25 +54,14 @@ PROGRAM_UNIFORMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("float", "outline_px"),
         ("float", "opacity"),
         ("int", "overlay_layers"),
+        ("int", "frames"),
+        ("ivec4", "sway_cycles"),
+        ("float", "sway_max"),
     ),
 }
 
 _VERTEX_PRELUDE = "#version 330\nin vec2 pos;\nin vec2 texco;\nout vec2 uv;\n"
 _FRAGMENT_PRELUDE = "#version 330\nin vec2 uv;\nout vec4 FragColor;\n"
-
-
-def load_preview_math() -> ModuleType:
-    """addon/core/preview_math.py loaded by path (the add-on package itself needs bpy)."""
-    path = REPO / "addon" / "core" / "preview_math.py"
-    spec = importlib.util.spec_from_file_location("stillflow_preview_math", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-preview_math = load_preview_math()
 
 
 def _declarations(uniforms: tuple[tuple[str, str], ...]) -> str:
@@ -100,7 +94,7 @@ class OverlayStyle:
     streak_trail: float = 4.0
     outline_px: float = 1.0
     opacity: float = 1.0
-    layers: int = 7
+    layers: int = 15
 
 
 class PreviewRenderer:
@@ -124,33 +118,32 @@ class PreviewRenderer:
                 if sampler in program:
                     program[sampler].value = unit
         self._textures: list[Any] = []
-        self.sway_cycles = 0
+        self.sway = preview_sway.no_sway()
         self._fbo: Any = None
         self.size = (0, 0)
 
     def set_inputs(self, image: npt.NDArray[np.floating], motion: npt.NDArray[np.floating],
                    mask: npt.NDArray[np.floating] | None = None,
-                   sway: tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], int] | None = None) -> None:
+                   sway: preview_sway.SwayTextures | None = None) -> None:
         """Upload the inputs.
 
         Args:
             image: (H, W, 3 or 4) float values, rows top-down.
             motion: (2, h, w) float32 px/frame at its own resolution, y down, unmasked.
             mask: (H', W') weights in [0, 1], rows top-down; None animates everything.
-            sway: optional (C, S, k): a sway layer's (2, H, W) px waves, y down, and its cycles.
+            sway: the swaying regions (``preview_sway.sway_textures``); None = none.
         """
-        from stillflow.stages.sway_split import gaussian_base
-
         height, width = image.shape[:2]
         mask_data = np.ones((1, 1), np.float32) if mask is None else preview_math.mask_texture(mask)
-        sway_data = np.zeros((1, 1, 4), np.float32) if sway is None else preview_math.sway_texture(sway[0], sway[1])
-        self.sway_cycles = 0 if sway is None else int(sway[2])
+        self.sway = preview_sway.no_sway() if sway is None else sway
+        image_data = preview_math.image_texture(image)
         layouts = (
-            (preview_math.image_texture(image), 4),
+            (image_data, 4),
             (preview_math.motion_texture(motion), 2),
             (mask_data, 1),
-            (sway_data, 4),
-            (preview_math.image_texture(gaussian_base(np.asarray(image, np.float32))), 4),
+            (self.sway.waves, 4),
+            (preview_sway.base_texture(image_data), 4),
+            (self.sway.shimmer, 1),
         )
         for texture in self._textures:
             texture.release()
@@ -183,12 +176,13 @@ class PreviewRenderer:
                    display_srgb: bool = False) -> npt.NDArray[np.float32]:
         """Loop preview frame t of N: (H, W, 4) float32, rows top-down."""
         return self._render("loop_preview", {"frame": frame, "frames": frames, "speed": speed,
-                                             "display_srgb": int(display_srgb), "sway_cycles": self.sway_cycles})
+                                             "display_srgb": int(display_srgb), "sway_cycles": self.sway.cycles})
 
-    def overlay(self, time_frames: float, speed: float = 1.0,
-                style: OverlayStyle = OverlayStyle()) -> npt.NDArray[np.float32]:
-        """Motion overlay at playback time ``time_frames``: (H, W, 4) straight RGBA, rows top-down."""
+    def overlay(self, time_frames: float, speed: float = 1.0, style: OverlayStyle = OverlayStyle(), *,
+                frames: int = 1) -> npt.NDArray[np.float32]:
+        """Motion overlay at playback time ``time_frames`` of an N-frame loop: (H, W, 4) straight RGBA, top-down."""
         return self._render("motion_overlay", {
+            "frames": frames, "sway_cycles": self.sway.cycles, "sway_max": self.sway.largest,
             "speed": speed, "time_frames": time_frames, "max_speed": style.max_speed,
             "streak_spacing": style.streak_spacing, "streak_period": style.streak_period,
             "streak_trail": style.streak_trail, "outline_px": style.outline_px,
