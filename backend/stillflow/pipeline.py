@@ -229,6 +229,8 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
         inputs[f"region {index + 1}'s mask"] = region.mask if isinstance(region.mask, (str, Path)) else None
         is_file = region.motion.kind in ("file", "clip")
         inputs[f"region {index + 1}'s motion file"] = region.motion.path if is_file else None
+        inputs[f"region {index + 1}'s amplitude image"] = _amplitude_file(region.motion)
+    inputs["amplitude image"] = _amplitude_file(motion)
     check_not_inputs(out_dir, video_path, inputs)
     check_writable_parent(out_dir)
     check_replaceable(out_dir)
@@ -272,6 +274,12 @@ def render(image: str | Path | np.ndarray, out_dir: str | Path, *, mask: str | P
     log.info("wrote %d frames of %dx%d into %s%s in %.1f s", options.frames, width, height, out_dir,
              f" and {video_path}" if video_path is not None else "", time.perf_counter() - started)
     return result
+
+
+def _amplitude_file(motion: MotionSpec) -> str | Path | None:
+    """The file name of a motion's sway amplitude image, None without one or for an array."""
+    image = motion.sway.amplitude_image if motion.sway is not None else None
+    return image if isinstance(image, (str, Path)) else None
 
 
 def _manifest(prepared: Prepared, options: RenderOptions, motion: MotionSpec, regions: Sequence[Region] | None,

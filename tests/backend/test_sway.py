@@ -182,3 +182,14 @@ class TestAmplitudeImage:
         spec = SwaySpec(amplitude=2.0, amplitude_image=str(path))
         with pytest.raises(InputError, match=message):
             _sway_frames(foliage, spec, 4)
+
+    def test_the_output_may_not_replace_it(self, foliage: np.ndarray, tmp_path: Path) -> None:
+        from stillflow import render
+        from stillflow.errors import InputError
+        from stillflow.io.images import save_frame
+
+        save_frame(tmp_path / "amplitude.png", np.ones((192, 256, 3), np.float32), "png")
+        spec = SwaySpec(amplitude=2.0, amplitude_image=str(tmp_path / "amplitude.png"))
+        region = Region(mask=_box(192, 256), motion=MotionSpec(kind="sway", sway=spec))
+        with pytest.raises(InputError, match="the output folder .* holds the region 1's amplitude image"):
+            render(foliage, tmp_path, regions=[region], options=RenderOptions(frames=4))

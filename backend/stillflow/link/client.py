@@ -26,7 +26,7 @@ import zmq
 from .client_jobs import Event, JobHandle
 from .client_inputs import add_input, add_motion_file, output_name
 from .owner_key import read_owner_key
-from .wire_regions import REGIONS_CAPABILITY, regions_to_wire
+from .wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY, has_amplitude_images, regions_to_wire
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from ..options import MotionSpec, Region, RenderOptions
@@ -150,9 +150,13 @@ class Client:
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
         if regions is not None:
-            if REGIONS_CAPABILITY not in ((self._hello or {}).get("capabilities") or []):
+            capabilities = (self._hello or {}).get("capabilities") or []
+            if REGIONS_CAPABILITY not in capabilities:
                 raise InputError("this backend does not know motion regions (it is older than this client)",
                                  hint="update the backend, or render one mask and motion")
+            if has_amplitude_images(regions) and AMPLITUDE_CAPABILITY not in capabilities:
+                raise InputError("this backend does not know sway amplitude images (it is older than this client)",
+                                 hint="update the backend, or sway without an amplitude image")
             body["regions"], region_parts = regions_to_wire(regions)
             parts.update(region_parts)
         readable = (self._hello or {}).get("allow_read")

@@ -169,13 +169,20 @@ def _run_ping(args: argparse.Namespace) -> int:
 
 
 def _regions_as_arrays(regions: tuple[Region, ...] | None) -> tuple[Region, ...] | None:
-    """Regions with their mask files read into arrays (a region's mask travels as a part)."""
+    """Regions with their mask and amplitude image files read into arrays (each travels as a part)."""
     from ..io.images import load_mask
 
     if regions is None:
         return None
-    return tuple(dataclasses.replace(region, mask=None if region.mask is None else load_mask(region.mask))
-                 for region in regions)
+    loaded = []
+    for index, region in enumerate(regions):
+        motion, sway = region.motion, region.motion.sway
+        if sway is not None and sway.amplitude_image is not None:
+            amplitude = load_mask(sway.amplitude_image, f"region {index + 1}'s amplitude image")
+            motion = dataclasses.replace(motion, sway=dataclasses.replace(sway, amplitude_image=amplitude))
+        loaded.append(dataclasses.replace(region, mask=None if region.mask is None else load_mask(region.mask),
+                                          motion=motion))
+    return tuple(loaded)
 
 
 def _run_submit(args: argparse.Namespace) -> int:

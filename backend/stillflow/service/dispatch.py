@@ -21,7 +21,7 @@ from ..io.headers import check_image_header
 from ..stages.motion_file import check_motion_header
 from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
-from ..link.wire_regions import REGIONS_CAPABILITY
+from ..link.wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY
 from .config import ServerConfig
 from .flow import JobCancel, Watchdog
 from .jobs import Job, JobQueue
@@ -101,7 +101,8 @@ class Dispatcher:
                 "limits": config.limits.to_wire(), "queue_size": config.queue_size,
                 "heartbeat_s": config.heartbeat_s, "models": models,
                 "curve": config.keys is not None,
-                "capabilities": ["shared_fs", "arrays", "files", "preview", REGIONS_CAPABILITY],
+                "capabilities": ["shared_fs", "arrays", "files", "preview", REGIONS_CAPABILITY,
+                                 AMPLITUDE_CAPABILITY],
                 **self._paths.hello()}
 
     def _status(self, principal: bytes, job_id: str | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..io.video import check_video_path
 from ..link.owner_key import is_owner_key
 from ..link.protocol import Limits, Message, check_image, check_mask, motion_from_wire, options_from_wire
-from ..link.wire_regions import regions_from_wire
+from ..link.wire_regions import is_region_part, regions_from_wire
 from ..options import MotionSpec
 from .jobs import Job
 from .paths import PathPolicy, check_plain_name, upload_name
@@ -38,7 +38,7 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
     """
     body = message.body
     unknown = sorted(set(body) - _SUBMIT_KEYS) + sorted(name for name in set(message.parts) - _INPUT_PARTS
-                                                        if not name.startswith("region_mask_"))
+                                                        if not is_region_part(name))
     if unknown:
         raise InputError(f"unknown submit field(s): {', '.join(unknown)}"[:240])
     options = options_from_wire(body.get("options", {}))
@@ -48,8 +48,8 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
         options = dataclasses.replace(options, models=paths.readable(options.models, "options.models", kind="folder"))
     motion = _motion(body, message, limits, paths)
     regions = regions_from_wire(body["regions"], message.parts, limits) if "regions" in body else ()
-    if any(name.startswith("region_mask_") for name in message.parts) and not regions:
-        raise InputError("region mask parts were sent without regions")
+    if any(is_region_part(name) for name in message.parts) and not regions:
+        raise InputError("region mask or amplitude image parts were sent without regions")
     deliver = body.get("deliver", "arrays")
     if deliver not in ("arrays", "files"):
         raise InputError(f"deliver must be arrays or files, got {deliver!r}"[:200])
