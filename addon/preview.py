@@ -3,8 +3,8 @@
 Thread and process contract:
   - Only Blender's main thread runs this module: one draw handler and one timer, no threads.
   - The timer (``_tick``) reads the scene settings, re-densifies the motion field when the arrows,
-    the mask or the motion file change, re-plans the swaying regions (``core.preview_sway``) when a
-    region changes, and tags Image Editors for redraw. It never touches the GPU.
+    the mask or the motion file change, re-plans the motion regions (``core.preview_flow``,
+    ``core.preview_sway``) when a region changes, and tags Image Editors for redraw. It never touches the GPU.
   - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
     register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
   - ``unregister()`` removes the handler and the timer and frees every GPU object.
@@ -23,7 +23,7 @@ import numpy.typing as npt
 from gpu_extras.batch import batch_for_shader
 
 from . import inputs
-from .core import preview_math, preview_sway
+from .core import preview_flow, preview_math, preview_sway
 from .core.lib import ADDON_DIR, load
 from .core.request import build_options
 
@@ -94,6 +94,7 @@ class _State:
     versions: int = 0
     base_key: tuple[Any, ...] = ()
     base: npt.NDArray[np.float32] | None = None
+    failed: tuple[tuple[Any, ...], Exception] | None = None
 
 
 _state = _State()
@@ -192,10 +193,7 @@ def _regions_key(settings: Any, width: int, height: int) -> tuple[Any, ...]:
 
 
 def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
-    """Re-plan the swaying regions when a region, its Mask or an option they depend on changed.
-
-    Flowing regions stay still in the preview for now (docs/regions.md); the swaying ones sway as rendered.
-    """
+    """Re-plan the motion regions' flow and sway when a region, its Mask or an option they depend on changed."""
     width, height = image.size
     key = _regions_key(settings, width, height)
     current = _state.current
@@ -203,12 +201,18 @@ def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
     if changed:
         if bpy.app.is_job_running("RENDER"):  # the Masks rasterise through a render
             return
-        regions = inputs.build_regions(settings, width, height)
-        sway = preview_sway.preview_sway(regions, build_options(settings.option_values()), height, width)
-        field_h, field_w, _ = preview_math.field_shape(width, height)
-        current = _state.current = _Field(key=key, motion=np.zeros((2, field_h, field_w), np.float32),
-                                          scale=field_w / width, mask=np.zeros((1, 1), np.float32), version=-1,
-                                          sway=sway)
+        if _state.failed is not None and _state.failed[0] == key:  # not again every tick: it may take seconds
+            raise _state.failed[1].with_traceback(None)
+        try:
+            regions = inputs.build_regions(settings, width, height)
+            options = build_options(settings.option_values())
+            motion, weight = preview_flow.region_flow(regions, height, width, refine=options.refine_mask)
+            sway = preview_sway.preview_sway(regions, options, height, width)
+        except (_errors.InputError, OSError, ValueError) as error:
+            _state.failed = (key, error)
+            raise
+        current = _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=weight,
+                                          version=-1, sway=sway)
     if current.sway.active and _refresh_base(image):
         changed = True
     if changed:

@@ -121,10 +121,7 @@ def sway_textures(plan: Any | None, height: int, width: int,
     """
     if plan is None:
         return no_sway()
-    if len(plan.layers) > SWAY_LAYERS:
-        counts = ", ".join(str(layer.cycles) for layer in plan.layers)
-        raise ValueError(f"the preview sways at most {SWAY_LAYERS} different Cycles at once, the regions have "
-                         f"{counts}; give some regions the same Cycles (the render is not limited)")
+    _check_layers([layer.cycles for layer in plan.layers])
     waves = np.zeros((len(plan.layers) * height, width, 4), np.float32)
     largest = np.zeros(plan.layers[0].wave_cos.shape[1:], np.float32)
     for index, layer in enumerate(plan.layers):
@@ -138,8 +135,22 @@ def sway_textures(plan: Any | None, height: int, width: int,
     return SwayTextures(waves, cycles, shimmer_data, float(largest.max()))
 
 
+def _check_layers(cycles: Sequence[int]) -> None:
+    """Raise ValueError when more cycle counts sway than the preview draws (SWAY_LAYERS)."""
+    counts = sorted(set(cycles))
+    if len(counts) > SWAY_LAYERS:
+        raise ValueError(f"the preview sways at most {SWAY_LAYERS} different Cycles at once, the regions have "
+                         f"{', '.join(map(str, counts))}; give some regions the same Cycles "
+                         "(the render is not limited)")
+
+
 def preview_sway(regions: Sequence[Any], options: Any, height: int, width: int) -> SwayTextures:
-    """The swaying regions of a request as shader inputs (``plan_regions`` then ``sway_textures``)."""
+    """The swaying regions of a request as shader inputs (``plan_regions`` then ``sway_textures``).
+
+    Raises:
+        ValueError: more cycle counts than the preview draws, said before any planning.
+    """
+    _check_layers([region.motion.sway.cycles for region in regions if region.motion.sway is not None])
     plan, shimmer = plan_regions(regions, options, height, width)
     return sway_textures(plan, height, width, shimmer)
 

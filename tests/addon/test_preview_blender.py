@@ -226,6 +226,54 @@ class TestPreviewSway:
         assert preview._state.current.version > version
         assert preview._state.current.sway.largest == pytest.approx(3.0, rel=0.01)
 
+    def test_flowing_region_flows_beside_the_swaying_one(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        sky = bpy.data.masks.new("sf sky mask")
+        band = sky.layers.new(name="region").splines.new()
+        band.points.add(3)
+        for point, co in zip(band.points, [(0.0, 0.25), (0.24, 0.25), (0.24, 0.75), (0.0, 0.75)]):
+            point.co = co
+        for point in band.points:
+            point.handle_left_type = point.handle_right_type = "VECTOR"
+        band.use_cyclic = band.use_fill = True
+        arrow = sky.layers.new(name="arrows").splines.new()
+        arrow.points.add(1)
+        arrow.points[0].co, arrow.points[1].co = (0.05, 0.5), (0.2, 0.5)
+        try:
+            region = sway_settings.regions.add()
+            region.name, region.mask, region.motion = "sky", sky, "ARROWS"
+            preview._tick()
+            assert preview._state.problem == ""
+            current = preview._state.current
+            assert current.motion.shape == (2, 100, 200) and current.mask.shape == (100, 200)
+            # a 30 px arrow = 0.6 px/frame to the right, inside the sky's columns 0-47 only
+            assert current.motion[:, 50, 20].tolist() == pytest.approx([0.6, 0.0], abs=1e-3)
+            assert current.mask[50, 20] == 1.0 and not current.mask[:, 52:].any()
+            assert not (current.mask[None] * current.motion)[:, :, 52:].any()
+            assert current.sway.active and not current.sway.waves[:, :45].any()
+        finally:
+            sway_settings.regions.remove(1)
+            bpy.data.masks.remove(sky)
+
+    def test_a_problem_is_not_replanned_every_tick(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        for cycles in range(2, 6):
+            region = sway_settings.regions.add()
+            region.name, region.mask, region.motion, region.cycles = f"r{cycles}", sway_settings.regions[0].mask, \
+                "SWAY", cycles
+        sway_settings.regions[0].cycles = 1
+        preview._tick()
+        assert "at most 4 different Cycles" in preview._state.problem
+        preview._tick()  # a new Mask's handles settle when it is first rasterised (its fingerprint changes once)
+        failed = preview._state.failed
+        preview._tick()
+        assert preview._state.failed is failed and "at most 4" in preview._state.problem
+        sway_settings.regions[0].cycles = 2
+        preview._tick()
+        assert preview._state.problem == "" and preview._state.current.sway.cycles == (2, 3, 4, 5)
+
     def test_without_regions_nothing_sways(self, sway_settings: Any) -> None:
         from addon import preview
 

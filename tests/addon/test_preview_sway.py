@@ -134,8 +134,11 @@ class TestTextures:
         mask = np.ones((8, 8), np.float32)
         regions = [build_region("SWAY", mask, name=f"r{k}", cycles=k) for k in range(1, 6)]
         plan, _ = preview_sway.plan_regions(regions, build_options(OPTIONS), 8, 8)
-        with pytest.raises(ValueError, match="at most 4 different Cycles .* 1, 2, 3, 4, 5; give some regions the same"):
+        message = "at most 4 different Cycles .* 1, 2, 3, 4, 5; give some regions the same"
+        with pytest.raises(ValueError, match=message):
             preview_sway.sway_textures(plan, 8, 8)
+        with pytest.raises(ValueError, match=message):  # said before planning (that may take seconds)
+            preview_sway.preview_sway(regions, build_options(OPTIONS), 8, 8)
 
     def test_no_swaying_region(self) -> None:
         regions = [build_region("DRIFT", np.ones((8, 8), np.float32), name="sky")]
