@@ -9,8 +9,9 @@ header bombs (six connections sending five each), frame counts and extreme value
 bystander's worst ping <= 0.5 s, and the backend's peak RSS growth for one message <= 1.25x the
 advertised max_message_bytes. The frame counts go to a second backend started as the issue
 measured it, with --max-part-mb 64 (max_message_bytes 128 MiB, max_frame_bytes 8 MiB): 300,000
-empty frames, 16 frames of a whole 64 MiB part, and a valid message of two 60 MiB parts sent in
-chunks by the Client (the reference: what a message within the limits costs).
+empty frames, 16 frames of a whole 64 MiB part, and a valid 90 MiB message (a 60 MiB still, mask
+and importance map) sent in chunks by the Client (the reference: what a message within the limits
+costs).
 
     python bench/bench_fuzz.py [--messages 5000] [--seed 1] [--json]
 """
@@ -35,7 +36,7 @@ from fuzz_messages import (Case, FuzzReport, cases, extreme_cases, frame_count_c
 import numpy as np  # noqa: E402
 
 from stillflow import __version__  # noqa: E402
-from stillflow.errors import StillflowError  # noqa: E402
+from stillflow.errors import InputError  # noqa: E402
 from stillflow.options import RenderOptions  # noqa: E402
 from stillflow.link.client import Client  # noqa: E402
 from stillflow.link.launcher import start_local_backend  # noqa: E402
@@ -77,8 +78,13 @@ class Bystander:
         self._process.join(30)
 
     def worst(self, since: float, until: float) -> float:
-        """Slowest ping that started between ``since`` and ``until``."""
-        return max((seconds for started, seconds in self.samples if since <= started <= until), default=0.0)
+        """Slowest ping in flight at any time between ``since`` and ``until`` (NaN when none was)."""
+        return max((seconds for started, seconds in self.samples if started <= until and started + seconds >= since),
+                   default=float("nan"))
+
+    def count(self, since: float, until: float) -> int:
+        """Pings in flight at any time between ``since`` and ``until``."""
+        return sum(1 for started, seconds in self.samples if started <= until and started + seconds >= since)
 
 
 def _ping_until(endpoint: str, stop: Any, send: Any) -> None:
@@ -133,6 +139,8 @@ def _new_categories(endpoint: str, seed: int) -> dict[str, Any]:
             "new_unanswered": len(report.silent), "new_codes": report.codes,
             "bystander_pings": len(bystander.samples),
             **{f"bystander_worst_ping_s_{name}": bystander.worst(*span) for name, span in phases.items()},
+            **{f"bystander_pings_during_{name}": bystander.count(*span) for name, span in phases.items()},
+            **{f"seconds_{name}": span[1] - span[0] for name, span in phases.items()},
             **_frame_counts(rng)}
 
 
@@ -159,28 +167,32 @@ def _frame_counts(rng: random.Random) -> dict[str, Any]:
             started = time.time()
             for case in frame_count_cases(rng, FRAME_COUNT_PART_MB << 20):
                 measure(f"{len(case.frames) - 1}_frames", lambda: send_all(endpoint, iter([case]), report))
-            measure("valid_2x60MiB_chunked", lambda: _valid_message(endpoint))
-            worst = bystander.worst(started, time.time())
+            measure("valid_90MiB_chunked", lambda: _valid_message(endpoint))
+            ended = time.time()
+        worst, during = bystander.worst(started, ended), bystander.count(started, ended)  # samples come at exit
     finally:
         backend.stop()
     advertised = limits["max_message_bytes"] / 2**20
     return {"frame_count_new_internal": len(report.internal), "frame_count_codes": report.codes,
-            "bystander_worst_ping_s_frame_count": worst,
+            "bystander_worst_ping_s_frame_count": worst, "bystander_pings_during_frame_count": during,
             **{f"peak_rss_mib_{name}": value for name, value in growths.items()},
             "advertised_max_message_mib": advertised, "max_frame_mib": limits["max_frame_bytes"] / 2**20,
             "peak_rss_to_advertised": max(growths.values()) / advertised}
 
 
 def _valid_message(endpoint: str) -> None:
-    """Submit a still and a mask of 60 MiB each (chunked by the Client); the backend refuses the mask's size."""
-    image = np.zeros((4480, 3511, 4), np.float32)[:, :3500]  # 4480 x 3500 x 4 float32 = 59.8 MiB
-    mask = np.zeros((4480, 3500), np.float32)
+    """Send a 60 MiB still with a mask and an importance map (90 MiB, chunked by the Client).
+
+    Its preview size is out of range, so the backend refuses it after reading every part: what is
+    measured is the message, not a render (bench_memory.py measures renders).
+    """
+    image = np.zeros((2048, 1920, 4), np.float32)
+    plane = np.zeros((2048, 1920), np.float32)
     with Client(endpoint, timeout=60.0) as client:
         try:
-            client.wait(client.submit(np.ascontiguousarray(image), mask=mask, options=RenderOptions(frames=2)),
-                        timeout=120)
-        except StillflowError:
-            pass  # whether it renders is not the point: the bytes were received and read
+            client.submit(image, mask=plane, importance=plane, options=RenderOptions(frames=2), preview=100_000)
+        except InputError as refused:
+            assert "preview must be" in str(refused), refused
 
 
 def _wait_idle(endpoint: str) -> None:
