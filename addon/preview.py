@@ -46,10 +46,11 @@ VERTEX_CONSTANTS: tuple[tuple[str, str], ...] = (("MAT4", "ModelViewProjectionMa
 PUSH_CONSTANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb"),
                      ("IVEC4", "sway_cycles")),
-    "motion_overlay": (("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
+    # the ivec4 right after the matrix saves its alignment padding (Blender warns past 128 bytes of push constants)
+    "motion_overlay": (("IVEC4", "sway_cycles"), ("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
                        ("FLOAT", "streak_spacing"), ("FLOAT", "streak_period"), ("FLOAT", "streak_trail"),
                        ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers"), ("INT", "frames"),
-                       ("IVEC4", "sway_cycles"), ("FLOAT", "sway_max")),
+                       ("FLOAT", "sway_max")),
 }
 
 _IDLE_INTERVAL_S = 0.25
