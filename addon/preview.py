@@ -210,8 +210,10 @@ def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
             motion, weight = preview_flow.region_flow(regions, height, width, refine=options.refine_mask)
             sway = preview_sway.preview_sway(regions, options, height, width)
         except (_errors.InputError, OSError, ValueError) as error:
-            _state.failed = (key, error)
+            _state.failed = (_regions_key(settings, width, height), error)
             raise
+        # again: a new Mask's handles settle when it is first rasterised, which changes its fingerprint
+        key = _regions_key(settings, width, height)
         current = _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=weight,
                                           version=-1, sway=sway)
     if current.sway.active and _refresh_base(image):

@@ -124,11 +124,10 @@ def sway_textures(plan: Any | None, height: int, width: int,
     _check_layers([layer.cycles for layer in plan.layers])
     waves = np.zeros((len(plan.layers) * height, width, 4), np.float32)
     largest = np.zeros(plan.layers[0].wave_cos.shape[1:], np.float32)
+    rows, cols = plan.window
+    flipped = slice(height - rows.stop, height - rows.start)  # the window's rows, counted bottom-up
     for index, layer in enumerate(plan.layers):
-        wave_cos, wave_sin = (np.zeros((2, height, width), np.float32) for _ in range(2))
-        wave_cos[:, plan.window[0], plan.window[1]] = layer.wave_cos
-        wave_sin[:, plan.window[0], plan.window[1]] = layer.wave_sin
-        waves[index * height:(index + 1) * height] = sway_texture(wave_cos, wave_sin)
+        waves[index * height:(index + 1) * height][flipped, cols] = sway_texture(layer.wave_cos, layer.wave_sin)
         largest += np.sqrt((layer.wave_cos ** 2).sum(axis=0) + (layer.wave_sin ** 2).sum(axis=0))
     cycles = tuple(layer.cycles for layer in plan.layers) + (0,) * (SWAY_LAYERS - len(plan.layers))
     shimmer_data = mask_texture(shimmer) if shimmer is not None and shimmer.any() else np.zeros((1, 1), np.float32)

@@ -266,7 +266,6 @@ class TestPreviewSway:
         sway_settings.regions[0].cycles = 1
         preview._tick()
         assert "at most 4 different Cycles" in preview._state.problem
-        preview._tick()  # a new Mask's handles settle when it is first rasterised (its fingerprint changes once)
         failed = preview._state.failed
         preview._tick()
         assert preview._state.failed is failed and "at most 4" in preview._state.problem
