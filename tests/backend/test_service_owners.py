@@ -94,15 +94,24 @@ def test_the_backends_own_user_replaces_any_result_with_the_owner_key(backend: L
     assert snapshot(results / "keep") != kept
 
 
-def test_a_video_is_written_only_inside_the_jobs_own_result(backend: LocalBackend, results: Path) -> None:
+def test_a_video_never_replaces_a_file_that_is_not_the_clients(backend: LocalBackend, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
     (results / "theirs.mp4").write_bytes(b"a video Stillflow did not write")
-    with Client(backend.endpoint, timeout=10.0) as client:
-        assert "video must be a file inside out_dir" in _refusal(client, out_dir="mine", video="theirs.mp4")
-        done = client.wait(client.submit(image(3, 16, 16), motion=DRIFT, options=SMALL, out_dir="mine",
-                                         video="mine/loop.gif"), timeout=120)
+    with Client(backend.endpoint, timeout=10.0, as_owner=False) as client:
+        first = client.submit(image(3, 16, 16), motion=DRIFT, options=SMALL, out_dir="mine", video="theirs.mp4")
+        assert first.video == str(results / "theirs-2.mp4")
+        done = client.wait(first, timeout=120)
+        again = client.wait(client.submit(image(4, 16, 16), motion=DRIFT, options=SMALL, out_dir="mine",
+                                          video="theirs-2.mp4"), timeout=120)  # its own: replaced
+        inside = client.wait(client.submit(image(5, 16, 16), motion=DRIFT, options=SMALL, out_dir="mine",
+                                           video="mine/loop.gif"), timeout=120)
     assert (results / "theirs.mp4").read_bytes() == b"a video Stillflow did not write"
-    assert done["video"] == str(results / "mine" / "loop.gif") and (results / "mine" / "loop.gif").is_file()
+    assert done["video"] == again["video"] == str(results / "theirs-2.mp4") and (results / "theirs-2.mp4").is_file()
+    assert inside["video"] == str(results / "mine" / "loop.gif") and (results / "mine" / "loop.gif").is_file()
+    with Client(backend.endpoint, timeout=10.0, as_owner=False) as other:
+        moved = other.submit(image(6, 16, 16), motion=DRIFT, options=SMALL, out_dir="others", video="theirs-2.mp4")
+        assert moved.video == str(results / "theirs-2-2.mp4")  # the name it asked for, numbered
+        other.wait(moved, timeout=120)
 
 
 def test_a_folder_swapped_for_a_link_after_submit_gets_nothing(backend: LocalBackend, results: Path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
@@ -150,17 +151,24 @@ class Dispatcher:
                                     "video": job.shown(job.video)}, req=message.req, job=job_id)
 
     def _claim(self, job: Job, body: dict[str, Any]) -> None:
-        """Make the job's out_dir its client's result; InputError when it is somebody else's (or no result)."""
+        """Make the job's out_dir (and a video beside it) its client's result.
+
+        InputError when out_dir is somebody else's (or no result). A video outside out_dir that
+        would replace a file not the caller's goes to the first free name instead (job.video).
+        """
+        key = body.get("owner_key")
+        if key is not None and not self.results.is_owner(key):
+            raise InputError("owner_key is not the key of this backend's results folder",
+                             hint="leave it out (a client replaces only its own results) or read it again")
+        queued, running = self._jobs.snapshot()
+        others = [other for other in queued + running if other.principal != job.principal]
         if job.out_dir is not None:
-            queued, running = self._jobs.snapshot()
-            pending = any(other.out_dir == job.out_dir and other.principal != job.principal
-                          for other in queued + running)
-            key = body.get("owner_key")
-            if key is not None and not self.results.is_owner(key):
-                raise InputError("owner_key is not the key of this backend's results folder",
-                                 hint="leave it out (a client replaces only its own results) or read it again")
+            pending = any(job.out_dir in (other.out_dir, other.video) for other in others)
             self.results.claim(job.out_dir, job.principal, "out_dir", str(body.get("out_dir")), pending=pending,
                                owner=key is not None)
+            if job.video is not None and Path(job.out_dir) not in Path(job.video).parents:
+                taken = {path for other in others for path in (other.out_dir, other.video) if path}
+                job.video = self.results.claim_file(job.video, job.principal, taken, owner=key is not None)
 
     def _check_client_queue(self, principal: bytes) -> None:
         """BackendUnavailable when the caller already has its share of the queue."""

@@ -220,10 +220,11 @@ def _render_in_place(job: Job, image: Any, common: dict[str, Any],
 
 
 def _check_unmoved(job: Job, out_dir: Path) -> None:
-    """Refuse to go on when a folder on the way to ``out_dir`` has become a link since submit."""
-    if os.path.realpath(out_dir) != str(out_dir):
-        raise InputError(f"out_dir {job.shown(out_dir)} changed while the job ran (it now leads elsewhere); "
-                         "nothing was written", hint="submit again")
+    """Refuse to go on when a folder on the way to ``out_dir`` (or the video) has become a link since submit."""
+    for what, path in (("out_dir", str(out_dir)), ("video", job.video)):
+        if path is not None and os.path.realpath(path) != path:
+            raise InputError(f"{what} {job.shown(path)} changed while the job ran (it now leads elsewhere); "
+                             "nothing was written", hint="submit again")
 
 
 def _scrub(text: str, scratch: Path, job: Job) -> str:

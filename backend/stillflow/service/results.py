@@ -80,6 +80,25 @@ class ResultStore:
         self._owners[key] = token
         self._save_owners()
 
+    def claim_file(self, target: str, principal: bytes, taken: set[str], *, owner: bool = False) -> str:
+        """Claim the file ``target`` for ``principal``, or the first free NAME-2, NAME-3... beside it.
+
+        A file that is not the caller's result (another client's, one Stillflow did not write, one a
+        pending job of another client writes: ``taken``) is never replaced; the caller's own (or,
+        with the owner key, any finished one) is.
+        """
+        path = Path(target)
+        for number in range(1, 1000):
+            candidate = path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+            key = candidate.relative_to(self.results).as_posix()
+            if str(candidate) in taken or (os.path.lexists(candidate) and candidate.is_dir()):
+                continue
+            if self._owners.get(key) == _token(principal) or owner or not os.path.lexists(candidate):
+                self._owners[key] = _token(principal)
+                self._save_owners()
+                return str(candidate)
+        raise not_yours("video", path.name)
+
     def _load_owners(self) -> dict[str, str]:
         """The saved owners of results that still exist (or an empty map)."""
         try:
