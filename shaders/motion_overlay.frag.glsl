@@ -12,7 +12,8 @@
 //   streak_trail    float  length of a streak's tail, in frames of motion, frames
 //   outline_px      float  half-width of the mask outline, image px (about one screen pixel)
 //   opacity         float  overall opacity of the overlay, 0..1
-//   overlay_layers  int    bit 0 = direction colours, bit 1 = streaks, bit 2 = mask outline, bit 3 = sway
+//   overlay_layers  int    bit 0 = direction colours, bit 1 = streaks, bit 2 = mask outline,
+//                          bit 3 = sway colours, bit 4 = swing marks
 //   sway_tex, sway_cycles, frames   the swaying regions' layers and the loop length, as in preview_common.glsl
 //   sway_max        float  oscillation |P| shown fully saturated, image px (the regions' largest amplitude)
 //   shimmer_tex     sampler2D  (w, h) R = the shimmering regions' share in [0, 1], any resolution
@@ -24,8 +25,10 @@
 // motion's own speed, one image pixel per px/frame per frame, so they show direction and speed.
 // Sway: the oscillation P(t) = A u sin(2 pi k t / N + phi) of stages/sway.py at the playback time,
 // in the same colours (hue = the way the sway moves the content now, saturation = |P| / sway_max),
-// so the colour swings between opposite hues and a gust's wave travels across the region. Shimmer
-// is drawn in dots (every other cell of about 2 screen px) so it reads apart from a sway.
+// so the colour swings between opposite hues and a gust's wave travels across the region; the swing
+// marks put a white dot in each streak cell that swings with the cell centre's P(t) (0.4 cell at
+// the largest |P|) around a faint mark at its rest. Shimmer is drawn in dots (every other cell of about 2 screen
+// px) so it reads apart from a sway.
 
 vec3 sf_hsv_to_rgb(float hue, float saturation, float value)
 {
@@ -100,14 +103,44 @@ float sf_shimmer_at(vec2 p)
     return texelFetch(shimmer_tex, sf_reflect2(texel, size), 0).r;
 }
 
-// The swaying regions' colour at image pixel y (0 where nothing sways), straight alpha.
-vec4 sf_sway_tint(vec2 y)
+// The sway layers' angles at the playback time.
+vec4 sf_sway_angles_now()
 {
-    ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
     float whole = floor(time_frames);
+    return sf_sway_angles(int(whole), time_frames - whole);
+}
+
+// Coverage 0..1 of a disc of `radius` image px around `centre` at y, its edge smoothed over a screen px.
+float sf_disc(vec2 y, vec2 centre, float radius)
+{
+    float screen_px = max(outline_px, 1e-3);
+    return clamp((radius - length(y - centre)) / screen_px + 0.5, 0.0, 1.0);
+}
+
+// The swing marks at image pixel y, straight RGBA: in y's streak cell, where its centre sways, a
+// white dot at the centre moved by 0.4 cell * P(t) / sway_max over a faint mark at the rest.
+vec4 sf_swings(vec2 y, vec4 angles)
+{
+    vec2 centre = (floor(y / streak_spacing) + 0.5) * streak_spacing - 0.5;
+    ivec2 texel = sf_reflect2(ivec2(floor(centre + 0.5)), textureSize(image_tex, 0));
     vec2 d, rest, now;
     float reach;
-    sf_sway(texel, sf_sway_angles(int(whole), time_frames - whole), d, rest, now, reach);
+    sf_sway(texel, angles, d, rest, now, reach);
+    if (reach <= 0.0) {
+        return vec4(0.0);
+    }
+    vec2 swung = centre + 0.4 * streak_spacing * now / max(sway_max, 1e-6);
+    float dot_alpha = sf_disc(y, swung, 2.0 * outline_px);
+    return sf_over(vec4(1.0, 1.0, 1.0, dot_alpha), vec4(1.0, 1.0, 1.0, 0.4 * sf_disc(y, centre, outline_px)));
+}
+
+// The swaying regions' colour at image pixel y (0 where nothing sways), straight alpha.
+vec4 sf_sway_tint(vec2 y, vec4 angles)
+{
+    ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
+    vec2 d, rest, now;
+    float reach;
+    sf_sway(texel, angles, d, rest, now, reach);
     if (reach <= 0.0) {
         return vec4(0.0);
     }
@@ -136,8 +169,14 @@ void main()
             colour = vec4(sf_hsv_to_rgb(hue, saturation, 1.0), 0.6);
         }
     }
-    if ((overlay_layers & 8) != 0 && any(greaterThan(sway_cycles, ivec4(0)))) {
-        colour = sf_over(sf_sway_tint(y), colour);
+    if ((overlay_layers & 24) != 0 && any(greaterThan(sway_cycles, ivec4(0)))) {
+        vec4 angles = sf_sway_angles_now();
+        if ((overlay_layers & 8) != 0) {
+            colour = sf_over(sf_sway_tint(y, angles), colour);
+        }
+        if ((overlay_layers & 16) != 0) {
+            colour = sf_over(sf_swings(y, angles), colour);
+        }
     }
     if ((overlay_layers & 2) != 0) {
         colour = sf_over(vec4(1.0, 1.0, 1.0, sf_streaks(y)), colour);

@@ -50,7 +50,7 @@ COMMON_FILE = "preview_common.glsl"
 PREVIEW_MAX_SIDE = 256
 """Longest side of the motion field the preview densifies, in pixels (a few ms per arrow edit)."""
 
-OVERLAY_LAYERS = {"colours": 1, "streaks": 2, "outline": 4, "sway": 8}
+OVERLAY_LAYERS = {"colours": 1, "streaks": 2, "outline": 4, "sway": 8, "swings": 16}
 """Bits of the overlay shader's ``overlay_layers`` uniform."""
 
 

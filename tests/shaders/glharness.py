@@ -94,7 +94,7 @@ class OverlayStyle:
     streak_trail: float = 4.0
     outline_px: float = 1.0
     opacity: float = 1.0
-    layers: int = 15
+    layers: int = 31
 
 
 class PreviewRenderer:

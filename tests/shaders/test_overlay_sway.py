@@ -96,10 +96,46 @@ class TestOverlaySway:
             assert (alpha[moving] >= 0.3 - 1e-6).all()
 
     def test_off_without_its_bit_or_without_sway(self, renderer: PreviewRenderer, swaying: SwayPlan) -> None:
-        others = OverlayStyle(layers=sum(preview_math.OVERLAY_LAYERS.values()) - preview_math.OVERLAY_LAYERS["sway"])
+        layers = preview_math.OVERLAY_LAYERS
+        others = OverlayStyle(layers=sum(layers.values()) - layers["sway"] - layers["swings"])
         assert (renderer.overlay(3.0, style=others, frames=FRAMES)[..., 3] == 0).all()
         renderer.set_inputs(_grey(), np.zeros((2, HEIGHT, WIDTH), np.float32), None)
-        assert (renderer.overlay(3.0, style=SWAY_ONLY, frames=FRAMES)[..., 3] == 0).all()
+        both = OverlayStyle(layers=layers["sway"] + layers["swings"])
+        assert (renderer.overlay(3.0, style=both, frames=FRAMES)[..., 3] == 0).all()
+
+    @pytest.mark.parametrize("t", [1.0, 4.0, 8.5])
+    def test_swing_dots_follow_the_engines_oscillation(self, renderer: PreviewRenderer, swaying: SwayPlan,
+                                                       t: float) -> None:
+        spacing = 16.0
+        style = OverlayStyle(streak_spacing=spacing, outline_px=1.0, layers=preview_math.OVERLAY_LAYERS["swings"])
+        alpha = renderer.overlay(t, style=style, frames=FRAMES)[..., 3]
+        largest = renderer.sway.largest
+        wave_cos, wave_sin = (np.zeros((2, HEIGHT, WIDTH), np.float32) for _ in range(2))
+        wave_cos[:, swaying.window[0], swaying.window[1]] = swaying.layers[0].wave_cos
+        wave_sin[:, swaying.window[0], swaying.window[1]] = swaying.layers[0].wave_sin
+        angle = 2 * np.pi * swaying.layers[0].cycles * t / FRAMES  # between the engine's frames for a fraction
+        checked = 0
+        for row in range(int(HEIGHT / spacing)):
+            for col in range(int(WIDTH / spacing)):
+                # the cell's centre in texture rows (bottom-up), then in the image's rows (top-down)
+                x, y_up = (col + 0.5) * spacing - 0.5, (row + 0.5) * spacing - 0.5
+                top_row = HEIGHT - 1 - y_up
+                sample = (HEIGHT - 1 - int(np.floor(y_up + 0.5)), int(np.floor(x + 0.5)))
+                top, left = int(top_row - spacing / 2 + 0.5), int(x - spacing / 2 + 0.5)
+                cell = alpha[top:top + int(spacing), left:left + int(spacing)]
+                c_wave, s_wave = wave_cos[:, sample[0], sample[1]], wave_sin[:, sample[0], sample[1]]
+                if not (c_wave.any() or s_wave.any()):
+                    assert (cell == 0).all(), (row, col)  # a cell whose centre stays still gets no mark
+                    continue
+                now = np.sin(angle) * c_wave + np.cos(angle) * s_wave  # the engine's P at the sampled centre
+                expected = np.array([x, top_row]) + 0.4 * spacing * now / largest
+                dot = cell > 0.95
+                assert dot.any(), (row, col)
+                ys, xs = np.nonzero(dot)
+                found = np.array([xs.mean() + left, ys.mean() + top])
+                np.testing.assert_allclose(found, expected, atol=0.75, err_msg=f"cell {row}, {col} at t = {t}")
+                checked += 1
+        assert checked >= 6
 
     def test_shimmer_in_dots(self, renderer: PreviewRenderer) -> None:
         plan = _plan(SwaySpec(amplitude=1.0, cycles=2, shimmer=True))
