@@ -157,6 +157,7 @@ def sway_settings(addon: Any) -> Iterator[Any]:
         point.handle_left_type = point.handle_right_type = "VECTOR"
     square.use_cyclic = square.use_fill = True
     values = scene.stillflow
+    kept = {name: getattr(values, name) for name in ("frames", "mask_source", "motion_source")}
     values.image, values.use_regions, values.frames = image, True, 12
     region = values.regions.add()
     region.name, region.mask, region.motion = "trees", mask, "SWAY"
@@ -166,6 +167,8 @@ def sway_settings(addon: Any) -> Iterator[Any]:
     values.show_loop_preview = values.show_motion_overlay = values.use_regions = False
     values.regions.clear()
     values.image = None
+    for name, value in kept.items():
+        setattr(values, name, value)
     bpy.data.images.remove(image)
     bpy.data.masks.remove(mask)
 
