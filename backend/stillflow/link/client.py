@@ -17,20 +17,18 @@ import logging
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import zmq
 
 from .client_jobs import Event, JobHandle
-from .client_inputs import add_input, add_motion_file, output_name
+from .client_inputs import add_input, add_motion_file, add_outputs, add_regions, check_parts
 from .owner_key import read_owner_key
-from .wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY, has_amplitude_images, regions_to_wire
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
 from .handshake import API_NAMES, KeyNames, handshake_problem, load_key_pair, load_public_key
 from ..options import MotionSpec, Region, RenderOptions
-from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, check_message_size, decode, encode,
+from .protocol import (PROTOCOL_VERSION, SERVER_OPS, Limits, Message, decode, encode,
                        error_from_wire, motion_to_wire, options_to_wire)
 
 __all__ = ["Client", "JobHandle", "Event", "load_key_pair", "load_public_key"]
@@ -149,39 +147,20 @@ class Client:
                                 "dead_after": self.dead_after}
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
+        hello = self._hello or {}
         if regions is not None:
-            capabilities = (self._hello or {}).get("capabilities") or []
-            if REGIONS_CAPABILITY not in capabilities:
-                raise InputError("this backend does not know motion regions (it is older than this client)",
-                                 hint="update the backend, or render one mask and motion")
-            if has_amplitude_images(regions) and AMPLITUDE_CAPABILITY not in capabilities:
-                raise InputError("this backend does not know sway amplitude images (it is older than this client)",
-                                 hint="update the backend, or sway without an amplitude image")
-            body["regions"], region_parts = regions_to_wire(regions)
-            parts.update(region_parts)
-        readable = (self._hello or {}).get("allow_read")
+            add_regions(regions, body, parts, hello.get("capabilities") or [])
+        readable = hello.get("allow_read")
         add_input("image", image, body, parts, limits, readable)
         for name, value in (("mask", mask), ("importance", importance)):
             if value is not None:
                 add_input(name, value, body, parts, limits, readable)
         if motion.kind in ("file", "clip"):
             add_motion_file(motion.path or "", motion_body, parts, readable)
-        if out_dir is not None:
-            body["out_dir"] = output_name(out_dir)
-            key = read_owner_key((self._hello or {}).get("results_dir")) if self._as_owner else None
-            if key is not None:  # this machine's user: may replace a result another connection made
-                body["owner_key"] = key
-            if video is not None:
-                body["video"] = output_name(video)
-        else:
-            body["deliver"] = deliver
-            if video is not None:
-                body["video"] = Path(video).name
-        for name, array in parts.items():
-            if array.nbytes > limits.max_part_bytes:
-                raise InputError(f"{name} is {array.nbytes / 2**20:.1f} MiB; the backend accepts parts up to "
-                                 f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
-        check_message_size(parts, limits)
+        # this machine's user may replace a result another connection made (link/owner_key.py)
+        owner_key = read_owner_key(hello.get("results_dir")) if self._as_owner else None
+        add_outputs(body, out_dir, video, deliver, owner_key)
+        check_parts(parts, limits)
         extra = sum(a.nbytes for a in parts.values()) / 50e6  # allow 50 MB/s for the upload itself
         reply = self._request("submit", body=body, parts=parts, extra_wait=extra)
         handle = JobHandle(job_id=str(reply.job), out_dir=_optional_str(reply.body.get("out_dir")),

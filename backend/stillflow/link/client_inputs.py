@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import InputError
-from .protocol import Limits, check_image, check_mask, to_wire_dtype
+from ..options import Region
+from .protocol import Limits, check_image, check_mask, check_message_size, to_wire_dtype
+from .wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY, has_amplitude_images, regions_to_wire
 
-__all__ = ["add_input", "add_motion_file", "backend_reads", "output_name", "file_bytes"]
+__all__ = ["add_input", "add_motion_file", "add_regions", "add_outputs", "check_parts", "backend_reads",
+           "output_name", "file_bytes"]
 
 
 def backend_reads(readable: Any, path: str | os.PathLike[str]) -> bool:
@@ -57,6 +60,43 @@ def add_motion_file(path: str, motion_body: dict[str, Any], parts: dict[str, np.
     else:
         parts["motion_file"] = file_bytes(Path(path), "motion file")
         motion_body["path"] = Path(path).name
+
+
+def add_regions(regions: Sequence[Region], body: dict[str, Any], parts: dict[str, np.ndarray],
+                capabilities: Sequence[str]) -> None:
+    """Put motion regions (and their masks and amplitude images) into a submit the backend understands."""
+    if REGIONS_CAPABILITY not in capabilities:
+        raise InputError("this backend does not know motion regions (it is older than this client)",
+                         hint="update the backend, or render one mask and motion")
+    if has_amplitude_images(regions) and AMPLITUDE_CAPABILITY not in capabilities:
+        raise InputError("this backend does not know sway amplitude images (it is older than this client)",
+                         hint="update the backend, or sway without an amplitude image")
+    body["regions"], region_parts = regions_to_wire(regions)
+    parts.update(region_parts)
+
+
+def add_outputs(body: dict[str, Any], out_dir: str | os.PathLike[str] | None, video: str | os.PathLike[str] | None,
+                deliver: str, owner_key: str | None) -> None:
+    """Where the job writes: out_dir (and video) in the backend's results folder, or frames sent back."""
+    if out_dir is not None:
+        body["out_dir"] = output_name(out_dir)
+        if owner_key is not None:
+            body["owner_key"] = owner_key
+        if video is not None:
+            body["video"] = output_name(video)
+    else:
+        body["deliver"] = deliver
+        if video is not None:
+            body["video"] = Path(video).name
+
+
+def check_parts(parts: dict[str, np.ndarray], limits: Limits) -> None:
+    """InputError when a part or all of them together exceed the backend's limits (checked before sending)."""
+    for name, array in parts.items():
+        if array.nbytes > limits.max_part_bytes:
+            raise InputError(f"{name} is {array.nbytes / 2**20:.1f} MiB; the backend accepts parts up to "
+                             f"{limits.max_part_bytes / 2**20:.1f} MiB", hint="send a smaller image")
+    check_message_size(parts, limits)
 
 
 def output_name(value: str | os.PathLike[str]) -> str:
