@@ -68,6 +68,10 @@ STREAK_TRAIL_FRAMES = 6.0
 OVERLAY_OPACITY = 0.8
 """Overall opacity of the motion overlay, 0..1."""
 
+REGIONS_SETTLE_S = 0.3
+"""How long the motion regions must stay unchanged before the preview re-plans them, seconds: a
+sway's plan takes about a second at 1920 x 1080, so a dragged slider re-plans once, when it stops."""
+
 
 @dataclass
 class _Field:
@@ -96,6 +100,7 @@ class _State:
     base_key: tuple[Any, ...] = ()
     base: npt.NDArray[np.float32] | None = None
     failed: tuple[tuple[Any, ...], Exception] | None = None
+    settle: preview_math.Settle = field(default_factory=preview_math.Settle)
 
 
 _state = _State()
@@ -204,6 +209,8 @@ def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
             return
         if _state.failed is not None and _state.failed[0] == key:  # not again every tick: it may take seconds
             raise _state.failed[1].with_traceback(None)
+        if not _state.settle.settled(key, REGIONS_SETTLE_S, time.monotonic()):
+            return  # the last plan stays on screen while the regions are being edited
         try:
             regions = inputs.build_regions(settings, width, height)
             options = build_options(settings.option_values())
@@ -230,13 +237,9 @@ def _refresh_base(image: bpy.types.Image) -> bool:
     if key == _state.base_key:
         return False
     flat = np.empty(width * height * image.channels, np.float32)
-    image.pixels.foreach_get(flat)
-    rgba = np.ones((height, width, 4), np.float32)
-    rgba[..., :min(image.channels, 4)] = flat.reshape(height, width, image.channels)[..., :4]
-    if not image.is_float and not image.colorspace_settings.is_data:
-        # a byte sRGB still reaches the shader decoded to linear light (pixels gives the encoded bytes)
-        rgba[..., :3] = preview_sway.srgb_to_linear(rgba[..., :3])
-    _state.base = preview_sway.base_texture(rgba)  # pixels are rows bottom-up: already the texture layout
+    image.pixels.foreach_get(flat)  # rows bottom-up: already the texture layout
+    _state.base = preview_sway.base_texture(flat.reshape(height, width, image.channels),
+                                            encoded=not image.is_float and not image.colorspace_settings.is_data)
     _state.base_key = key
     return True
 

@@ -34,6 +34,7 @@ __all__ = [
     "loop_phase",
     "playback_frames",
     "overlay_max_speed",
+    "Settle",
 ]
 
 Program = Literal["loop_preview", "motion_overlay"]
@@ -134,6 +135,21 @@ def loop_phase(elapsed_s: float, fps: float, frames: int) -> int:
     if frames < 1:
         raise ValueError(f"a loop needs at least one frame, got {frames}")
     return int(math.floor(playback_frames(elapsed_s, fps))) % frames
+
+
+class Settle:
+    """Tells when a changing value has stayed the same for a while (a dragged slider acts once, when it stops)."""
+
+    def __init__(self) -> None:
+        """Nothing seen yet."""
+        self._value: object = None
+        self._since = 0.0
+
+    def settled(self, value: object, seconds: float, now: float) -> bool:
+        """Whether ``value`` has been the same since at least ``seconds`` before ``now`` (monotonic seconds)."""
+        if self._value is None or self._value != value:
+            self._value, self._since = value, now
+        return now - self._since >= seconds
 
 
 def overlay_max_speed(motion: npt.NDArray[np.floating], speed: float, scale: float = 1.0) -> float:

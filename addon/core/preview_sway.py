@@ -160,10 +160,19 @@ def srgb_to_linear(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def base_texture(texture: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """The base (``stages.sway_split.gaussian_base``) of (H, W, 4) image texture data, in the same layout.
+def base_texture(texture: npt.NDArray[np.floating], *, encoded: bool = False) -> npt.NDArray[np.float32]:
+    """The base (``stages.sway_split.gaussian_base``) of (H, W, C) image texture data: (H, W, 4), same layout.
 
-    The Gaussian reflects alike at the top and the bottom, so rows bottom-up give the base's rows bottom-up.
+    Args:
+        texture: 1-4 channels (alpha 1 where absent), rows in either order: the Gaussian reflects
+            alike at the top and the bottom, so rows bottom-up give the base's rows bottom-up.
+        encoded: the colours are sRGB-encoded (a byte image's pixels in Blender) and are decoded to
+            the linear light its GPU texture gives the shader.
     """
-    return load("stages.sway_split").gaussian_base(np.asarray(texture, np.float32))
+    height, width, channels = texture.shape
+    rgba = np.ones((height, width, 4), np.float32)
+    rgba[..., :min(channels, 4)] = texture[..., :4]
+    if encoded:
+        rgba[..., :3] = srgb_to_linear(rgba[..., :3])
+    return load("stages.sway_split").gaussian_base(rgba)
 

@@ -143,8 +143,14 @@ class TestPreviewField:
 
 
 @pytest.fixture
-def sway_settings(addon: Any) -> Iterator[Any]:
-    """scene.stillflow using Motion Regions: one region, the centred square of a 200x100 still, swaying at 30 deg."""
+def sway_settings(addon: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """scene.stillflow using Motion Regions: one region, the centred square of a 200x100 still, swaying at 30 deg.
+
+    The regions re-plan at the first tick after a change (no settling time).
+    """
+    from addon import preview
+
+    monkeypatch.setattr(preview, "REGIONS_SETTLE_S", 0.0)
     scene = bpy.context.scene
     image = bpy.data.images.new("sf sway still", 200, 100)
     image.generated_type = "COLOR_GRID"
@@ -228,6 +234,22 @@ class TestPreviewSway:
         preview._tick()
         assert preview._state.current.version > version
         assert preview._state.current.sway.largest == pytest.approx(3.0, rel=0.01)
+
+    def test_edits_replan_once_they_settle(self, sway_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from addon import preview
+
+        preview._tick()
+        version = preview._state.current.version
+        monkeypatch.setattr(preview, "REGIONS_SETTLE_S", 1e9)  # an edit that never settles
+        for amplitude in (2.5, 3.0, 3.5):  # a dragged slider
+            sway_settings.regions[0].amplitude = amplitude
+            preview._tick()
+            current = preview._state.current
+            assert current.version == version and current.sway.largest == pytest.approx(2.0, rel=0.01)
+        monkeypatch.setattr(preview, "REGIONS_SETTLE_S", 0.0)
+        preview._tick()
+        assert preview._state.current.version > version
+        assert preview._state.current.sway.largest == pytest.approx(3.5, rel=0.01)
 
     def test_flowing_region_flows_beside_the_swaying_one(self, sway_settings: Any) -> None:
         from addon import preview

@@ -153,6 +153,16 @@ class TestColour:
         values = preview_sway.srgb_to_linear(np.array([0.0, 0.04045, 0.5, 1.0]))
         np.testing.assert_allclose(values, [0.0, 0.04045 / 12.92, 0.2140411, 1.0], rtol=1e-5)
 
+    def test_base_of_blender_pixels(self) -> None:
+        """A byte still's encoded RGB pixels are decoded before the blur; alpha is kept, missing alpha is 1."""
+        rng = np.random.default_rng(4)
+        encoded = rng.random((6, 7, 4), dtype=np.float32)
+        gaussian_base = load("stages.sway_split").gaussian_base
+        linear = np.concatenate([preview_sway.srgb_to_linear(encoded[..., :3]), encoded[..., 3:]], axis=-1)
+        np.testing.assert_allclose(preview_sway.base_texture(encoded, encoded=True), gaussian_base(linear), atol=1e-6)
+        rgb = preview_sway.base_texture(encoded[..., :3])
+        assert rgb.shape == (6, 7, 4) and np.allclose(rgb[..., 3], 1.0)
+
     def test_base_of_texture_rows(self) -> None:
         """The base of bottom-up rows is the bottom-up base: the preview can blur Blender's pixels as they are."""
         rng = np.random.default_rng(3)

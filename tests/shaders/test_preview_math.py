@@ -66,3 +66,13 @@ class TestFieldAndPhase:
         motion = np.zeros((2, 4, 4), np.float32)
         motion[:, 1, 2] = (3.0, 4.0)
         assert preview_math.overlay_max_speed(motion, 2.0, scale=0.5) == pytest.approx(20.0)
+
+
+class TestSettle:
+    def test_acts_once_a_value_stops_changing(self) -> None:
+        settle = preview_math.Settle()
+        assert not settle.settled(("a", 1), 0.3, now=10.0)  # first sight starts the clock
+        assert not settle.settled(("a", 2), 0.3, now=10.2)  # still moving: the clock restarts
+        assert not settle.settled(("a", 2), 0.3, now=10.4)
+        assert settle.settled(("a", 2), 0.3, now=10.5)
+        assert settle.settled(("a", 2), 0.0, now=10.5) and settle.settled(("b", 0), 0.0, now=11.0)
