@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import bpy
 import numpy as np
@@ -18,12 +19,12 @@ from .core import mask_sources, still_files
 from .core.snapshot_cache import LastValue
 from .core.jobs import JobRequest
 from .core.lib import load
-from .core.request import build_motion, build_options, build_region
+from .core.request import SWAY_MOTIONS, build_motion, build_options, build_region
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_array", "image_input", "rasterise_mask", "mask_fingerprint", "mask_array", "mask_splines",
-           "motion_hints", "build_regions", "build_request"]
+__all__ = ["image_array", "image_input", "grayscale_array", "image_fingerprint", "rasterise_mask", "mask_fingerprint",
+           "mask_array", "mask_splines", "motion_hints", "amplitude_image", "build_regions", "build_request"]
 
 _errors = load("errors")
 _options = load("options")
@@ -49,10 +50,7 @@ def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32] | npt.NDArray
     if image.source not in {"FILE", "GENERATED"}:
         raise _errors.InputError(f"image '{image.name}' is a {image.source.lower()}, not a still",
                                  hint="choose a single still image")
-    if image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath \
-            and not os.path.isfile(bpy.path.abspath(image.filepath)):
-        raise _errors.InputError(f"image '{image.name}' is missing: no file at {bpy.path.abspath(image.filepath)}",
-                                 hint="find it again (Image > Replace, or File > External Data > Find Missing Files)")
+    _check_file(image, "image")
     if image.is_dirty or (image.packed_file is None and not os.path.isfile(bpy.path.abspath(image.filepath))):
         raise _errors.InputError(f"image '{image.name}' is not saved or packed",
                                  hint="save it (Image > Save) or pack it into the .blend first")
@@ -68,6 +66,33 @@ def image_array(image: bpy.types.Image) -> npt.NDArray[np.float32] | npt.NDArray
 
     key = _image_key(image)
     return read() if key is None else _image_cache.get(key, read)
+
+
+def _check_file(image: bpy.types.Image, what: str) -> None:
+    """Raise InputError when a file Image's file is gone (``what`` names the image in the message)."""
+    if image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath \
+            and not os.path.isfile(bpy.path.abspath(image.filepath)):
+        raise _errors.InputError(f"{what} '{image.name}' is missing: no file at {bpy.path.abspath(image.filepath)}",
+                                 hint="find it again (Image > Replace, or File > External Data > Find Missing Files)")
+
+
+def grayscale_array(image: bpy.types.Image, what: str) -> npt.NDArray[np.float32]:
+    """A grayscale Image (a painted mask, an amplitude image) as (H, W) float32 in [0, 1], rows top-down.
+
+    Raises:
+        InputError: its file is gone or it holds no pixels (``what`` names it in the message).
+    """
+    _check_file(image, what)
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise _errors.InputError(f"{what} '{image.name}' has no pixels", hint="paint it or load its file")
+    return mask_sources.mask_from_pixels(_pixels(image), width, height, image.channels)
+
+
+def image_fingerprint(image: bpy.types.Image) -> tuple:
+    """What a grayscale Image's pixels depend on, cheaply (no pixel is read): painting shows as unsaved."""
+    return (image.name, image.source, bpy.path.abspath(image.filepath), tuple(image.size), image.is_dirty,
+            image.packed_file is not None, image.colorspace_settings.name)
 
 
 def image_input(image: bpy.types.Image) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.uint8] | str, int, int]:
@@ -208,11 +233,7 @@ def mask_array(settings: bpy.types.PropertyGroup, width: int, height: int) -> np
     image = settings.mask_image
     if image is None:
         raise _errors.InputError("no mask image chosen", hint="pick a painted grayscale image in the Stillflow panel")
-    mw, mh = image.size
-    if mw == 0 or mh == 0:
-        raise _errors.InputError(f"mask image '{image.name}' has no pixels", hint="paint it or load its file")
-    return mask_sources.check_mask(mask_sources.mask_from_pixels(_pixels(image), mw, mh, image.channels),
-                                   f"image '{image.name}'")
+    return mask_sources.check_mask(grayscale_array(image, "mask image"), f"image '{image.name}'")
 
 
 def mask_splines(mask: bpy.types.Mask) -> list[mask_sources.Spline]:
@@ -231,8 +252,18 @@ def motion_hints(settings: bpy.types.PropertyGroup, width: int, height: int
     return mask_sources.hints_from_splines(mask_splines(source), width, height)
 
 
-def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int) -> tuple[object, ...]:
-    """The panel's motion regions as Regions, each Mask rendered to an array (InputError names a bad one)."""
+def amplitude_image(item: bpy.types.PropertyGroup) -> bpy.types.Image | None:
+    """The region's amplitude image when it sways or shimmers (the panel hides it otherwise), else None."""
+    return item.amplitude_image if item.motion in SWAY_MOTIONS else None
+
+
+def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int, *,
+                  rasterise: Callable[[bpy.types.Mask], npt.NDArray[np.float32]] | None = None) -> tuple[object, ...]:
+    """The panel's motion regions as Regions, each Mask rendered to an array (InputError names a bad one).
+
+    ``rasterise(mask)`` renders a region's Mask (the live preview keeps one raster per Mask);
+    None: at ``mask_raster_size`` through the job's cache.
+    """
     if not settings.regions:
         raise _errors.InputError("Motion Regions is on but there is no region", hint="add one with + in the panel")
     regions = []
@@ -240,11 +271,15 @@ def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int) ->
         if item.mask is None:
             raise _errors.InputError(f"region '{item.name}' has no Mask", hint="pick its Mask in the Regions panel")
         raster_w, raster_h = mask_raster_size(width, height, refined=settings.refine_mask)
-        mask = mask_sources.check_mask(cached_mask_raster(item.mask, raster_w, raster_h), f"'{item.mask.name}'")
+        raster = cached_mask_raster(item.mask, raster_w, raster_h) if rasterise is None else rasterise(item.mask)
+        mask = mask_sources.check_mask(raster, f"'{item.mask.name}'")
         hints, anchors = mask_sources.hints_from_splines(mask_splines(item.mask), width, height)
+        scale = amplitude_image(item)
+        amplitude = None if scale is None else grayscale_array(scale, f"region '{item.name}': amplitude image")
         regions.append(build_region(item.motion, mask, name=item.name, speed=item.speed, hints=hints,
                                     anchors=anchors, drift=(item.drift_angle, item.drift_speed),
-                                    amplitude=item.amplitude, cycles=item.cycles, angle=item.sway_angle))
+                                    amplitude=item.amplitude, cycles=item.cycles, angle=item.sway_angle,
+                                    amplitude_image=amplitude, still_size=(width, height)))
     return tuple(regions)
 
 

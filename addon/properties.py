@@ -63,6 +63,11 @@ class STILLFLOW_PG_region(bpy.types.PropertyGroup):
                         description="Whole back-and-forth cycles per loop (whole, so the loop is seamless)")
     sway_angle: FloatProperty(name="Sway Angle", default=sway_default("angle"), min=-360.0, max=360.0,
                               description="Direction of the swing in degrees, 0 = right, 90 = up")
+    amplitude_image: PointerProperty(
+        type=bpy.types.Image, name="Amplitude Image",
+        description="Optional grayscale image of the still's shape that scales the swing: black = stays still, "
+                    "white = the full Amplitude, grey in between (e.g. tree tips sway more than the trunk). "
+                    "Empty = the whole region sways")
 
 
 class STILLFLOW_PG_settings(bpy.types.PropertyGroup):

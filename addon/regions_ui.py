@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bpy
 
+from .core.request import SWAY_MOTIONS
 from .panels import _Sidebar
 
 
@@ -88,11 +89,12 @@ class STILLFLOW_PT_regions(_Sidebar, bpy.types.Panel):
         if region.motion == "DRIFT":
             col.prop(region, "drift_angle")
             col.prop(region, "drift_speed")
-        elif region.motion in ("SWAY", "SHIMMER"):
+        elif region.motion in SWAY_MOTIONS:
             col.prop(region, "amplitude")
             col.prop(region, "cycles")
             if region.motion == "SWAY":
                 col.prop(region, "sway_angle")
+            layout.template_ID(region, "amplitude_image", open="image.open", text="Amplitude Image")
 
 
 CLASSES = (STILLFLOW_UL_regions, STILLFLOW_OT_region_add, STILLFLOW_OT_region_remove, STILLFLOW_PT_regions)

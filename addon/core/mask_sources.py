@@ -29,10 +29,17 @@ __all__ = [
     "image_from_pixels",
     "mask_from_pixels",
     "check_mask",
+    "ASPECT_TOLERANCE",
+    "check_aspect",
     "srgb_encode",
 ]
 
 _errors = load("errors")
+
+ASPECT_TOLERANCE = 0.02
+"""How far a mask-like image's aspect ratio may differ from the still's, as a fraction: the backend's
+``stillflow.io.images.MASK_ASPECT_TOLERANCE`` (that module needs OpenCV and is not bundled; a test
+keeps the two equal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +135,16 @@ def check_mask(mask: npt.NDArray[np.float32], source: str) -> npt.NDArray[np.flo
         raise _errors.InputError(f"the mask {source} is empty (all black)",
                                  hint="paint or draw white where the picture should move")
     return mask
+
+
+def check_aspect(shape: tuple[int, ...], width: int, height: int, what: str) -> None:
+    """Raise InputError when an (h, w, ...) array's aspect ratio is not the width x height still's.
+
+    The backend resizes a mask-like image to the still, so only its shape must match: one of another
+    shape would be stretched (``what`` names it in the message).
+    """
+    rows, cols = shape[:2]
+    if rows == 0 or cols == 0 or abs((cols / rows) / (width / height) - 1.0) > ASPECT_TOLERANCE:
+        raise _errors.InputError(f"the {what} is {cols}x{rows} px but the still is {width}x{height} px: another "
+                                 "shape, so it would be stretched",
+                                 hint=f"give it the still's size ({width}x{height}) or shape")

@@ -9,7 +9,11 @@ import dataclasses
 import os
 from typing import Any, Literal, Mapping, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from .lib import load
+from .mask_sources import check_aspect
 
 __all__ = [
     "SCENE_OPTIONS",
@@ -19,6 +23,7 @@ __all__ = [
     "build_options",
     "build_motion",
     "REGION_MOTIONS",
+    "SWAY_MOTIONS",
     "sway_default",
     "build_region",
 ]
@@ -54,6 +59,9 @@ def build_options(values: Mapping[str, Any]) -> Any:
 REGION_MOTIONS = ("ARROWS", "DRIFT", "SWAY", "SHIMMER")
 """What a region of the panel does: flows along its Mask's arrows, drifts, sways or shimmers in place."""
 
+SWAY_MOTIONS = ("SWAY", "SHIMMER")
+"""The region motions that oscillate in place, and so may take an amplitude image."""
+
 
 def sway_default(name: str) -> Any:
     """Default of a SwaySpec field, as stillflow.options defines it."""
@@ -63,7 +71,8 @@ def sway_default(name: str) -> Any:
 def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
                  hints: Sequence[Sequence[float]] = (), anchors: Sequence[Sequence[float]] = (),
                  drift: tuple[float, float] = (0.0, 1.0), amplitude: float = 2.0, cycles: int = 1,
-                 angle: float = 0.0) -> Any:
+                 angle: float = 0.0, amplitude_image: npt.NDArray[np.float32] | None = None,
+                 still_size: tuple[int, int] | None = None) -> Any:
     """A validated Region of the panel; InputError names the region.
 
     Args:
@@ -72,8 +81,21 @@ def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
         name: the region's name in the panel, for messages.
         hints, anchors: arrows (x0, y0, x1, y1) and points (x, y) in image pixels (ARROWS).
         drift: (angle deg, px/frame) (DRIFT); amplitude px, cycles, angle deg (SWAY, SHIMMER).
+        amplitude_image: (h, w) float32 in [0, 1] multiplying the sway's amplitude (black = still,
+            white = ``amplitude``), of the still's aspect ratio (SWAY, SHIMMER; None = the whole region).
+        still_size: (width, height) of the still, which the amplitude image's shape is checked
+            against; None = the mask's.
+
+    Raises:
+        InputError: a bad value, or an amplitude image of another shape or on a region that does not sway.
     """
     try:
+        if amplitude_image is not None:
+            if kind not in SWAY_MOTIONS:
+                raise _errors.InputError(f"an amplitude image only scales a sway or a shimmer, not {kind.lower()}",
+                                         hint="set its motion to Sway or Shimmer, or clear its amplitude image")
+            width, height = still_size if still_size is not None else np.shape(mask)[::-1]
+            check_aspect(np.shape(amplitude_image), width, height, "amplitude image")
         if kind == "ARROWS":
             if not hints:
                 raise _errors.InputError("it has no arrows",
@@ -84,7 +106,7 @@ def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
             motion = _options.MotionSpec(kind="drift", drift=(float(drift[0]), float(drift[1])))
         elif kind in ("SWAY", "SHIMMER"):
             sway = _options.SwaySpec(amplitude=float(amplitude), cycles=int(cycles), angle=float(angle),
-                                     shimmer=kind == "SHIMMER")
+                                     shimmer=kind == "SHIMMER", amplitude_image=amplitude_image)
             motion = _options.MotionSpec(kind="sway", sway=sway)
         else:
             raise _errors.InputError(f"unknown region motion {kind!r}", hint=f"use one of {', '.join(REGION_MOTIONS)}")

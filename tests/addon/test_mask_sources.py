@@ -1,6 +1,9 @@
 """addon/core/mask_sources.py: Blender buffers and Mask points -> backend arrays and pixels (plain Python)."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -77,3 +80,22 @@ class TestCheckMask:
         mask = np.zeros((4, 4), np.float32)
         mask[1, 1] = 0.2
         assert mask_sources.check_mask(mask, "x") is mask
+
+
+class TestCheckAspect:
+    @pytest.mark.parametrize("shape", [(48, 64), (24, 32), (480, 640, 3), (48, 65)], ids=["same", "half", "rgb", "1.6%"])
+    def test_smoke_same_shape(self, shape: tuple[int, ...]) -> None:
+        mask_sources.check_aspect(shape, 64, 48, "amplitude image")
+
+    @pytest.mark.parametrize("shape", [(64, 48), (48, 66), (0, 64)], ids=["turned", "3%", "empty"])
+    def test_exception(self, shape: tuple[int, ...]) -> None:
+        with pytest.raises(InputError, match=f"the amplitude image is {shape[1]}x{shape[0]} px but the still is "
+                                             "64x48 px: another shape, so it would be stretched"):
+            mask_sources.check_aspect(shape, 64, 48, "amplitude image")
+
+    def test_tolerance_is_the_backends(self) -> None:
+        """The backend's constant lives in io/images.py (OpenCV, not bundled): read it from its source."""
+        source = (Path(__file__).resolve().parents[2] / "backend" / "stillflow" / "io" / "images.py").read_text()
+        values = [ast.literal_eval(node.value) for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                  and any(getattr(target, "id", "") == "MASK_ASPECT_TOLERANCE" for target in node.targets)]
+        assert values == [mask_sources.ASPECT_TOLERANCE]

@@ -83,6 +83,16 @@ class TestAgainstTheEngine:
         np.testing.assert_array_equal(ours.waves, preview_sway.sway_textures(plan, HEIGHT, WIDTH).waves)
         assert not ours.waves[::-1][:, 0].any()  # the image's black left column holds still
 
+    def test_the_panels_amplitude_image_reaches_the_plan(self) -> None:
+        """A region built from the panel with an amplitude image black on its left half sways only on the right."""
+        half = np.ones((HEIGHT // 2, WIDTH // 2), np.float32)  # the still's shape at half its size
+        half[:, : WIDTH // 4] = 0.0
+        region = build_region("SWAY", _masks()[1], name="trees", amplitude=2.5, cycles=2, angle=40.0,
+                              amplitude_image=half, still_size=(WIDTH, HEIGHT))
+        waves = preview_sway.preview_sway([region], build_options(OPTIONS), HEIGHT, WIDTH).waves[::-1]  # top-down
+        assert not waves[:, : WIDTH // 2].any()
+        assert (np.abs(waves[14:26, WIDTH // 2 + 6: 56]).sum(axis=2) > 0.0).all()
+
     def test_seed_and_speed_matter(self) -> None:
         """The comparison above can fail: another seed or speed plans other waves."""
         regions = _regions()

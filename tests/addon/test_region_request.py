@@ -35,3 +35,47 @@ class TestBuildRegion:
     def test_errors_name_the_region(self, kind: str, kwargs: dict, message: str) -> None:
         with pytest.raises(_errors.InputError, match=message):
             build_region(kind, MASK, name="r", **kwargs)
+
+
+def _half_black(height: int = 48, width: int = 64) -> np.ndarray:
+    """An amplitude image: black (still) left half, white (full amplitude) right half."""
+    image = np.ones((height, width), np.float32)
+    image[:, : width // 2] = 0.0
+    return image
+
+
+class TestAmplitudeImage:
+    @pytest.mark.parametrize("kind", ["SWAY", "SHIMMER"])
+    def test_feature_sent_as_the_regions_part(self, kind: str) -> None:
+        """The array rides on the region's sway and travels as its region_amplitude part (docs/protocol.md)."""
+        wire = load("link.wire_regions")
+        amplitude = _half_black()
+        region = build_region(kind, MASK, name="trees", amplitude=3.0, amplitude_image=amplitude, still_size=(64, 48))
+        assert region.motion.sway.amplitude_image is amplitude and region.motion.sway.amplitude == 3.0
+        plain, parts = wire.regions_to_wire([region])
+        assert plain[0]["motion"]["sway"]["amplitude_image"] is True
+        np.testing.assert_array_equal(parts["region_amplitude_0"], amplitude)
+        assert build_region(kind, MASK, name="trees").motion.sway.amplitude_image is None
+
+    def test_an_older_backend_is_named(self) -> None:
+        """A backend without the region_amplitude capability: the Client's one line (the add-on reports it)."""
+        region = build_region("SWAY", MASK, name="trees", amplitude_image=_half_black(), still_size=(64, 48))
+        with pytest.raises(_errors.InputError, match="this backend does not know sway amplitude images"):
+            load("link.client_inputs").add_regions([region], {}, {}, ["regions"])
+
+    def test_shape_checked_against_the_mask_by_default(self) -> None:
+        build_region("SWAY", np.ones((12, 16), np.float32), name="trees", amplitude_image=_half_black())
+        with pytest.raises(_errors.InputError, match="region 'trees': the amplitude image is 64x48 px but the "
+                                                     "still is 8x8 px"):
+            build_region("SWAY", MASK, name="trees", amplitude_image=_half_black())
+
+    @pytest.mark.parametrize("kind, amplitude, message", [
+        ("SWAY", _half_black(64, 48), "region 'r': the amplitude image is 48x64 px but the still is 64x48 px: "
+                                      "another shape, so it would be stretched; give it the still's size"),
+        ("SHIMMER", _half_black(10, 64), "region 'r': the amplitude image is 64x10 px"),
+        ("ARROWS", _half_black(), "region 'r': an amplitude image only scales a sway or a shimmer, not arrows"),
+        ("DRIFT", _half_black(), "region 'r': an amplitude image only scales a sway or a shimmer, not drift"),
+    ], ids=["turned", "strip", "arrows", "drift"])
+    def test_exception_names_the_region(self, kind: str, amplitude: np.ndarray, message: str) -> None:
+        with pytest.raises(_errors.InputError, match=message):
+            build_region(kind, MASK, name="r", hints=[(1, 2, 51, 2)], amplitude_image=amplitude, still_size=(64, 48))
