@@ -1,10 +1,15 @@
 """Live loop preview and motion overlay in the Image Editor: gpu draw handlers for shaders/. Imports bpy.
 
 Thread and process contract:
-  - Only Blender's main thread runs this module: one draw handler and one timer, no threads.
+  - Only Blender's main thread runs this module: one draw handler, one timer and one load handler.
   - The timer (``_tick``) reads the scene settings, re-densifies the motion field when the arrows,
-    the mask or the motion file change, re-plans the motion regions (``core.preview_flow``,
-    ``core.preview_sway``) when a region changes, and tags Image Editors for redraw. It never touches the GPU.
+    the mask or the motion file change, and tags Image Editors for redraw. It never touches the GPU.
+  - Motion regions are planned off the main thread: once an edit settles, the timer reads the
+    regions (each changed Mask rendered once, ``preview_inputs.MaskRasters``) and, when the base
+    is due, the still's pixels into numpy, and submits ``core.preview_plan.plan_preview`` to
+    ``core.preview_worker.Planner``'s thread (numpy only, no bpy). A later tick installs the
+    finished plan; the previous plan is drawn meanwhile. A newer edit, a loaded file and
+    ``unregister()`` cancel the plan in flight, whose result is then never installed.
   - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
     register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
   - ``unregister()`` removes the handler and the timer and frees every GPU object.
@@ -22,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from gpu_extras.batch import batch_for_shader
 
-from . import inputs
-from .core import preview_flow, preview_math, preview_sway
+from . import inputs, preview_inputs
+from .core import preview_math, preview_plan, preview_sway, preview_worker
 from .core.lib import ADDON_DIR, load
 from .core.request import build_options
 
@@ -70,7 +75,7 @@ OVERLAY_OPACITY = 0.8
 
 REGIONS_SETTLE_S = 0.3
 """How long the motion regions must stay unchanged before the preview re-plans them, seconds: a
-sway's plan takes about a second at 1920 x 1080, so a dragged slider re-plans once, when it stops."""
+sway's plan takes about a second of a core at 1920 x 1080, so a dragged slider re-plans once, when it stops."""
 
 
 @dataclass
@@ -83,6 +88,8 @@ class _Field:
     mask: npt.NDArray[np.float32] | None
     version: int
     sway: preview_sway.SwayTextures = field(default_factory=preview_sway.no_sway)
+    planned: tuple[Any, ...] = ()
+    """The worker job's key (regions key, still key) of a regions plan."""
 
 
 @dataclass
@@ -101,6 +108,8 @@ class _State:
     base: npt.NDArray[np.float32] | None = None
     failed: tuple[tuple[Any, ...], Exception] | None = None
     settle: preview_math.Settle = field(default_factory=preview_math.Settle)
+    planner: preview_worker.Planner[preview_plan.PreviewPlan] = field(default_factory=preview_worker.Planner)
+    rasters: preview_inputs.MaskRasters = field(default_factory=preview_inputs.MaskRasters)
 
 
 _state = _State()
@@ -125,52 +134,18 @@ def create_info(program: str) -> gpu.types.GPUShaderCreateInfo:
     return info
 
 
-def _preview_image(settings: Any) -> bpy.types.Image | None:
-    """The still the preview animates: the panel's choice, else the first Image Editor's image."""
-    if settings.image is not None:
-        return settings.image
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                image = area.spaces.active.image
-                if image is not None and image != settings.result and image.source in {"FILE", "GENERATED"}:
-                    return image
-    return None
-
-
-def _closed_splines(mask: bpy.types.Mask) -> tuple[Any, ...]:
-    """Points of a Mask's closed splines: what its rasterised region depends on."""
-    return tuple(spline.points for spline in inputs.mask_splines(mask) if spline.is_cyclic)
-
-
-def _motion_of(settings: Any, width: int, height: int, field_h: int, field_w: int,
-               scale: float) -> tuple[tuple[Any, ...], Any]:
-    """(key, callable computing the unmasked motion field) for the settings' motion source."""
-    if settings.motion_source == "HINTS":
-        hints, anchors = inputs.motion_hints(settings, width, height)
-        if not hints:
-            raise _errors.InputError("the preview needs motion arrows", hint="draw open splines on the arrows Mask")
-        hints_module = load("stages.hints")
-        return ("HINTS", hints, anchors, field_h, field_w), lambda: hints_module.densify_hints(
-            field_h, field_w, hints, anchors, scale=scale)
-    if settings.motion_source == "FILE":
-        path = bpy.path.abspath(settings.motion_path)
-        return ("FILE", path), lambda: load("stages.motion_file").load_motion_file(path)
-    raise _errors.InputError("the preview cannot show motion from a reference clip",
-                             hint="render the loop, or use arrows or a motion file to preview")
-
-
 def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
     """Recompute the motion field (and a rasterised Mask) when the inputs they depend on changed."""
     if settings.use_regions:
         _refresh_regions(settings, image)
         return
+    _state.planner.cancel()  # a regions plan in flight is not wanted any more
     width, height = image.size
     field_h, field_w, scale = preview_math.field_shape(width, height)
-    motion_key, compute_motion = _motion_of(settings, width, height, field_h, field_w, scale)
+    motion_key, compute_motion = preview_inputs.motion_of(settings, width, height, field_h, field_w, scale)
     mask_key: tuple[Any, ...] = (settings.mask_source,)
     if settings.mask_source == "MASK" and settings.mask is not None:
-        mask_key += (settings.mask.name, _closed_splines(settings.mask))
+        mask_key += (settings.mask.name, preview_inputs.closed_splines(settings.mask))
     elif settings.mask_source == "IMAGE" and settings.mask_image is not None:
         mask_key += (settings.mask_image.name,)
     key = (width, height, motion_key, mask_key)
@@ -190,58 +165,68 @@ def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
 
 
 def _regions_key(settings: Any, width: int, height: int) -> tuple[Any, ...]:
-    """Everything the regions' preview depends on: the still's size, the options and each region with its Mask."""
-    raster = inputs.mask_raster_size(width, height, refined=settings.refine_mask)
+    """What the regions' preview depends on: the still's size, the options, each region and its Mask and images."""
+    raster = preview_inputs.raster_size(width, height)
     regions = tuple((item.motion, item.speed, item.drift_angle, item.drift_speed, item.amplitude, item.cycles,
                      item.sway_angle, None if item.mask is None else
-                     (item.mask.name, inputs.mask_fingerprint(item.mask, *raster))) for item in settings.regions)
+                     (item.mask.name, inputs.mask_fingerprint(item.mask, *raster)),
+                     None if (scale := inputs.amplitude_image(item)) is None else inputs.image_fingerprint(scale))
+                    for item in settings.regions)
     return width, height, "REGIONS", (settings.frames, settings.speed, settings.refine_mask), regions
 
 
 def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
-    """Re-plan the motion regions' flow and sway when a region, its Mask or an option they depend on changed."""
+    """Install a finished regions plan; hand a changed one to the worker once the edits settle (never waits)."""
     width, height = image.size
     key = _regions_key(settings, width, height)
+    _install(_state.planner.take())
+    wanted = (key, preview_inputs.still_key(image))
     current = _state.current
-    changed = current is None or current.key != key
-    if changed:
-        if bpy.app.is_job_running("RENDER"):  # the Masks rasterise through a render
-            return
-        if _state.failed is not None and _state.failed[0] == key:  # not again every tick: it may take seconds
-            raise _state.failed[1].with_traceback(None)
-        if not _state.settle.settled(key, REGIONS_SETTLE_S, time.monotonic()):
-            return  # the last plan stays on screen while the regions are being edited
-        try:
-            regions = inputs.build_regions(settings, width, height)
-            options = build_options(settings.option_values())
-            motion, weight = preview_flow.region_flow(regions, height, width, refine=options.refine_mask)
-            sway = preview_sway.preview_sway(regions, options, height, width)
-        except (_errors.InputError, OSError, ValueError) as error:
-            _state.failed = (_regions_key(settings, width, height), error)
-            raise
-        # again: a new Mask's handles settle when it is first rasterised, which changes its fingerprint
-        key = _regions_key(settings, width, height)
-        current = _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=weight,
-                                          version=-1, sway=sway)
-    if current.sway.active and _refresh_base(image):
-        changed = True
-    if changed:
-        _state.versions += 1
-        current.version = _state.versions
+    if current is not None and current.planned == wanted:
+        return
+    if _state.failed is not None and _state.failed[0] == wanted:  # not again every tick: it may take seconds
+        raise _state.failed[1].with_traceback(None)
+    if _state.planner.pending() == wanted:
+        return  # the worker is on it
+    _state.planner.cancel()  # superseded: no core spent on a plan nobody will see
+    if bpy.app.is_job_running("RENDER"):  # the Masks rasterise through a render
+        return
+    if not _state.settle.settled(wanted, REGIONS_SETTLE_S, time.monotonic()):
+        return  # the last plan stays on screen while the regions are being edited
+    size = preview_inputs.raster_size(width, height)
+    try:
+        if _state.rasters.render_stale([item.mask for item in settings.regions if item.mask is not None], *size):
+            return  # one Mask per tick; the next tick renders the next one, or plans
+        regions = inputs.build_regions(settings, width, height,
+                                       rasterise=lambda mask: _state.rasters.raster(mask, *size))
+        options = build_options(settings.option_values())
+        preview_sway.check_regions(regions)  # said at once, before any planning
+    except (_errors.InputError, OSError, ValueError) as error:
+        _state.failed = ((_regions_key(settings, width, height), wanted[1]), error)
+        raise
+    _state.rasters.keep_only({item.mask.name for item in settings.regions})
+    # again: a new Mask's handles settle when it is first rasterised, which changes its fingerprint
+    wanted = (_regions_key(settings, width, height), wanted[1])
+    sways = any(region.motion.sway is not None for region in regions)
+    still = preview_inputs.still_pixels(image) if sways and wanted[1] != _state.base_key else None
+    _state.planner.submit(wanted, lambda should_cancel: preview_plan.plan_preview(
+        regions, options, height, width, still=still, should_cancel=should_cancel))
 
 
-def _refresh_base(image: bpy.types.Image) -> bool:
-    """The still's base (``stages.sway_split``) in the values its GPU texture holds; whether it changed."""
-    width, height = image.size
-    key = (image.name, width, height, image.filepath, image.is_float, image.colorspace_settings.name)
-    if key == _state.base_key:
-        return False
-    flat = np.empty(width * height * image.channels, np.float32)
-    image.pixels.foreach_get(flat)  # rows bottom-up: already the texture layout
-    _state.base = preview_sway.base_texture(flat.reshape(height, width, image.channels),
-                                            encoded=not image.is_float and not image.colorspace_settings.is_data)
-    _state.base_key = key
-    return True
+def _install(outcome: preview_worker.Outcome[preview_plan.PreviewPlan] | None) -> None:
+    """Make a finished plan the one drawn (main thread); a plan that failed is kept and raised."""
+    if outcome is None:
+        return
+    if outcome.error is not None:
+        _state.failed = (outcome.key, outcome.error)
+        raise outcome.error.with_traceback(None)
+    plan = outcome.value
+    if plan.base is not None:
+        _state.base_key, _state.base = plan.base_key, plan.base
+    key = outcome.key[0]
+    _state.versions += 1
+    _state.current = _Field(key=key, motion=plan.motion, scale=plan.motion.shape[2] / key[0], mask=plan.weight,
+                            version=_state.versions, sway=plan.sway, planned=outcome.key)
 
 
 def _tick() -> float:
@@ -249,7 +234,7 @@ def _tick() -> float:
     settings = getattr(bpy.context.scene, "stillflow", None)
     if settings is None or not (settings.show_motion_overlay or settings.show_loop_preview):
         return _IDLE_INTERVAL_S
-    image = _preview_image(settings)
+    image = preview_inputs.preview_image(settings)
     try:
         if image is not None:
             _refresh_field(settings, image)
@@ -324,7 +309,7 @@ def _draw() -> None:
     if not (settings.show_motion_overlay or settings.show_loop_preview):
         return
     image = space.image
-    if image != _preview_image(settings) or tuple(image.size) != _state.current.key[:2]:
+    if image != preview_inputs.preview_image(settings) or tuple(image.size) != _state.current.key[:2]:
         return
     _upload()
     mask_texture = _state.textures["mask"]
@@ -377,19 +362,32 @@ def draw_controls(layout: bpy.types.UILayout, settings: Any) -> None:
             layout.label(text="Approximate: the final render may differ slightly", icon="INFO")
 
 
+@bpy.app.handlers.persistent
+def _forget(*_args: Any) -> None:
+    """Load handler (load_pre): drop the plan in flight and every plan of the file being closed."""
+    _state.planner.cancel()
+    _state.current, _state.failed, _state.base_key, _state.base = None, None, (), None
+    _state.rasters = preview_inputs.MaskRasters()
+
+
 def register() -> None:
-    """Add the draw handler and the timer; no GPU work (safe in background mode)."""
+    """Add the draw handler, the timer and the load handler; no GPU work (safe in background mode)."""
     if _state.handle is None:
         _state.handle = bpy.types.SpaceImageEditor.draw_handler_add(_draw, (), "WINDOW", "POST_PIXEL")
     if not bpy.app.timers.is_registered(_tick):
         bpy.app.timers.register(_tick, first_interval=_IDLE_INTERVAL_S, persistent=True)
+    if _forget not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_forget)
 
 
 def unregister() -> None:
-    """Remove the draw handler and the timer and free the shaders, textures and cached field."""
+    """Remove the draw handler, the timer and the load handler, cancel the plan in flight, free everything cached."""
     global _state
     if _state.handle is not None:
         bpy.types.SpaceImageEditor.draw_handler_remove(_state.handle, "WINDOW")
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)
+    if _forget in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_forget)
+    _state.planner.cancel()  # its thread ends after the step it is in; nothing it computes is installed
     _state = _State()

@@ -15,7 +15,7 @@ Convention:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,9 @@ from .lib import load
 from .preview_math import mask_texture, sway_texture
 
 __all__ = ["SWAY_LAYERS", "SwayTextures", "no_sway", "region_shares", "plan_regions", "sway_textures",
-           "preview_sway", "srgb_to_linear", "base_texture"]
+           "check_cycles", "check_regions", "preview_sway", "srgb_to_linear", "base_texture"]
+
+_errors = load("errors")
 
 SWAY_LAYERS = 4
 """Cycle counts the preview draws at once (shaders/preview_common.glsl: ``sway_cycles`` is an ivec4)."""
@@ -87,14 +89,17 @@ def _amplitude_map(spec: Any, height: int, width: int) -> npt.NDArray[np.float32
     return _drawn(image[..., 0] if image.ndim == 3 else image, height, width, refine=False)
 
 
-def plan_regions(regions: Sequence[Any], options: Any, height: int, width: int
-                 ) -> tuple[Any | None, npt.NDArray[np.float32]]:
+def plan_regions(regions: Sequence[Any], options: Any, height: int, width: int, *,
+                 should_cancel: Callable[[], bool] = lambda: False) -> tuple[Any | None, npt.NDArray[np.float32]]:
     """(SwayPlan or None, shimmer share (H, W) top-down) of validated Regions over a width x height still.
 
     ``regions`` are every region of the request in order (flowing ones count in the shares and the
     seeds); ``options`` the RenderOptions (frames, seed, speed, refine_mask). A sway without an
     angle follows a flow the preview does not compute, and an amplitude image given as a file is
-    not read: the add-on's panel always gives an angle and has no amplitude image.
+    not read: the add-on's panel always gives an angle, and its amplitude images as arrays.
+
+    Raises:
+        Cancelled: ``should_cancel()`` was true before a layer (the preview's worker was superseded).
     """
     sway = load("stages.sway")
     shares = region_shares([region.mask for region in regions], height, width, refine=options.refine_mask)
@@ -104,6 +109,8 @@ def plan_regions(regions: Sequence[Any], options: Any, height: int, width: int
         spec = region.motion.sway
         if spec is None:
             continue
+        if should_cancel():
+            raise _errors.Cancelled("a newer preview plan superseded this one")
         layers.append(sway.plan_sway_layer(share, spec, frames=options.frames, seed=options.seed + index,
                                            speed=region.speed * options.speed,
                                            amplitude_map=_amplitude_map(spec, height, width)))
@@ -121,7 +128,7 @@ def sway_textures(plan: Any | None, height: int, width: int,
     """
     if plan is None:
         return no_sway()
-    _check_layers([layer.cycles for layer in plan.layers])
+    check_cycles([layer.cycles for layer in plan.layers])
     waves = np.zeros((len(plan.layers) * height, width, 4), np.float32)
     largest = np.zeros(plan.layers[0].wave_cos.shape[1:], np.float32)
     rows, cols = plan.window
@@ -134,7 +141,7 @@ def sway_textures(plan: Any | None, height: int, width: int,
     return SwayTextures(waves, cycles, shimmer_data, float(largest.max()))
 
 
-def _check_layers(cycles: Sequence[int]) -> None:
+def check_cycles(cycles: Sequence[int]) -> None:
     """Raise ValueError when more cycle counts sway than the preview draws (SWAY_LAYERS)."""
     counts = sorted(set(cycles))
     if len(counts) > SWAY_LAYERS:
@@ -143,14 +150,20 @@ def _check_layers(cycles: Sequence[int]) -> None:
                          "(the render is not limited)")
 
 
-def preview_sway(regions: Sequence[Any], options: Any, height: int, width: int) -> SwayTextures:
+def check_regions(regions: Sequence[Any]) -> None:
+    """Raise ValueError when the regions sway at more cycle counts than the preview draws (before planning)."""
+    check_cycles([region.motion.sway.cycles for region in regions if region.motion.sway is not None])
+
+
+def preview_sway(regions: Sequence[Any], options: Any, height: int, width: int, *,
+                 should_cancel: Callable[[], bool] = lambda: False) -> SwayTextures:
     """The swaying regions of a request as shader inputs (``plan_regions`` then ``sway_textures``).
 
     Raises:
         ValueError: more cycle counts than the preview draws, said before any planning.
     """
-    _check_layers([region.motion.sway.cycles for region in regions if region.motion.sway is not None])
-    plan, shimmer = plan_regions(regions, options, height, width)
+    check_regions(regions)
+    plan, shimmer = plan_regions(regions, options, height, width, should_cancel=should_cancel)
     return sway_textures(plan, height, width, shimmer)
 
 

@@ -190,11 +190,25 @@ def _displacement(sway: Any, frame: int, frames: int) -> np.ndarray:
     return moved
 
 
+PLAN_DEADLINE_S = 120.0
+"""How long a test waits for the preview's worker thread to plan the regions (a busy 2-core machine)."""
+
+
+def _planned(preview: Any) -> None:
+    """Timer ticks until the regions are planned: one per Mask to render, one to submit, one to install.
+
+    After each tick the worker's plan is waited for (never slept on).
+    """
+    for _ in range(len(bpy.context.scene.stillflow.regions) + 2):
+        preview._tick()
+        assert preview._state.planner.wait(PLAN_DEADLINE_S), "the preview's plan did not finish"
+
+
 class TestPreviewSway:
     def test_tick_plans_the_swaying_region(self, sway_settings: Any) -> None:
         from addon import preview
 
-        preview._tick()
+        _planned(preview)
         assert preview._state.problem == ""
         sway = preview._state.current.sway
         assert sway.active and sway.cycles == (2, 0, 0, 0)
@@ -207,7 +221,7 @@ class TestPreviewSway:
     def test_draw_data_is_not_static(self, sway_settings: Any) -> None:
         from addon import preview
 
-        preview._tick()
+        _planned(preview)
         current = preview._state.current
         frames = [preview.draw_uniforms(sway_settings, current, elapsed)
                   for elapsed in (0.0, 2 / sway_settings.fps, 5 / sway_settings.fps)]
@@ -226,30 +240,52 @@ class TestPreviewSway:
     def test_replans_only_when_a_region_changes(self, sway_settings: Any) -> None:
         from addon import preview
 
-        preview._tick()
+        _planned(preview)
         version = preview._state.current.version
-        preview._tick()
+        _planned(preview)
         assert preview._state.current.version == version
         sway_settings.regions[0].amplitude = 3.0
-        preview._tick()
+        _planned(preview)
         assert preview._state.current.version > version
         assert preview._state.current.sway.largest == pytest.approx(3.0, rel=0.01)
 
     def test_edits_replan_once_they_settle(self, sway_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         from addon import preview
 
-        preview._tick()
+        _planned(preview)
         version = preview._state.current.version
         monkeypatch.setattr(preview, "REGIONS_SETTLE_S", 1e9)  # an edit that never settles
         for amplitude in (2.5, 3.0, 3.5):  # a dragged slider
             sway_settings.regions[0].amplitude = amplitude
-            preview._tick()
+            _planned(preview)
             current = preview._state.current
             assert current.version == version and current.sway.largest == pytest.approx(2.0, rel=0.01)
         monkeypatch.setattr(preview, "REGIONS_SETTLE_S", 0.0)
-        preview._tick()
+        _planned(preview)
         assert preview._state.current.version > version
         assert preview._state.current.sway.largest == pytest.approx(3.5, rel=0.01)
+
+    def test_an_amplitude_image_replans_and_holds_its_black_half(self, sway_settings: Any) -> None:
+        from addon import preview
+
+        _planned(preview)
+        version = preview._state.current.version
+        scale = bpy.data.images.new("sf amplitude", 200, 100)
+        pixels = np.ones((100, 200, 4), np.float32)
+        pixels[:, :100, :3] = 0.0  # black left half: still
+        scale.pixels.foreach_set(pixels.ravel())
+        try:
+            sway_settings.regions[0].amplitude_image = scale
+            _planned(preview)
+            current = preview._state.current
+            assert preview._state.problem == "" and current.version > version
+            moving = np.any(current.sway.waves != 0, axis=-1)
+            assert not moving[:, :100].any() and moving[30:70, 110:140].all()
+            sway_settings.regions[0].motion = "ARROWS"  # the image only scales a sway: hidden, and not read
+            assert preview._regions_key(sway_settings, 200, 100)[-1][0][-1] is None
+        finally:
+            sway_settings.regions[0].amplitude_image = None
+            bpy.data.images.remove(scale)
 
     def test_flowing_region_flows_beside_the_swaying_one(self, sway_settings: Any) -> None:
         from addon import preview
@@ -268,7 +304,7 @@ class TestPreviewSway:
         try:
             region = sway_settings.regions.add()
             region.name, region.mask, region.motion = "sky", sky, "ARROWS"
-            preview._tick()
+            _planned(preview)
             assert preview._state.problem == ""
             current = preview._state.current
             assert current.motion.shape == (2, 100, 200) and current.mask.shape == (100, 200)
@@ -289,13 +325,13 @@ class TestPreviewSway:
             region.name, region.mask, region.motion, region.cycles = f"r{cycles}", sway_settings.regions[0].mask, \
                 "SWAY", cycles
         sway_settings.regions[0].cycles = 1
-        preview._tick()
+        _planned(preview)
         assert "at most 4 different Cycles" in preview._state.problem
         failed = preview._state.failed
-        preview._tick()
+        _planned(preview)
         assert preview._state.failed is failed and "at most 4" in preview._state.problem
         sway_settings.regions[0].cycles = 2
-        preview._tick()
+        _planned(preview)
         assert preview._state.problem == "" and preview._state.current.sway.cycles == (2, 3, 4, 5)
 
     def test_without_regions_nothing_sways(self, sway_settings: Any) -> None:
@@ -303,5 +339,5 @@ class TestPreviewSway:
 
         sway_settings.use_regions = False
         sway_settings.mask_source, sway_settings.motion_source = "NONE", "FILE"
-        preview._tick()
+        _planned(preview)
         assert preview._state.current is None or not preview._state.current.sway.active
