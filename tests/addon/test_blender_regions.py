@@ -55,6 +55,15 @@ def _decoded(backend_python: str, folder: Path, pattern: str = "frame_*.png") ->
     return np.load(out).astype(int)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def window_scene() -> Iterator[None]:
+    """Give the window its scene back after this module (a later module's tests use the window's scene)."""
+    window = bpy.context.window_manager.windows[0]
+    previous = window.scene
+    yield
+    window.scene = previous
+
+
 def _scene(sf: ModuleType, backend_python: str, folder: Path, name: str) -> tuple[object, object]:
     """(scene, still): a new scene shown in the window with a saved still, a local backend and small options."""
     prefs = bpy.context.preferences.addons[sf.__name__].preferences
