@@ -204,7 +204,7 @@ class TestAmplitudeImage:
     def test_saved_with_the_blend(self, amplitude_generated: dict) -> None:
         path = amplitude_generated["folder"] / "amplitude.blend"
         assert bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True) == {"FINISHED"}
-        with bpy.data.libraries.load(str(path)) as (source, target):
+        with bpy.data.libraries.load(str(path)) as (_source, target):
             target.scenes = ["amplitude test"]
         loaded = target.scenes[0].stillflow.regions[0]
         assert (loaded.motion, loaded.amplitude_image.name.split(".")[0]) == ("SWAY", "trees_amplitude")

@@ -70,8 +70,8 @@ class TestAmplitudeImage:
             build_region("SWAY", MASK, name="trees", amplitude_image=_half_black())
 
     @pytest.mark.parametrize("kind, amplitude, message", [
-        ("SWAY", _half_black(64, 48), "region 'r': the amplitude image is 48x64 px but the still is 64x48 px: "
-                                      "another shape, so it would be stretched; give it the still's size"),
+        ("SWAY", _half_black(64, 48), ("region 'r': the amplitude image is 48x64 px but the still is 64x48 px: "
+                                       "another shape, so it would be stretched; give it the still's size")),
         ("SHIMMER", _half_black(10, 64), "region 'r': the amplitude image is 64x10 px"),
         ("ARROWS", _half_black(), "region 'r': an amplitude image only scales a sway or a shimmer, not arrows"),
         ("DRIFT", _half_black(), "region 'r': an amplitude image only scales a sway or a shimmer, not drift"),
