@@ -12,7 +12,12 @@ Issue 24 adds what an artist hits next, each operator or tick timed on the main 
 (point 2); the tick that places a regenerated take (point 6); the Generate operator on a 3264x2448
 still with a Mask (point 10); and how long an orphaned backend outlives its parent (point 8).
 
+The live preview with Motion Regions (``--preview WxH``, default 4000x3000; ``--preview-only`` skips
+the rest): the slowest timer tick while it plans a swaying and a flowing region (first plan, an
+amplitude edit, a Mask edit) against the same plan computed on the main thread, as the tick did before.
+
     .venv-blender/bin/python bench/bench_addon.py [--size 512] [--frames 12] [--json]
+    .venv-blender/bin/python bench/bench_addon.py --preview-only [--preview 4000x3000]
 """
 from __future__ import annotations
 
@@ -186,16 +191,90 @@ def _orphan_exit(module: object, folder: Path) -> float:
                 process.wait()
 
 
+def _follow_plan(preview: object) -> dict[str, float]:
+    """Tick the preview every 10 ms until a new regions plan is drawn; slowest tick, worst late wake-up, ms."""
+    versions, started, ticks, late = preview._state.versions, time.perf_counter(), [], [0.0]
+    while preview._state.versions == versions and not preview._state.problem:
+        ticks.append(_timed(preview._tick))
+        if time.perf_counter() - started > 600:
+            raise TimeoutError("the preview's plan did not arrive in 10 minutes")
+        asleep = time.perf_counter()
+        time.sleep(0.01)
+        late.append((time.perf_counter() - asleep - 0.01) * 1000.0)  # the worker holding the GIL would show here
+    assert not preview._state.problem, preview._state.problem
+    return {"slowest_tick_ms": max(ticks), "late_wakeup_ms": max(late), "planned_ms": (time.perf_counter() - started)
+            * 1000.0, "ticks": len(ticks)}
+
+
+def _preview_regions(module: object, width: int, height: int) -> dict[str, object]:
+    """The preview planning a swaying and a flowing region of a width x height still: each tick, and the reference."""
+    import bpy
+
+    preview, settings = module.preview, bpy.context.scene.stillflow
+    still = bpy.data.images.new("bench preview still", width, height)
+    still.generated_type = "COLOR_GRID"
+    still.pixels.foreach_get(np.empty(width * height * 4, np.float32))  # generated once, as an Image Editor shows it
+    trees = region_mask("bench trees", [(0.1, 0.1), (0.5, 0.1), (0.5, 0.6), (0.1, 0.6)], ((0.2, 0.3), (0.3, 0.3)))
+    sky = region_mask("bench sky", [(0.55, 0.1), (0.9, 0.1), (0.9, 0.6), (0.55, 0.6)], ((0.6, 0.3), (0.8, 0.3)))
+    kept = (settings.image, settings.use_regions, settings.show_loop_preview, preview.REGIONS_SETTLE_S)
+    settings.image, settings.use_regions, settings.show_loop_preview = still, True, True
+    preview.REGIONS_SETTLE_S = 0.0  # the settling wait is not main-thread time
+    for name, mask, motion in (("trees", trees, "SWAY"), ("sky", sky, "ARROWS")):
+        region = settings.regions.add()
+        region.name, region.mask, region.motion = name, mask, motion
+    try:
+        figures: dict[str, object] = {"size": [width, height], "first": _follow_plan(preview)}
+        settings.regions[0].amplitude = 3.0
+        figures["amplitude_edit"] = _follow_plan(preview)
+        trees.layers["region"].splines[0].points[0].co = (0.12, 0.1)
+        figures["mask_edit"] = _follow_plan(preview)
+        plan = module.core.preview_plan.plan_preview
+        options = module.core.request.build_options(settings.option_values())
+        started = time.perf_counter()  # what one tick did before: the job's Masks, the plan and the base, in the tick
+        plan(module.inputs.build_regions(settings, width, height), options, height, width,
+             still=module.preview_inputs.still_pixels(still))
+        figures["in_tick_ms"] = (time.perf_counter() - started) * 1000.0
+        return figures
+    finally:
+        settings.regions.clear()
+        settings.image, settings.use_regions, settings.show_loop_preview, preview.REGIONS_SETTLE_S = kept
+        preview._forget()
+        for mask in (trees, sky):
+            bpy.data.masks.remove(mask)
+        bpy.data.images.remove(still)
+
+
+def _print_preview(figures: dict[str, object]) -> None:
+    """The preview rows."""
+    width, height = figures["size"]
+    print(f"preview regions {width}x{height} (sway + flow), reference: planning inside the tick "
+          f"{figures['in_tick_ms']:8.1f} ms")
+    for name in ("first", "amplitude_edit", "mask_edit"):
+        run = figures[name]
+        print(f"  {name.replace('_', ' '):15s}: slowest tick {run['slowest_tick_ms']:6.1f} ms "
+              f"({run['slowest_tick_ms'] / figures['in_tick_ms']:.3f} of the reference) | latest wake-up "
+              f"{run['late_wakeup_ms']:5.1f} ms late | drawn after {run['planned_ms']:7.1f} ms ({run['ticks']} ticks)")
+
+
 def main() -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="still width, px (height = 3/4 of it)")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--preview", default="4000x3000", help="still size WxH of the preview regions rows")
+    parser.add_argument("--preview-only", action="store_true", help="only the preview regions rows")
     args = parser.parse_args()
     import bpy
 
     module = _enable()
+    preview = _preview_regions(module, *map(int, args.preview.lower().split("x")))
+    if args.preview_only:
+        if args.json:
+            print(json.dumps({"preview_regions": preview}, indent=2))
+        else:
+            _print_preview(preview)
+        return 0
     prefs = bpy.context.preferences.addons["addon"].preferences
     folder = Path(tempfile.mkdtemp(prefix="stillflow-bench-addon-"))
     prefs.backend_mode, prefs.python_path = "LOCAL", str(REPO / ".venv" / "bin" / "python")
@@ -220,7 +299,7 @@ def main() -> int:
     figures = {"size": [args.size, args.size * 3 // 4], "frames": args.frames, "blocking_connect_ms": blocking_ms,
                "cold": cold, "warm": warm, "operator_vs_blocking_connect": cold["operator_ms"] / blocking_ms,
                "output_moved": moved, "big_still_operator_ms": big_ms, "orphan_exit_ms": orphan_ms,
-               "dead_backend": dead}
+               "dead_backend": dead, "preview_regions": preview}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -237,6 +316,7 @@ def main() -> int:
     print("backend SIGKILLed mid-render: " + " | ".join(f"{name[:-3].replace('_', ' ')} {ms:7.1f} ms"
                                                       for name, ms in dead.items()))
     print(f"orphaned backend exits {orphan_ms:7.1f} ms after its parent was killed")
+    _print_preview(preview)
     return 0
 
 
