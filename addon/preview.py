@@ -103,6 +103,7 @@ class _State:
     shaders: dict[str, Any] = field(default_factory=dict)
     textures: dict[str, Any] = field(default_factory=dict)
     uploaded_version: int = -1
+    uploaded_base: tuple[Any, ...] = ()
     versions: int = 0
     base_key: tuple[Any, ...] = ()
     base: npt.NDArray[np.float32] | None = None
@@ -266,8 +267,11 @@ def _upload() -> None:
     _state.textures["mask"] = _float_texture(preview_math.mask_texture(mask), "R32F")
     _state.textures["sway"] = _float_texture(current.sway.waves, "RGBA32F")
     _state.textures["shimmer"] = _float_texture(current.sway.shimmer, "R32F")
-    base = _state.base if current.sway.active and _state.base is not None else np.zeros((1, 1, 4), np.float32)
-    _state.textures["base"] = _float_texture(base, "RGBA32F")
+    drawn_base = _state.base_key if current.sway.active and _state.base is not None else ()
+    if "base" not in _state.textures or drawn_base != _state.uploaded_base:  # 192 MB at 12 MP: once per still
+        base = _state.base if drawn_base else np.zeros((1, 1, 4), np.float32)
+        _state.textures["base"] = _float_texture(base, "RGBA32F")
+        _state.uploaded_base = drawn_base
     _state.uploaded_version = current.version
 
 
@@ -367,6 +371,7 @@ def _forget(*_args: Any) -> None:
     """Load handler (load_pre): drop the plan in flight and every plan of the file being closed."""
     _state.planner.cancel()
     _state.current, _state.failed, _state.base_key, _state.base = None, None, (), None
+    _state.textures.pop("base", None)  # another file's still may have the same name: upload its base again
     _state.rasters = preview_inputs.MaskRasters()
 
 
