@@ -258,11 +258,14 @@ def amplitude_image(item: bpy.types.PropertyGroup) -> bpy.types.Image | None:
 
 
 def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int, *,
-                  rasterise: Callable[[bpy.types.Mask], npt.NDArray[np.float32]] | None = None) -> tuple[object, ...]:
+                  rasterise: Callable[[bpy.types.Mask], npt.NDArray[np.float32]] | None = None,
+                  grayscale: Callable[[bpy.types.Image, str], npt.NDArray[np.float32]] | None = None
+                  ) -> tuple[object, ...]:
     """The panel's motion regions as Regions, each Mask rendered to an array (InputError names a bad one).
 
-    ``rasterise(mask)`` renders a region's Mask (the live preview keeps one raster per Mask);
-    None: at ``mask_raster_size`` through the job's cache.
+    ``rasterise(mask)`` renders a region's Mask and ``grayscale(image, what)`` reads an amplitude
+    image (the live preview keeps one of each per datablock); None: at ``mask_raster_size`` through
+    the job's cache, and ``grayscale_array``.
     """
     if not settings.regions:
         raise _errors.InputError("Motion Regions is on but there is no region", hint="add one with + in the panel")
@@ -275,7 +278,8 @@ def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int, *,
         mask = mask_sources.check_mask(raster, f"'{item.mask.name}'")
         hints, anchors = mask_sources.hints_from_splines(mask_splines(item.mask), width, height)
         scale = amplitude_image(item)
-        amplitude = None if scale is None else grayscale_array(scale, f"region '{item.name}': amplitude image")
+        amplitude = None if scale is None else (grayscale or grayscale_array)(
+            scale, f"region '{item.name}': amplitude image")
         regions.append(build_region(item.motion, mask, name=item.name, speed=item.speed, hints=hints,
                                     anchors=anchors, drift=(item.drift_angle, item.drift_speed),
                                     amplitude=item.amplitude, cycles=item.cycles, angle=item.sway_angle,

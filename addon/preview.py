@@ -4,12 +4,11 @@ Thread and process contract:
   - Only Blender's main thread runs this module: one draw handler, one timer and one load handler.
   - The timer (``_tick``) reads the scene settings, re-densifies the motion field when the arrows,
     the mask or the motion file change, and tags Image Editors for redraw. It never touches the GPU.
-  - Motion regions are planned off the main thread: once an edit settles, the timer reads the
-    regions (each changed Mask rendered once, ``preview_inputs.MaskRasters``) and, when the base
-    is due, the still's pixels into numpy, and submits ``core.preview_plan.plan_preview`` to
-    ``core.preview_worker.Planner``'s thread (numpy only, no bpy). A later tick installs the
-    finished plan; the previous plan is drawn meanwhile. A newer edit, a loaded file and
-    ``unregister()`` cancel the plan in flight, whose result is then never installed.
+  - Motion regions are planned off the main thread: once an edit settles, the timer reads the regions
+    (a changed Mask rendered, a changed amplitude image read: ``preview_inputs.KeptArrays``) and, when the
+    base is due, the still's pixels, and submits ``core.preview_plan.plan_preview`` to the thread of
+    ``core.preview_worker.Planner`` (numpy only, no bpy). A later tick installs the finished plan; the
+    previous one is drawn meanwhile. A newer edit, a file load and ``unregister()`` cancel the plan in flight.
   - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
     register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
   - ``unregister()`` removes the handler and the timer and frees every GPU object.
@@ -110,7 +109,8 @@ class _State:
     failed: tuple[tuple[Any, ...], Exception] | None = None
     settle: preview_math.Settle = field(default_factory=preview_math.Settle)
     planner: preview_worker.Planner[preview_plan.PreviewPlan] = field(default_factory=preview_worker.Planner)
-    rasters: preview_inputs.MaskRasters = field(default_factory=preview_inputs.MaskRasters)
+    rasters: preview_inputs.KeptArrays = field(default_factory=preview_inputs.KeptArrays)
+    amplitudes: preview_inputs.KeptArrays = field(default_factory=preview_inputs.KeptArrays)
 
 
 _state = _State()
@@ -196,16 +196,20 @@ def _refresh_regions(settings: Any, image: bpy.types.Image) -> None:
         return  # the last plan stays on screen while the regions are being edited
     size = preview_inputs.raster_size(width, height)
     try:
-        if _state.rasters.render_stale([item.mask for item in settings.regions if item.mask is not None], *size):
+        masks = [item.mask for item in settings.regions if item.mask is not None]
+        if preview_inputs.render_stale(_state.rasters, masks, *size):
             return  # one Mask per tick; the next tick renders the next one, or plans
-        regions = inputs.build_regions(settings, width, height,
-                                       rasterise=lambda mask: _state.rasters.raster(mask, *size))
+        regions = inputs.build_regions(
+            settings, width, height, rasterise=lambda mask: preview_inputs.mask_raster(_state.rasters, mask, *size),
+            grayscale=lambda image, what: preview_inputs.grayscale(_state.amplitudes, image, what))
         options = build_options(settings.option_values())
         preview_sway.check_regions(regions)  # said at once, before any planning
     except (_errors.InputError, OSError, ValueError) as error:
         _state.failed = ((_regions_key(settings, width, height), wanted[1]), error)
         raise
-    _state.rasters.keep_only({item.mask.name for item in settings.regions})
+    _state.rasters.keep_only({mask.name for mask in masks})
+    _state.amplitudes.keep_only({image.name for image in map(inputs.amplitude_image, settings.regions)
+                               if image is not None})
     # again: a new Mask's handles settle when it is first rasterised, which changes its fingerprint
     wanted = (_regions_key(settings, width, height), wanted[1])
     sways = any(region.motion.sway is not None for region in regions)
@@ -372,7 +376,7 @@ def _forget(*_args: Any) -> None:
     _state.planner.cancel()
     _state.current, _state.failed, _state.base_key, _state.base = None, None, (), None
     _state.textures.pop("base", None)  # another file's still may have the same name: upload its base again
-    _state.rasters = preview_inputs.MaskRasters()
+    _state.rasters, _state.amplitudes = preview_inputs.KeptArrays(), preview_inputs.KeptArrays()
 
 
 def register() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -147,3 +148,31 @@ class TestMainThreadReads:
         finally:
             sway_settings.regions.remove(1)
             bpy.data.masks.remove(sky)
+
+    def test_an_amplitude_image_is_read_once(self, sway_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        from addon import inputs, preview
+
+        read: list[str] = []
+        grayscale = inputs.grayscale_array
+
+        def counted(image: Any, what: str) -> Any:
+            read.append(image.name)
+            return grayscale(image, what)
+
+        monkeypatch.setattr(inputs, "grayscale_array", counted)
+        scale = bpy.data.images.new("sf amplitude read once", 200, 100)
+        pixels = np.ones((100, 200, 4), np.float32)
+        pixels[:, :100, :3] = 0.0
+        scale.pixels.foreach_set(pixels.ravel())
+        try:
+            sway_settings.regions[0].amplitude_image = scale
+            _planned(preview)
+            assert preview._state.problem == "" and read == ["sf amplitude read once"]
+            sway_settings.regions[0].amplitude = 2.75  # the image is unchanged: its pixels are not read again
+            _planned(preview)
+            assert read == ["sf amplitude read once"]
+            assert preview._state.current.sway.largest == pytest.approx(2.75, rel=0.01)
+            assert not np.any(preview._state.current.sway.waves[:, :100] != 0)  # its black half holds still
+        finally:
+            sway_settings.regions[0].amplitude_image = None
+            bpy.data.images.remove(scale)
