@@ -366,6 +366,8 @@ def draw_controls(layout: bpy.types.UILayout, settings: Any) -> None:
     if settings.show_motion_overlay or settings.show_loop_preview:
         if _state.problem:
             layout.label(text=_state.problem, icon="INFO")
+        elif settings.use_regions and _state.planner.pending() is not None:
+            layout.label(text="Updating the regions' preview...", icon="TIME")
         else:
             layout.label(text="Approximate: the final render may differ slightly", icon="INFO")
 
