@@ -124,10 +124,12 @@ class TestMainThreadReads:
         from addon import inputs, preview
 
         rendered: list[str] = []
+        sizes: set[tuple[int, int]] = set()
         render = inputs.rasterise_mask
 
         def counted(mask: Any, width: int, height: int) -> Any:
             rendered.append(mask.name)
+            sizes.add((width, height))
             return render(mask, width, height)
 
         monkeypatch.setattr(inputs, "rasterise_mask", counted)
@@ -145,9 +147,18 @@ class TestMainThreadReads:
             sky.layers["region"].splines[0].points[1].co = (0.2, 0.25)
             _planned(preview)
             assert rendered == ["sf sky band"]
+            assert sizes == {(200, 100)}  # a still below MASK_PREVIEW_SIDE: its Masks at its own size
         finally:
             sway_settings.regions.remove(1)
             bpy.data.masks.remove(sky)
+
+    def test_masks_of_a_large_still_render_at_most_768_px(self) -> None:
+        from addon import preview_inputs
+
+        assert preview_inputs.MASK_PREVIEW_SIDE == 768
+        assert preview_inputs.raster_size(4000, 3000) == (768, 576)
+        assert preview_inputs.raster_size(1080, 1920) == (432, 768)
+        assert preview_inputs.raster_size(640, 480) == (640, 480)
 
     def test_an_amplitude_image_is_read_once(self, sway_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         from addon import inputs, preview
