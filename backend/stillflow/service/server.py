@@ -316,12 +316,18 @@ class Server:
 
     def _try_send(self, identity: bytes, frames: list[Any]) -> bool:
         """One non-blocking send; False when the peer's queue is full or it is not connected."""
+        now = time.monotonic()
+        if self._watchdog.stalled(identity, now):
+            # This thread was stopped (SIGSTOP) past the client's patience, maybe inside this very
+            # loop turn, before its tick could see it: the client gave its jobs up, so they end
+            # before this send makes it look reached.
+            self._peers.cancel_stalled(now)
         try:
             self._router.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
-            self._watchdog.reached(identity)
+            self._watchdog.reached(identity, now)
             return True
         except zmq.Again:
-            self._watchdog.reached(identity)  # its queue is full: the client has messages to read
+            self._watchdog.reached(identity, now)  # its queue is full: the client has messages to read
             return False
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
