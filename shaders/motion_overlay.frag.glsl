@@ -117,16 +117,23 @@ float sf_disc(vec2 y, vec2 centre, float radius)
     return clamp((radius - length(y - centre)) / screen_px + 0.5, 0.0, 1.0);
 }
 
+// Whether image pixel y sways (reach > 0), and its oscillation P(t) now.
+bool sf_sways_at(vec2 y, vec4 angles, out vec2 now)
+{
+    ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
+    vec2 d, rest;
+    float reach;
+    sf_sway(texel, angles, d, rest, now, reach);
+    return reach > 0.0;
+}
+
 // The swing marks at image pixel y, straight RGBA: in y's streak cell, where its centre sways, a
 // white dot at the centre moved by 0.4 cell * P(t) / sway_max over a faint mark at the rest.
 vec4 sf_swings(vec2 y, vec4 angles)
 {
     vec2 centre = (floor(y / streak_spacing) + 0.5) * streak_spacing - 0.5;
-    ivec2 texel = sf_reflect2(ivec2(floor(centre + 0.5)), textureSize(image_tex, 0));
-    vec2 d, rest, now;
-    float reach;
-    sf_sway(texel, angles, d, rest, now, reach);
-    if (reach <= 0.0) {
+    vec2 now;
+    if (!sf_sways_at(centre, angles, now)) {
         return vec4(0.0);
     }
     vec2 swung = centre + 0.4 * streak_spacing * now / max(sway_max, 1e-6);
@@ -137,11 +144,8 @@ vec4 sf_swings(vec2 y, vec4 angles)
 // The swaying regions' colour at image pixel y (0 where nothing sways), straight alpha.
 vec4 sf_sway_tint(vec2 y, vec4 angles)
 {
-    ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
-    vec2 d, rest, now;
-    float reach;
-    sf_sway(texel, angles, d, rest, now, reach);
-    if (reach <= 0.0) {
+    vec2 now;
+    if (!sf_sways_at(y, angles, now)) {
         return vec4(0.0);
     }
     if (sf_shimmer_at(y) >= 0.5) {
