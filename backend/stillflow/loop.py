@@ -278,7 +278,10 @@ class LoopRenderer:
             # Only the unpadded band is read afterwards: accumulate just that. No particle moves
             # farther than the padding (N * max|M| < P), which bounds the rows the splat scans.
             splat = dict(whole_pixels=level == 0 and rules.whole_pixels,
-                         carry_remainder=rules.carries, reach=pad, crop=(pad, pad, height, width))
+                         carry_remainder=rules.carries, reach=pad, crop=(pad, pad, height, width),
+                         # A detail band's particles torn from their neighbours by a step in the
+                         # motion fade instead of dotting (stages/stretch.py).
+                         fade_torn=level < self.levels - 1, gained=self._channels)
             # Outside the cross-over one copy alone is splatted (the other has no share): the
             # outer quarters of the loop cost half, and both ends are rendered alike.
             if alpha <= 0.0:

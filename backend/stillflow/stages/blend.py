@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from . import cpu_kernels
 from .splat import splat_joint
+from .stretch import STRETCH_GONE, STRETCH_ONSET
 
 __all__ = ["splat_blend", "blend_copies", "blend_schedule", "BLEND_SPAN"]
 
@@ -59,7 +60,8 @@ def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bw
         alpha: the backward copy's share.
         threshold: splat weight at or below which a pixel is a hole.
         ignore: (h, w) bool target pixels nothing reads (treated as covered).
-        **splat: ``splat_joint``'s keyword options (whole_pixels, carry_remainder, reach, crop).
+        **splat: ``splat_joint``'s keyword options (whole_pixels, carry_remainder, reach, crop, fade_torn,
+            gained).
 
     Returns:
         out: (C, h, w) float32 blend; den: (h, w) float32 its weight (<= threshold: hole of both).
@@ -71,12 +73,18 @@ def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bw
             values.permute(1, 2, 0).float().contiguous().numpy(),
             [d.float().contiguous().numpy() for d, _ in (fwd, bwd)],
             [w.float().contiguous().numpy() for _, w in (fwd, bwd)],
-            threads=max(1, torch.get_num_threads()), separate=True, **splat)
+            threads=max(1, torch.get_num_threads()), separate=True, **_compiled(splat))
         out, den = blend_accumulated_cpu(acc, ignore.contiguous().numpy(), alpha, threshold)
         return torch.from_numpy(out), torch.from_numpy(den)
     out_f, den_f = splat_joint(values, fwd[0], fwd[1], fwd[0], None, **splat)
     out_b, den_b = splat_joint(values, bwd[0], bwd[1], bwd[0], None, **splat)
     return blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0), alpha, threshold)
+
+
+def _compiled(splat: dict) -> dict:
+    """``splat_joint``'s options as ``cpu_kernels.splat_accumulate_cpu`` takes them."""
+    fade = splat.get("fade_torn", False)
+    return {**splat, "fade_torn": (STRETCH_ONSET, STRETCH_GONE) if fade else None}
 
 
 def _fill_and_cover(values: torch.Tensor, den: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,9 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-CUBIC_A = -1.0
-"""Keys' cubic parameter for the carried remainder: sharper than torch's and OpenCV's -0.75 (on the
-real clips -0.75 brought a one-shot drift's sharpness ratio to 0.78, -1.0 to 0.85)."""
+from .cpu_carry import CUBIC_A
 
 __all__ = ["CUBIC_A", "available", "euler_step_cpu", "splat_normalised_cpu", "splat_accumulate_cpu",
            "fill_from_neighbours_cpu", "restore_gain_cpu", "composite_cpu"]
@@ -27,6 +25,9 @@ try:
     import numba
 except ImportError:  # the torch reference path is used instead
     numba = None
+else:
+    from .cpu_carry import tap_resampled
+    from .cpu_stretch import stretch_gain_cpu
 
 
 def available() -> bool:
@@ -60,14 +61,18 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _tap(acc: np.ndarray, values: np.ndarray, y: int, x: int, yy: int, xx: int, w: float,
-             channels: int, base: int) -> None:
-        for c in range(channels):
-            acc[yy, xx, base + c] += w * values[y, x, c]
+             channels: int, base: int, g: float, gained: int) -> None:
+        # With ``gained`` >= 0 the particle's first ``gained`` channels count g times, the rest g^2.
+        split = channels if gained < 0 else gained
+        for c in range(split):
+            acc[yy, xx, base + c] += (w if gained < 0 else w * g) * values[y, x, c]
+        for c in range(split, channels):
+            acc[yy, xx, base + c] += w * g * g * values[y, x, c]
         acc[yy, xx, base + channels] += w
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _particle_bilinear(values: np.ndarray, disp: np.ndarray, w0: float, y: int, x: int, dst0: int, dst1: int,
-                           top: int, left: int, acc: np.ndarray, base: int) -> None:
+                           top: int, left: int, acc: np.ndarray, base: int, g: float, gained: int) -> None:
         # Source pixel (y, x) lands at (y + dy - top, x + dx - left) of the accumulator.
         channels = values.shape[2]
         out_width = acc.shape[1]
@@ -83,10 +88,10 @@ if numba is not None:
         wy0 = np.float32(1.0) - fy
         if x0 >= 0 and x0 + 1 < out_width and y0 >= dst0 and y0 + 1 < dst1:
             # Common case: all four taps inside this band.
-            _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels, base)
-            _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels, base)
-            _tap(acc, values, y, x, y0 + 1, x0, w0 * fy * wx0, channels, base)
-            _tap(acc, values, y, x, y0 + 1, x0 + 1, w0 * fy * fx, channels, base)
+            _tap(acc, values, y, x, y0, x0, w0 * wy0 * wx0, channels, base, g, gained)
+            _tap(acc, values, y, x, y0, x0 + 1, w0 * wy0 * fx, channels, base, g, gained)
+            _tap(acc, values, y, x, y0 + 1, x0, w0 * fy * wx0, channels, base, g, gained)
+            _tap(acc, values, y, x, y0 + 1, x0 + 1, w0 * fy * fx, channels, base, g, gained)
             return
         for j in range(2):
             yy = y0 + j
@@ -99,50 +104,11 @@ if numba is not None:
                     continue
                 w = w0 * wy * (fx if i == 1 else wx0)
                 if w != 0.0:
-                    _tap(acc, values, y, x, yy, xx, w, channels, base)
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _cubic(t: float, k: int) -> float:
-        # Keys cubic convolution weight of tap k (distance |k - 1 - t|); see CUBIC_A.
-        a = CUBIC_A
-        x = abs(k - 1 - t)
-        if x <= 1.0:
-            return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _row4(values: np.ndarray, row: int, x0: int, x1: int, x2: int, x3: int, a0: float, a1: float,
-              a2: float, a3: float, c: int) -> float:
-        return (a0 * values[row, x0, c] + a1 * values[row, x1, c] + a2 * values[row, x2, c]
-                + a3 * values[row, x3, c])
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _tap_resampled(acc: np.ndarray, values: np.ndarray, sy: float, sx: float, yy: int, xx: int, w0: float,
-                       channels: int, base: int) -> None:
-        # values at (sy, sx) by Keys' bicubic with border-clamped taps, added with weight w0.
-        height, width = values.shape[0], values.shape[1]
-        ix = int(math.floor(sx))
-        iy = int(math.floor(sy))
-        fx = sx - ix
-        fy = sy - iy
-        ax0, ax1, ax2, ax3 = _cubic(fx, 0), _cubic(fx, 1), _cubic(fx, 2), _cubic(fx, 3)
-        ay0, ay1, ay2, ay3 = _cubic(fy, 0), _cubic(fy, 1), _cubic(fy, 2), _cubic(fy, 3)
-        x0, x1 = min(max(ix - 1, 0), width - 1), min(max(ix, 0), width - 1)
-        x2, x3 = min(max(ix + 1, 0), width - 1), min(max(ix + 2, 0), width - 1)
-        y0, y1 = min(max(iy - 1, 0), height - 1), min(max(iy, 0), height - 1)
-        y2, y3 = min(max(iy + 1, 0), height - 1), min(max(iy + 2, 0), height - 1)
-        for c in range(channels):
-            total = (ay0 * _row4(values, y0, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c)
-                     + ay1 * _row4(values, y1, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c)
-                     + ay2 * _row4(values, y2, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c)
-                     + ay3 * _row4(values, y3, x0, x1, x2, x3, ax0, ax1, ax2, ax3, c))
-            acc[yy, xx, base + c] += w0 * total
-        acc[yy, xx, base + channels] += w0
-
+                    _tap(acc, values, y, x, yy, xx, w, channels, base, g, gained)
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _particle_whole(values: np.ndarray, disp: np.ndarray, w0: float, y: int, x: int, dst0: int, dst1: int,
-                        top: int, left: int, carry: bool, acc: np.ndarray, base: int) -> None:
+                        top: int, left: int, carry: bool, acc: np.ndarray, base: int, g: float, gained: int) -> None:
         # Displacements rounded to whole pixels: one tap per particle (5x faster than bilinear).
         # With ``carry`` the particle brings its values resampled at its sub-pixel remainder, so
         # detail lands where it belongs without the blur of bilinear taps.
@@ -154,10 +120,10 @@ if numba is not None:
         if yy < dst0 or yy >= dst1 or xx < 0 or xx >= acc.shape[1]:
             return
         if carry and (rx != disp[0, y, x] or ry != disp[1, y, x]):
-            _tap_resampled(acc, values, y - (disp[1, y, x] - ry), x - (disp[0, y, x] - rx), yy, xx, w0,
-                           values.shape[2], base)
+            tap_resampled(acc, values, y - (disp[1, y, x] - ry), x - (disp[0, y, x] - rx), yy, xx, w0,
+                           values.shape[2], base, g, gained)
         else:
-            _tap(acc, values, y, x, yy, xx, w0, values.shape[2], base)
+            _tap(acc, values, y, x, yy, xx, w0, values.shape[2], base, g, gained)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _row_spans(disps: tuple, weights: tuple, top: int, spans: np.ndarray) -> None:
@@ -179,14 +145,17 @@ if numba is not None:
                 spans[y, 1] = int(math.ceil(high)) + y - top + 1
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, bases: np.ndarray, bounds: np.ndarray,
-                     reach: int, mode: int, top: int, left: int, spans: np.ndarray, acc: np.ndarray) -> None:
+    def _splat_bands(values: np.ndarray, disps: tuple, weights: tuple, gains: tuple, gain_rows: tuple,
+                     gained: np.ndarray, bases: np.ndarray, bounds: np.ndarray, reach: int, mode: int, top: int,
+                     left: int, spans: np.ndarray, acc: np.ndarray) -> None:
         # Band k owns the *target* rows [bounds[k], bounds[k+1]) and scans every source row that
         # can reach them (``spans``, within ``reach``), so bands never write the same pixel: no
         # races and no per-thread copies. Every source's particle of a pixel is splatted before
         # the next pixel's, so the values are read once for all sources; source s accumulates
         # from channel bases[s] on.
         # mode: 0 bilinear, 1 whole pixels, 2 whole pixels carrying the sub-pixel remainder.
+        # gained[s] >= 0: source s's particles on rows gain_rows[s] count gains[s] times (energies
+        # squared; stages/stretch.py).
         height, width = values.shape[0], values.shape[1]
         for k in numba.prange(bounds.shape[0] - 1):
             dst0 = bounds[k]
@@ -202,11 +171,18 @@ if numba is not None:
                         w0 = weights[s][y, x]
                         if w0 == 0.0:
                             continue
+                        g = np.float32(1.0)
+                        faded = -1  # a whole particle takes the plain taps (most of them: cheaper)
+                        if gained[s] >= 0 and gain_rows[s][y]:
+                            g = gains[s][y, x]
+                            if g < 1.0:
+                                faded = gained[s]
                         if mode > 0:
                             _particle_whole(values, disps[s], w0, y, x, dst0, dst1, top, left, mode == 2, acc,
-                                            bases[s])
+                                            bases[s], g, faded)
                         else:
-                            _particle_bilinear(values, disps[s], w0, y, x, dst0, dst1, top, left, acc, bases[s])
+                            _particle_bilinear(values, disps[s], w0, y, x, dst0, dst1, top, left, acc, bases[s], g,
+                                               faded)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _normalise(acc: np.ndarray, out: np.ndarray, den: np.ndarray) -> None:
@@ -314,6 +290,8 @@ def composite_cpu(image: np.ndarray, mask: np.ndarray, result: np.ndarray, out: 
 
 
 _local = threading.local()
+_UNIT, _UNIT_ROWS = np.ones((1, 1), np.float32), np.ones(1, np.bool_)
+"""The gains and rows of a source whose particles are all whole (never read: its ``gained`` is -1)."""
 
 
 def _scratch(shape: tuple[int, ...]) -> np.ndarray:
@@ -342,7 +320,8 @@ def euler_step_cpu(displacement: np.ndarray, valid: np.ndarray, motion: np.ndarr
 def splat_accumulate_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
                          threads: int = 2, whole_pixels: bool = False, carry_remainder: bool = False,
                          reach: int | None = None, crop: tuple[int, int, int, int] | None = None,
-                         separate: bool = False) -> np.ndarray:
+                         separate: bool = False, fade_torn: tuple[float, float] | None = None,
+                         gained: int = 0) -> np.ndarray:
     """Forward splat of one image moved by several displacement fields, not normalised.
 
     Args:
@@ -357,6 +336,9 @@ def splat_accumulate_cpu(values: np.ndarray, disps: list[np.ndarray], weights: l
         crop: (top, left, height, width) of the only target pixels wanted (default: all).
         separate: give every source its own C + 1 channels instead of one shared sum (the
             values are still read once for all sources).
+        fade_torn: (onset, gone) to fade particles torn from their neighbours (stages/stretch.py):
+            a particle's first ``gained`` channels count its gain times, the rest gain², its weight
+            once; None = every particle whole.
 
     Returns:
         acc: (h, w, K (C + 1)) float32, K = 1 or (``separate``) the number of sources: sum of
@@ -374,21 +356,27 @@ def splat_accumulate_cpu(values: np.ndarray, disps: list[np.ndarray], weights: l
     mode = (2 if carry_remainder else 1) if whole_pixels else 0
     spans = np.empty((height, 2), np.int64)
     _row_spans(tuple(disps), tuple(weights), top, spans)
-    _splat_bands(values, tuple(disps), tuple(weights), bases, bounds, int(reach) + 2, mode, top, left, spans, acc)
+    gains = [stretch_gain_cpu(d, *fade_torn) if fade_torn is not None else None for d in disps]
+    use = np.array([-1 if g is None else gained for g in gains], np.int64)
+    _splat_bands(values, tuple(disps), tuple(weights), tuple(_UNIT if g is None else g[0] for g in gains),
+                 tuple(_UNIT_ROWS if g is None else g[1] for g in gains), use, bases, bounds, int(reach) + 2, mode,
+                 top, left, spans, acc)
     return acc
 
 
 def splat_normalised_cpu(values: np.ndarray, disps: list[np.ndarray], weights: list[np.ndarray],
                          threads: int = 2, whole_pixels: bool = False, carry_remainder: bool = False,
-                         reach: int | None = None,
-                         crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         reach: int | None = None, crop: tuple[int, int, int, int] | None = None,
+                         fade_torn: tuple[float, float] | None = None,
+                         gained: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``splat_accumulate_cpu`` normalised by the summed weight.
 
     Returns:
         out: (C, h, w) float32 = sum of w * value / sum of w where that sum > 0, else 0.
         den: (h, w) float32 sum of w (0 = hole); (h, w) = the crop's size.
     """
-    acc = splat_accumulate_cpu(values, disps, weights, threads, whole_pixels, carry_remainder, reach, crop)
+    acc = splat_accumulate_cpu(values, disps, weights, threads, whole_pixels, carry_remainder, reach, crop,
+                               fade_torn=fade_torn, gained=gained)
     out_height, out_width, stride = acc.shape
     out = np.empty((stride - 1, out_height, out_width), np.float32)
     den = np.empty((out_height, out_width), np.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import cpu_kernels
+from .stretch import STRETCH_GONE, STRETCH_ONSET, stretch_gain_torch
 
 __all__ = ["splat_joint", "splat_sum_torch", "softmax_weights", "resample_remainder", "channels_last"]
 
@@ -28,13 +29,16 @@ def softmax_weights(importance: torch.Tensor | None, shape: tuple[int, int], dev
     return torch.exp((z - z.max()).clamp_(-20.0, 0.0))
 
 
-def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: list[torch.Tensor],
+                    gains: list[torch.Tensor | None] | None = None, gained: int = 0) -> torch.Tensor:
     """Reference bilinear forward splat of ``values`` moved by each displacement, summed.
 
     Args:
         values: (C, H, W) float tensor on any device.
         disps: per source (2, H, W) displacement in pixels.
         weights: per source (H, W) float32 weight.
+        gains: per source None or (H, W) float32: each particle's first ``gained`` channels count
+            gain times, the rest gain² (stages/stretch.py); its weight is unchanged.
 
     Returns:
         acc: (C + 1, H, W) float32: sum of w * value per channel, then sum of w.
@@ -46,7 +50,8 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
     acc = torch.zeros(height * width, channels + 1, dtype=torch.float32, device=device)
     ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
                             torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
-    for disp, weight in zip(disps, weights):
+    for disp, weight, gain in zip(disps, weights, gains or [None] * len(disps)):
+        scaled = rows if gain is None else rows * _gain_columns(gain.reshape(-1, 1).float(), channels, gained)
         tx = (xs + disp[0]).reshape(-1)
         ty = (ys + disp[1]).reshape(-1)
         x0 = torch.floor(tx)
@@ -62,14 +67,21 @@ def splat_sum_torch(values: torch.Tensor, disps: list[torch.Tensor], weights: li
                 # Zero weight instead of boolean selection: no host sync, no ragged copies on a GPU.
                 w = torch.where(inside, w0 * wy * wx, 0.0)
                 target = (yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)).long()
-                acc.index_add_(0, target, rows * w[:, None])
+                acc.index_add_(0, target, scaled * w[:, None])
     return acc.t().reshape(channels + 1, height, width)
+
+
+def _gain_columns(gain: torch.Tensor, channels: int, gained: int) -> torch.Tensor:
+    """(P, C + 1) per-particle scale of [values..., weight]: gain, then gain², then 1 for the weight."""
+    energies = channels - gained
+    return torch.cat([gain.expand(-1, gained), (gain * gain).expand(-1, energies), torch.ones_like(gain)], dim=1)
 
 
 def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.Tensor | None,
                 disp_bwd: torch.Tensor, weight_bwd: torch.Tensor | None, *,
                 whole_pixels: bool = False, carry_remainder: bool = False, reach: int | None = None,
-                crop: tuple[int, int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                crop: tuple[int, int, int, int] | None = None, fade_torn: bool = False,
+                gained: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat ``values`` forward and backward at once and normalise by the shared weight sum.
 
     Args:
@@ -84,6 +96,8 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
             content lands sub-pixel accurate without the blur of bilinear taps.
         reach: an upper bound of any |displacement| in pixels (measured when None).
         crop: (top, left, h, w) of the only target pixels wanted (default: all of H x W).
+        fade_torn: particles torn from their neighbours fade (a detail band; stages/stretch.py): the
+            first ``gained`` channels count the particle's gain times, the rest (energies) gain².
 
     Returns:
         out: (C, h, w) float32, num / den where den > 0, else 0.
@@ -102,13 +116,17 @@ def splat_joint(values: torch.Tensor, disp_fwd: torch.Tensor, weight_fwd: torch.
             [d.float().contiguous().numpy() for d, _ in sources],
             [w.float().contiguous().numpy() for _, w in sources],
             threads=max(1, torch.get_num_threads()), whole_pixels=whole_pixels,
-            carry_remainder=carry_remainder, reach=reach, crop=(top, left, height, width))
+            carry_remainder=carry_remainder, reach=reach, crop=(top, left, height, width),
+            fade_torn=(STRETCH_ONSET, STRETCH_GONE) if fade_torn else None, gained=gained)
         return torch.from_numpy(out), torch.from_numpy(den)
+    # The gain of a particle comes from its unrounded displacement, as in the compiled splat.
+    gains = [stretch_gain_torch(d) if fade_torn else None for d, _ in sources]
     if whole_pixels and carry_remainder:
-        acc = sum(splat_sum_torch(resample_remainder(values, d), [torch.round(d)], [w]) for d, w in sources)
+        acc = sum(splat_sum_torch(resample_remainder(values, d), [torch.round(d)], [w], [g], gained)
+                  for (d, w), g in zip(sources, gains))
     else:
         disps = [torch.round(d) if whole_pixels else d for d, _ in sources]
-        acc = splat_sum_torch(values, disps, [w for _, w in sources])
+        acc = splat_sum_torch(values, disps, [w for _, w in sources], gains, gained)
     acc = acc[:, top:top + height, left:left + width]
     den = acc[channels]
     covered = den > 0
