@@ -31,13 +31,13 @@ _checked = False
 
 def _dispatchers() -> list[Any]:
     """The numba kernels Python calls (inlined helpers compile into them); [] without numba."""
-    from .stages import cpu_blend, cpu_kernels, cpu_pyramid
+    from .stages import cpu_blend, cpu_kernels, cpu_pyramid, cpu_stretch
 
     if not cpu_kernels.available():
         return []
     from numba.core.dispatcher import Dispatcher
 
-    return [obj for module in (cpu_kernels, cpu_blend, cpu_pyramid) for obj in vars(module).values()
+    return [obj for module in (cpu_kernels, cpu_blend, cpu_pyramid, cpu_stretch) for obj in vars(module).values()
             if isinstance(obj, Dispatcher) and obj.targetoptions.get("inline") != "always"]
 
 
@@ -87,10 +87,13 @@ def _tiny_renders() -> None:
     image = rng.random((64, 64, 3), dtype=np.float32)
     mask = np.zeros((64, 64), np.float32)
     mask[8:56, 8:56] = 1.0
-    for once in (False, True):
-        options = RenderOptions(frames=4, levels=2, device="cpu", once=once)
-        for _ in render_frames(image, mask=mask, motion=MotionSpec(kind="drift", drift=(0.0, 3.0)), options=options):
-            pass
+    # A drift, then a field whose speed changes from pixel to pixel: its particles tear (stages/stretch.py).
+    torn = MotionSpec(kind="field", field=rng.uniform(-3.0, 3.0, (2, 64, 64)).astype(np.float32))
+    for motion in (MotionSpec(kind="drift", drift=(0.0, 3.0)), torn):
+        for once in (False, True):
+            options = RenderOptions(frames=4, levels=2, device="cpu", once=once)
+            for _ in render_frames(image, mask=mask, motion=motion, options=options):
+                pass
 
 
 def add_parsers(subparsers: Any) -> None:
