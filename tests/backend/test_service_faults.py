@@ -135,10 +135,10 @@ def test_curve_admits_known_keys_only(tmp_path: Path) -> None:
     assert (keys / "allowed" / "alice.key").is_file() and (keys / "alice.key_secret").is_file()
     with pytest.raises(InputError, match="already exist"):
         generate_keys(keys, ("alice",))
-    backend = start_local_backend(sys.executable, endpoint="tcp://0.0.0.0:*", log_path=str(tmp_path / "serve.log"),
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"),
                                   timeout=120, extra_args=("--keys", str(keys)), results_dir=tmp_path / "results",
                                   server_key=keys / "server.key", client_keys=keys / "alice.key_secret")
-    endpoint = backend.endpoint.replace("0.0.0.0", "127.0.0.1")
+    endpoint = backend.endpoint  # keyed on loopback: tests never listen on the machine's network address
     try:
         with Client(endpoint, server_key=keys / "server.key", client_keys=keys / "alice.key_secret") as alice:
             assert alice.hello()["curve"] is True

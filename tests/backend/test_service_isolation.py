@@ -120,11 +120,11 @@ def test_curve_jobs_belong_to_the_key(tmp_path: Path) -> None:
                            "bob"], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     server_key = keys / "server.key"
-    backend = start_local_backend(sys.executable, endpoint="tcp://0.0.0.0:*", log_path=str(tmp_path / "serve.log"),
+    backend = start_local_backend(sys.executable, log_path=str(tmp_path / "serve.log"),
                                   timeout=120, extra_args=("--keys", str(keys), "--heartbeat", "0.5"),
                                   server_key=server_key, client_keys=keys / "alice.key_secret",
                                   results_dir=tmp_path / "results")
-    endpoint = backend.endpoint.replace("0.0.0.0", "127.0.0.1")
+    endpoint = backend.endpoint  # keyed on loopback: tests never listen on the machine's network address
     try:
         with Client(endpoint, server_key=server_key, client_keys=keys / "alice.key_secret") as alice, \
                 Client(endpoint, server_key=server_key, client_keys=keys / "bob.key_secret") as bob:
