@@ -24,7 +24,8 @@ from .core.request import SWAY_MOTIONS, build_motion, build_options, build_regio
 log = logging.getLogger(__name__)
 
 __all__ = ["image_array", "image_input", "grayscale_array", "image_fingerprint", "rasterise_mask", "mask_fingerprint",
-           "mask_array", "mask_splines", "motion_hints", "amplitude_image", "build_regions", "build_request"]
+           "mask_array", "mask_splines", "motion_hints", "amplitude_image", "amplitude_input", "build_regions",
+           "build_request"]
 
 _errors = load("errors")
 _options = load("options")
@@ -102,14 +103,39 @@ def image_input(image: bpy.types.Image) -> tuple[npt.NDArray[np.float32] | npt.N
     The file route never touches the Image's pixels (not even its size, which would decode it), so
     Generate does not hold Blender's main thread while 8 megapixels are read (issue 24, point 10).
     """
-    if (image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath
-            and image.colorspace_settings.name == "sRGB"):
+    plain = _plain_file(image) if image.colorspace_settings.name == "sRGB" else None
+    if plain is not None:
+        path, (width, height) = plain
+        return path, width, height
+    pixels = image_array(image)
+    return pixels, pixels.shape[1], pixels.shape[0]
+
+
+def _plain_file(image: bpy.types.Image) -> tuple[str, tuple[int, int]] | None:
+    """The path and (width, height) of an Image that shows its saved 8-bit grey or RGB PNG/JPEG file
+    unchanged (``core.still_files``), from the file's header alone; else None."""
+    if image.source == "FILE" and not image.is_dirty and image.packed_file is None and image.filepath:
         path = bpy.path.abspath(image.filepath)
         size = still_files.plain_8bit_size(path)
         if size is not None:
-            return path, *size
-    pixels = image_array(image)
-    return pixels, pixels.shape[1], pixels.shape[0]
+            return path, size
+    return None
+
+
+def amplitude_input(image: bpy.types.Image, what: str) -> tuple[npt.NDArray[np.float32] | str, tuple[int, int] | None]:
+    """What a job sends as an amplitude image: its file with its (height, width) when it is plain
+    (``_plain_file``; the backend decodes it to the bits ``grayscale_array`` reads, ``link.wire_amplitude``),
+    else ``grayscale_array``'s pixels and None. The file route reads no pixel on Blender's main thread.
+
+    An 8-bit file's pixels are its levels / 255 in every colour space (checked in bpy 5.0.1), so any
+    colour space may go as its file.
+    """
+    _check_file(image, what)
+    plain = _plain_file(image)
+    if plain is not None:
+        path, (width, height) = plain
+        return path, (height, width)
+    return grayscale_array(image, what), None
 
 
 def _image_key(image: bpy.types.Image) -> tuple | None:
@@ -265,7 +291,7 @@ def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int, *,
 
     ``rasterise(mask)`` renders a region's Mask and ``grayscale(image, what)`` reads an amplitude
     image (the live preview keeps one of each per datablock); None: at ``mask_raster_size`` through
-    the job's cache, and ``grayscale_array``.
+    the job's cache, and ``amplitude_input`` (a plain saved file goes as its path).
     """
     if not settings.regions:
         raise _errors.InputError("Motion Regions is on but there is no region", hint="add one with + in the panel")
@@ -277,13 +303,13 @@ def build_regions(settings: bpy.types.PropertyGroup, width: int, height: int, *,
         raster = cached_mask_raster(item.mask, raster_w, raster_h) if rasterise is None else rasterise(item.mask)
         mask = mask_sources.check_mask(raster, f"'{item.mask.name}'")
         hints, anchors = mask_sources.hints_from_splines(mask_splines(item.mask), width, height)
-        scale = amplitude_image(item)
-        amplitude = None if scale is None else (grayscale or grayscale_array)(
-            scale, f"region '{item.name}': amplitude image")
+        scale, what = amplitude_image(item), f"region '{item.name}': amplitude image"
+        amplitude, shape = (None, None) if scale is None else (
+            (grayscale(scale, what), None) if grayscale is not None else amplitude_input(scale, what))
         regions.append(build_region(item.motion, mask, name=item.name, speed=item.speed, hints=hints,
                                     anchors=anchors, drift=(item.drift_angle, item.drift_speed),
                                     amplitude=item.amplitude, cycles=item.cycles, angle=item.sway_angle,
-                                    amplitude_image=amplitude, still_size=(width, height)))
+                                    amplitude_image=amplitude, amplitude_shape=shape, still_size=(width, height)))
     return tuple(regions)
 
 
@@ -293,8 +319,10 @@ def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out
     pixels, width, height = image_input(image)
     options = build_options(settings.option_values())
     if settings.use_regions:
+        regions = build_regions(settings, width, height)
         return JobRequest(image=pixels, mask=None, motion=_options.MotionSpec(), options=options, out_dir=out_dir,
-                          label=image.name, share_files=share_files, regions=build_regions(settings, width, height))
+                          label=image.name, share_files=share_files, regions=regions,
+                          read_amplitude=_amplitude_reader(settings, regions))
     # arrows taken from the region Mask: check that Mask first, so a missing Mask is not read as missing arrows
     arrows_from_region = settings.motion_source == "HINTS" and settings.arrows is None
     mask = mask_array(settings, width, height) if arrows_from_region else None
@@ -307,3 +335,23 @@ def build_request(settings: bpy.types.PropertyGroup, image: bpy.types.Image, out
         mask = mask_array(settings, width, height)
     return JobRequest(image=pixels, mask=mask, motion=motion, options=options, out_dir=out_dir,
                       label=image.name, share_files=share_files)
+
+
+def _amplitude_reader(settings: bpy.types.PropertyGroup, regions: tuple[object, ...]
+                      ) -> Callable[[int], npt.NDArray[np.float32]] | None:
+    """``JobRequest.read_amplitude``: region i's amplitude image read by ``grayscale_array`` after all, for a
+    backend that cannot decode the file ``build_regions`` chose to send (None when no file was chosen)."""
+    files = {index: (amplitude_image(item).name, f"region '{item.name}': amplitude image")
+             for index, (item, region) in enumerate(zip(settings.regions, regions))
+             if isinstance(getattr(region.motion.sway, "amplitude_image", None), str)}
+
+    def read(index: int) -> npt.NDArray[np.float32]:
+        """The pixels of region ``index``'s amplitude image, found again by name."""
+        name, what = files[index]
+        image = bpy.data.images.get(name)
+        if image is None:
+            raise _errors.InputError(f"{what} '{name}' was removed before the job was sent",
+                                     hint="pick the amplitude image again and press Generate")
+        return grayscale_array(image, what)
+
+    return read if files else None

@@ -27,12 +27,14 @@ import numpy as np
 
 from .lib import load
 from .progress_model import ProgressModel, StagePlan
+from .request import with_amplitude_pixels
 
 log = logging.getLogger(__name__)
 
 __all__ = ["JobRequest", "JobTracker", "TICK_INTERVAL", "TERMINAL_STATES", "CANCEL_WAIT_S"]
 
 _errors = load("errors")
+_FILE_CAPABILITY = load("link.wire_amplitude").FILE_CAPABILITY
 
 TICK_INTERVAL = 0.1
 """Seconds between timer ticks while a job runs."""
@@ -61,7 +63,9 @@ class JobRequest:
     share_files: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     regions: tuple[Any, ...] | None = None
-    """Motion regions (masks as arrays) instead of ``mask`` and ``motion``."""
+    """Motion regions (masks as arrays; amplitude images as arrays or file paths) instead of ``mask`` and ``motion``."""
+    read_amplitude: Callable[[int], np.ndarray] | None = None
+    """Reads region i's amplitude image's pixels (main thread) when the backend cannot decode its file."""
 
 
 class JobTracker:
@@ -110,8 +114,11 @@ class JobTracker:
     def submit(self) -> None:
         """Send the job; InputError / BackendUnavailable propagate to the operator that reports them."""
         req = self.request
+        regions = req.regions
+        if regions and req.read_amplitude is not None and _FILE_CAPABILITY not in self.client.capabilities():
+            regions = with_amplitude_pixels(regions, req.read_amplitude)  # an older backend: read them here after all
         self.job = self.client.submit(req.image, mask=req.mask, motion=req.motion, options=req.options,
-                                      out_dir=req.out_dir if req.share_files else None, regions=req.regions)
+                                      out_dir=req.out_dir if req.share_files else None, regions=regions)
         self.state = "queued"
         log.info("submitted job %s (%s)", self.job.job_id, req.label)
 

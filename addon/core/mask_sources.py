@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _errors = load("errors")
+_wire_amplitude = load("link.wire_amplitude")
 
 ASPECT_TOLERANCE = 0.02
 """How far a mask-like image's aspect ratio may differ from the still's, as a fraction: the backend's
@@ -122,11 +123,13 @@ def mask_from_pixels(flat: npt.NDArray[np.float32], width: int, height: int,
                      channels: int) -> npt.NDArray[np.float32]:
     """Blender pixel buffer of a grayscale mask -> (H, W) float32 in [0, 1], rows top-down, 1 = animate.
 
-    The mean of the colour channels is used, so a mask painted in any grey or white works.
+    The mean of the colour channels is used, so a mask painted in any grey or white works; it is
+    ``link.wire_amplitude.channel_mean``, so an amplitude image's file decoded by the backend
+    (``levels_to_amplitude``) gives the same bits.
     """
     pixels = np.asarray(flat, np.float32).reshape(height, width, channels)[::-1]
     colour = pixels[..., : min(3, channels)] if channels != 2 else pixels[..., :1]
-    return np.ascontiguousarray(np.clip(colour.mean(axis=2), 0.0, 1.0), np.float32)
+    return _wire_amplitude.channel_mean([colour[..., c] for c in range(colour.shape[2])])
 
 
 def check_mask(mask: npt.NDArray[np.float32], source: str) -> npt.NDArray[np.float32]:

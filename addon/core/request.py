@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -26,10 +26,12 @@ __all__ = [
     "SWAY_MOTIONS",
     "sway_default",
     "build_region",
+    "with_amplitude_pixels",
 ]
 
 _options = load("options")
 _errors = load("errors")
+_wire_amplitude = load("link.wire_amplitude")
 
 SCENE_OPTIONS = ("frames", "fps", "speed", "levels", "detail", "inflow", "feather", "refine_mask", "engine",
                  "device", "format")
@@ -71,8 +73,8 @@ def sway_default(name: str) -> Any:
 def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
                  hints: Sequence[Sequence[float]] = (), anchors: Sequence[Sequence[float]] = (),
                  drift: tuple[float, float] = (0.0, 1.0), amplitude: float = 2.0, cycles: int = 1,
-                 angle: float = 0.0, amplitude_image: npt.NDArray[np.float32] | None = None,
-                 still_size: tuple[int, int] | None = None) -> Any:
+                 angle: float = 0.0, amplitude_image: npt.NDArray[np.float32] | str | None = None,
+                 amplitude_shape: tuple[int, int] | None = None, still_size: tuple[int, int] | None = None) -> Any:
     """A validated Region of the panel; InputError names the region.
 
     Args:
@@ -82,7 +84,9 @@ def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
         hints, anchors: arrows (x0, y0, x1, y1) and points (x, y) in image pixels (ARROWS).
         drift: (angle deg, px/frame) (DRIFT); amplitude px, cycles, angle deg (SWAY, SHIMMER).
         amplitude_image: (h, w) float32 in [0, 1] multiplying the sway's amplitude (black = still,
-            white = ``amplitude``), of the still's aspect ratio (SWAY, SHIMMER; None = the whole region).
+            white = ``amplitude``), of the still's aspect ratio (SWAY, SHIMMER; None = the whole region);
+            or the path of a file the backend decodes (``link.wire_amplitude``), whose (height, width)
+            ``amplitude_shape`` gives.
         still_size: (width, height) of the still, which the amplitude image's shape is checked
             against; None = the mask's.
 
@@ -95,7 +99,8 @@ def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
                 raise _errors.InputError(f"an amplitude image only scales a sway or a shimmer, not {kind.lower()}",
                                          hint="set its motion to Sway or Shimmer, or clear its amplitude image")
             width, height = still_size if still_size is not None else np.shape(mask)[::-1]
-            check_aspect(np.shape(amplitude_image), width, height, "amplitude image")
+            shape = amplitude_shape if isinstance(amplitude_image, str) else np.shape(amplitude_image)
+            check_aspect(shape, width, height, "amplitude image")
         if kind == "ARROWS":
             if not hints:
                 raise _errors.InputError("it has no arrows",
@@ -113,6 +118,14 @@ def build_region(kind: str, mask: Any, *, name: str, speed: float = 1.0,
         return _options.Region(mask=mask, motion=motion, speed=float(speed)).validate()
     except _errors.InputError as error:
         raise _errors.InputError(f"region '{name}': {error}") from None
+
+
+def with_amplitude_pixels(regions: Sequence[Any], read: Callable[[int], npt.NDArray[np.float32]]) -> tuple[Any, ...]:
+    """``regions`` whose amplitude images given as files are ``read(index)``'s arrays instead (for a backend
+    that cannot decode such files: it lacks ``link.wire_amplitude.FILE_CAPABILITY``)."""
+    files = _wire_amplitude.file_amplitudes(regions)
+    return tuple(_wire_amplitude.with_amplitude(region, read(index)) if index in files else region
+                 for index, region in enumerate(regions))
 
 
 def build_motion(source: MotionSource, *, hints: Sequence[Sequence[float]] = (),

@@ -8,10 +8,11 @@ import numpy as np
 
 from .._cv import cv2
 from ..errors import InputError
+from ..link.wire_amplitude import levels_to_amplitude
 from ..options import MAX_IMAGE_SIDE
 
 __all__ = ["load_image", "load_mask", "load_frame_uint8", "check_mask_shape", "save_frame", "to_uint8", "FRAME_SUFFIX",
-           "MIN_IMAGE_SIDE",
+           "MIN_IMAGE_SIDE", "load_amplitude_file",
            "MASK_ASPECT_TOLERANCE"]
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,21 @@ def load_mask(mask: str | Path | np.ndarray, kind: str = "mask") -> np.ndarray:
     if pixels.ndim != 2 or min(pixels.shape) < 1:
         raise InputError(f"{what} has shape {tuple(pixels.shape)}; expected a 2-D grayscale image")
     return np.clip(_to_float(np.ascontiguousarray(pixels), what), 0.0, 1.0)
+
+
+def load_amplitude_file(path: str | Path, what: str) -> np.ndarray:
+    """An 8-bit grey or RGB(A) PNG or JPEG sway amplitude image, as the add-on reads it from Blender: (h, w) float32.
+
+    ``link.wire_amplitude.levels_to_amplitude`` (the mean of its colour channels); ``load_mask`` reads channel 0.
+
+    Raises:
+        InputError: missing, unreadable, or not 8-bit grey or RGB(A) (``what`` names it).
+    """
+    pixels = _read_any(Path(path), what)
+    try:
+        return levels_to_amplitude(pixels)
+    except InputError as error:
+        raise InputError(f"{what} {Path(path).name}: {error}", hint="save it as an 8-bit PNG or JPEG") from None
 
 
 def check_mask_shape(what: str, shape: tuple[int, ...], height: int, width: int) -> None:

@@ -104,6 +104,11 @@ class Client:
         self._hello = body
         return body
 
+    def capabilities(self) -> list[str]:
+        """What the backend's hello lists in ``capabilities`` (asks hello once)."""
+        self._limits()
+        return [str(name) for name in (self._hello or {}).get("capabilities") or []]
+
     def ping(self) -> float:
         """Round-trip time of one ping in seconds."""
         start = time.perf_counter()
@@ -136,7 +141,8 @@ class Client:
             preview: longest side of the preview frames sent with progress (0 = none).
             importance: optional (h, w) map or file for softmax splatting (white wins).
             regions: motion regions instead of ``mask`` and ``motion`` (masks as arrays; motion
-                none, hints, drift or sway); needs a backend that lists "regions" in its capabilities.
+                none, hints, drift or sway; a sway's amplitude image an array or a file name, which
+                needs "region_amplitude_file"); needs a backend that lists "regions" in its capabilities.
 
         Input files go as paths only when the backend said (in ``hello``) that it may read the
         folder that holds them (``serve --allow-read``); otherwise their bytes are sent.
@@ -148,9 +154,9 @@ class Client:
         motion_body, parts = motion_to_wire(motion.validate())
         body["motion"] = motion_body
         hello = self._hello or {}
-        if regions is not None:
-            add_regions(regions, body, parts, hello.get("capabilities") or [])
         readable = hello.get("allow_read")
+        if regions is not None:
+            add_regions(regions, body, parts, hello.get("capabilities") or [], readable)
         add_input("image", image, body, parts, limits, readable)
         for name, value in (("mask", mask), ("importance", importance)):
             if value is not None:

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import InputError
 from ..options import Region
 from .protocol import Limits, check_image, check_mask, check_message_size, to_wire_dtype
+from .wire_amplitude import FILE_CAPABILITY, file_amplitudes, region_amplitude_file_part, with_amplitude
 from .wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY, has_amplitude_images, regions_to_wire
 
 __all__ = ["add_input", "add_motion_file", "add_regions", "add_outputs", "check_parts", "backend_reads",
@@ -63,16 +64,32 @@ def add_motion_file(path: str, motion_body: dict[str, Any], parts: dict[str, np.
 
 
 def add_regions(regions: Sequence[Region], body: dict[str, Any], parts: dict[str, np.ndarray],
-                capabilities: Sequence[str]) -> None:
-    """Put motion regions (and their masks and amplitude images) into a submit the backend understands."""
+                capabilities: Sequence[str], readable: Any = None) -> None:
+    """Put motion regions (and their masks and amplitude images) into a submit the backend understands.
+
+    An amplitude image given as a file name travels like the image: its path when the backend may
+    read it, else its bytes (``wire_amplitude.py``; the backend must list FILE_CAPABILITY).
+    """
     if REGIONS_CAPABILITY not in capabilities:
         raise InputError("this backend does not know motion regions (it is older than this client)",
                          hint="update the backend, or render one mask and motion")
     if has_amplitude_images(regions) and AMPLITUDE_CAPABILITY not in capabilities:
         raise InputError("this backend does not know sway amplitude images (it is older than this client)",
                          hint="update the backend, or sway without an amplitude image")
-    body["regions"], region_parts = regions_to_wire(regions)
+    files = file_amplitudes(regions)
+    if files and FILE_CAPABILITY not in capabilities:
+        raise InputError("this backend cannot read amplitude image files (it is older than this client)",
+                         hint="update the backend, or send the amplitude images as arrays")
+    body["regions"], region_parts = regions_to_wire([with_amplitude(region, None) if index in files else region
+                                                     for index, region in enumerate(regions)])
     parts.update(region_parts)
+    for index, path in files.items():
+        sway = body["regions"][index]["motion"]["sway"]
+        if backend_reads(readable, path):
+            sway["amplitude_image"] = {"path": os.path.abspath(path)}
+        else:
+            parts[region_amplitude_file_part(index)] = file_bytes(Path(path), f"region {index + 1}'s amplitude image")
+            sway["amplitude_image"] = {"name": Path(path).name}
 
 
 def add_outputs(body: dict[str, Any], out_dir: str | os.PathLike[str] | None, video: str | os.PathLike[str] | None,

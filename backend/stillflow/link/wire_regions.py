@@ -10,12 +10,14 @@ Convention:
     "speed": float, "mask": bool}``; ``mask`` true means a part ``region_mask_<i>`` (h, w) uint8 /
     uint16 / float (white / 1 = this region) travels with it; false means the whole image.
     A sway's ``"amplitude_image": true`` means a part ``region_amplitude_<i>`` (h, w) of the same
-    types (white / 1 = the sway's amplitude, 0 = still) travels with it; never a file name.
+    types (white / 1 = the sway's amplitude, 0 = still) travels with it; never a file name. Or, to a
+    backend listing ``region_amplitude_file``, ``{"name": NAME}`` with the file's bytes or ``{"path": PATH}``
+    (``wire_amplitude.py``): the backend decodes the file; the region comes back without the image
+    (``file_source`` gives it).
     Motion kinds on the wire: none, hints, drift, sway (a motion file or clip stays on its machine).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -25,6 +27,7 @@ from ..options import MAX_REGIONS, Region
 from ..region_file import motion_to_plain, region_from_plain
 from .parts import Limits, check_mask, to_wire_dtype
 from .ranges import check_region_ranges
+from .wire_amplitude import file_source, region_amplitude_file_part, with_amplitude
 
 __all__ = ["REGIONS_CAPABILITY", "AMPLITUDE_CAPABILITY", "WIRE_REGION_KINDS", "region_mask_part",
            "region_amplitude_part", "is_region_part", "has_amplitude_images", "regions_to_wire", "regions_from_wire"]
@@ -76,6 +79,14 @@ def _amplitude_from_wire(plain: dict[str, Any], parts: Mapping[str, np.ndarray],
     motion = plain.get("motion")
     sway = motion.get("sway") if isinstance(motion, dict) else None
     flag = sway.get("amplitude_image", False) if isinstance(sway, dict) else False
+    if isinstance(flag, dict):  # its file: the service decodes it (file_source checks the form)
+        file_source(flag, parts, index)
+        if name in parts:
+            raise InputError(f"{where}: sway amplitude_image gives a file but the {name} part is there")
+        return {**plain, "motion": {**motion, "sway": _without_flag(sway)}}, None
+    if region_amplitude_file_part(index) in parts:
+        raise InputError(f"{where}: the {region_amplitude_file_part(index)} part is there but sway amplitude_image "
+                         "gives no file name")
     if not isinstance(flag, bool):
         raise InputError(f"{where}: sway amplitude_image must be true (a {name} part follows) or false")
     if flag != (name in parts):
@@ -88,17 +99,18 @@ def _amplitude_from_wire(plain: dict[str, Any], parts: Mapping[str, np.ndarray],
     except InputError as error:
         raise InputError(f"{where}'s amplitude image: {error}") from None
     image = parts[name]
-    sway = {key: value for key, value in sway.items() if key != "amplitude_image"}
-    return {**plain, "motion": {**motion, "sway": sway}}, (image.astype(np.float32) if image.dtype == np.float16
-                                                          else np.array(image))
+    image = image.astype(np.float32) if image.dtype == np.float16 else np.array(image)
+    return {**plain, "motion": {**motion, "sway": _without_flag(sway)}}, image
+
+
+def _without_flag(sway: dict[str, Any]) -> dict[str, Any]:
+    """A plain sway without its amplitude_image entry."""
+    return {key: value for key, value in sway.items() if key != "amplitude_image"}
 
 
 def _with_amplitude(region: Region, image: np.ndarray | None) -> Region:
     """``region`` whose sway reads ``image`` as its amplitude image (unchanged when None)."""
-    if image is None or region.motion.sway is None:
-        return region
-    sway = dataclasses.replace(region.motion.sway, amplitude_image=image)
-    return dataclasses.replace(region, motion=dataclasses.replace(region.motion, sway=sway))
+    return region if image is None or region.motion.sway is None else with_amplitude(region, image)
 
 
 def has_amplitude_images(regions: Sequence[Region]) -> bool:
@@ -168,7 +180,8 @@ def regions_from_wire(values: Any, parts: Mapping[str, np.ndarray], limits: Limi
                                                 parts, index, limits)
         region = region_from_plain(plain, where, mask=mask if mask is not None else None)
         regions.append(check_region_ranges(_with_amplitude(region, amplitude), where))
-    expected = {part(i) for i in range(len(values)) for part in (region_mask_part, region_amplitude_part)}
+    expected = {part(i) for i in range(len(values))
+                for part in (region_mask_part, region_amplitude_part, region_amplitude_file_part)}
     extra = sorted(name for name in parts if is_region_part(name) and name not in expected)
     if extra:
         raise InputError(f"unexpected part(s): {', '.join(extra)}"[:200])

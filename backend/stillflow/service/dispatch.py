@@ -22,10 +22,11 @@ from ..io.headers import check_image_header
 from ..stages.motion_file import check_motion_header
 from ..options import ENGINES
 from ..link.protocol import PROTOCOL_VERSION, Message, error_message
+from ..link.wire_amplitude import FILE_CAPABILITY
 from ..link.wire_regions import AMPLITUDE_CAPABILITY, REGIONS_CAPABILITY
 from .config import ServerConfig
 from .flow import JobCancel, Watchdog
-from .jobs import Job, JobQueue
+from .jobs import Job, JobQueue, amplitude_input
 from .submit import build_job
 from .keys import is_local_endpoint
 from .paths import PathPolicy
@@ -103,7 +104,7 @@ class Dispatcher:
                 "heartbeat_s": config.heartbeat_s, "models": models,
                 "curve": config.keys is not None,
                 "capabilities": ["shared_fs", "arrays", "files", "preview", REGIONS_CAPABILITY,
-                                 AMPLITUDE_CAPABILITY],
+                                 AMPLITUDE_CAPABILITY, FILE_CAPABILITY],
                 **self._paths.hello()}
 
     def _status(self, principal: bytes, job_id: str | None) -> dict[str, Any]:
@@ -201,13 +202,16 @@ class Dispatcher:
 
 
 def _check_input_headers(job: Job, max_side: int) -> None:
-    """Refuse image, mask, importance and motion files that declare too large an array, before any decoding."""
-    for name in ("image", "mask", "importance"):
+    """Refuse image, mask, importance, amplitude and motion files that declare too large an array, before decoding."""
+    names = [(name, f"{name}_file", name) for name in ("image", "mask", "importance")]
+    names += [(amplitude_input(index), f"region {index + 1}'s amplitude image file",
+               f"region {index + 1}'s amplitude image") for index in range(len(job.regions))]
+    for name, sent, shared in names:
         value = job.inputs.get(name)
         if isinstance(value, tuple):  # (file name, bytes) sent by the client
-            check_image_header(value[1], f"{name}_file {shown(value[0])}", max_side, known_only=True)
+            check_image_header(value[1], f"{sent} {shown(value[0])}", max_side, known_only=True)
         elif isinstance(value, str) and value != "auto":  # a path on a shared filesystem
-            check_image_header(value, f"{name} {shown(value)}", max_side, known_only=False)
+            check_image_header(value, f"{shared} {shown(value)}", max_side, known_only=False)
     if job.motion.kind == "file":  # a .npy motion: its header says how much np.load would allocate
         name, source = job.inputs.get("motion_file") or (job.motion.path, str(job.motion.path))
         check_motion_header(source, f"motion file {shown(name)}", max_side)

@@ -21,12 +21,13 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..errors import BackendUnavailable, Cancelled, InputError, StillflowError
-from ..io.images import to_uint8
+from ..io.images import load_amplitude_file, to_uint8
+from ..link.wire_amplitude import with_amplitude
 from ..link.protocol import Message, error_message
 from ..options import MotionSpec, Region, RenderOptions
 from ..progress import Progress
 
-__all__ = ["Job", "JobQueue", "run_job", "Emit"]
+__all__ = ["Job", "JobQueue", "run_job", "Emit", "amplitude_input"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ class Job:
         """Plain state for status replies."""
         return {"job": self.job_id, "state": self.state, "stage": self.stage, "done": self.done,
                 "total": self.total, "out_dir": self.shown(self.out_dir), "engine": self.options.engine}
+
+
+def amplitude_input(index: int) -> str:
+    """The ``Job.inputs`` key of region ``index``'s amplitude image sent as a file."""
+    return f"amplitude image of region {index + 1}"
 
 
 class JobQueue:
@@ -156,7 +162,7 @@ def run_job(job: Job, emit: Emit, device: str | None) -> None:
     try:
         image, mask, importance, motion = _materialize(job, scratch)
         common = dict(mask=mask, motion=motion, options=options, importance=importance,
-                      should_cancel=job.cancel.is_set, regions=job.regions or None)
+                      should_cancel=job.cancel.is_set, regions=_decoded_regions(job, scratch) or None)
         progress = _progress_sender(job, emit)
         if job.out_dir is not None:
             body = _render_in_place(job, image, common, progress)
@@ -299,6 +305,21 @@ def _materialize(job: Job, scratch: Path) -> tuple[Any, Any, Any, MotionSpec]:
         path.write_bytes(data.tobytes())
         motion = dataclasses.replace(motion, path=str(path))
     return values[0], values[1], values[2], motion
+
+
+def _decoded_regions(job: Job, scratch: Path) -> tuple[Region, ...]:
+    """The job's regions with each amplitude image sent as a file decoded, as the add-on would have sent it."""
+    regions = list(job.regions)
+    for index, region in enumerate(regions):
+        value = job.inputs.get(amplitude_input(index))
+        if isinstance(value, tuple):
+            file_name, data = value
+            value = scratch / file_name
+            value.write_bytes(data.tobytes())
+        if value is not None:
+            image = load_amplitude_file(value, f"region {index + 1}'s amplitude image")
+            regions[index] = with_amplitude(region, image)
+    return tuple(regions)
 
 
 def _with_device(options: RenderOptions, device: str) -> RenderOptions:

@@ -13,9 +13,10 @@ from ..errors import InputError
 from ..io.video import check_video_path
 from ..link.owner_key import is_owner_key
 from ..link.protocol import Limits, Message, check_image, check_mask, motion_from_wire, options_from_wire
+from ..link.wire_amplitude import file_sources, region_amplitude_file_part
 from ..link.wire_regions import is_region_part, regions_from_wire
 from ..options import MotionSpec
-from .jobs import Job
+from .jobs import Job, amplitude_input
 from .paths import PathPolicy, check_plain_name, upload_name
 
 __all__ = ["build_job"]
@@ -67,6 +68,8 @@ def build_job(job_id: str, owner: bytes, message: Message, limits: Limits, paths
             inputs[name] = value
     if "motion_file" in message.parts:
         inputs["motion_file"] = (motion.path, message.parts["motion_file"])
+    if regions:
+        inputs.update(_amplitude_files(body["regions"], message.parts, paths))
     if regions and (inputs.keys() & {"mask"} or motion.kind != "none"):
         raise InputError("give either regions or one mask and motion, not both",
                          hint="put the mask and motion into a region of their own")
@@ -138,3 +141,16 @@ def _input(name: str, body: dict[str, Any], parts: dict[str, np.ndarray], limits
     if f"{name}_path" not in body:
         return None
     return paths.readable(body[f"{name}_path"], f"{name}_path", send=f"{name}_file")
+
+
+def _amplitude_files(values: list[Any], parts: dict[str, np.ndarray], paths: PathPolicy) -> dict[str, Any]:
+    """Regions' amplitude images sent as files, by ``amplitude_input(i)``: (file name, bytes) or a readable path."""
+    inputs: dict[str, Any] = {}
+    for index, source in file_sources(values, parts).items():
+        what = f"region {index + 1}'s amplitude_image"
+        if isinstance(source, tuple):
+            inputs[amplitude_input(index)] = (upload_name(source[0], f"{what} name", f"amplitude-{index}"), source[1])
+        else:
+            inputs[amplitude_input(index)] = paths.readable(source, f"{what} path",
+                                                            send=region_amplitude_file_part(index))
+    return inputs
