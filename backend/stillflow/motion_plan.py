@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError
-from .io.images import check_mask_shape, load_mask
+from .io.images import check_mask_shape, load_amplitude, load_mask
 from .options import Region, RenderOptions
 from .stages.mask import feather_mask, refine_mask, resize_mask
 from .stages.motion import build_motion, resize_motion
@@ -74,12 +74,15 @@ def _region_masks(pixels: np.ndarray, region: Region, index: int, count: int,
 
 
 def _amplitude_map(region: Region, index: int, count: int, height: int, width: int) -> np.ndarray | None:
-    """The region's sway amplitude image as (H, W) float32 in [0, 1], resized like a mask; None without one."""
+    """The region's sway amplitude image as (H, W) float32 in [0, 1], resized like a mask; None without one.
+
+    A file reads as the add-on reads the image (``load_amplitude_file``: its channels' mean).
+    """
     image = region.motion.sway.amplitude_image if region.motion.sway is not None else None
     if image is None:
         return None
     where = "amplitude image" if count == 1 else f"region {index + 1}'s amplitude image"
-    amplitude = load_mask(image, kind=where)
+    amplitude = load_amplitude(image, where)
     check_mask_shape(where, amplitude.shape, height, width)
     return resize_mask(amplitude, height, width)
 

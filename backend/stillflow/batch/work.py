@@ -24,6 +24,9 @@ __all__ = ["Task", "Outcome", "plan_task", "input_key", "is_done", "render_task"
 _HASH_CHUNK = 1 << 20
 _KEY_VERSION = 2
 """Bump when the key's recipe changes (every result then renders again). 2: numbers hashed as floats."""
+_AMPLITUDE_READING = "channel mean"
+"""How an amplitude image file's pixels read (io.images.load_amplitude_file), in the key of a task that has one:
+results from an earlier reading (channel 0) render again, the others keep their key."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,12 @@ def input_key(task: Task) -> str:
               "video": Path(task.video).suffix if task.video else None}
     if task.regions:  # only then: results made before regions existed keep their key
         recipe["regions"] = _plain_numbers([{"motion": _recipe_of(r.motion), "speed": r.speed} for r in task.regions])
+    region_inputs = region_files(task.regions)
+    if any(role.endswith("_amplitude_image") for role, _ in region_inputs):
+        recipe["amplitude_reading"] = _AMPLITUDE_READING
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     for role, path in (("image", task.image), ("mask", task.mask), ("importance", task.importance),
-                       ("motion", task.motion.path), *region_files(task.regions)):
+                       ("motion", task.motion.path), *region_inputs):
         if path in (None, "auto"):
             continue
         files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]

@@ -8,11 +8,11 @@ import numpy as np
 
 from .._cv import cv2
 from ..errors import InputError
-from ..link.wire_amplitude import levels_to_amplitude
+from ..link.wire_amplitude import levels_to_amplitude, values_to_amplitude
 from ..options import MAX_IMAGE_SIDE
 
 __all__ = ["load_image", "load_mask", "load_frame_uint8", "check_mask_shape", "save_frame", "to_uint8", "FRAME_SUFFIX",
-           "MIN_IMAGE_SIDE", "load_amplitude_file",
+           "MIN_IMAGE_SIDE", "load_amplitude_file", "load_amplitude",
            "MASK_ASPECT_TOLERANCE"]
 
 log = logging.getLogger(__name__)
@@ -129,18 +129,30 @@ def load_mask(mask: str | Path | np.ndarray, kind: str = "mask") -> np.ndarray:
 
 
 def load_amplitude_file(path: str | Path, what: str) -> np.ndarray:
-    """An 8-bit grey or RGB(A) PNG or JPEG sway amplitude image, as the add-on reads it from Blender: (h, w) float32.
+    """A sway amplitude image file as the add-on reads the image in Blender: (h, w) float32 in [0, 1].
 
-    ``link.wire_amplitude.levels_to_amplitude`` (the mean of its colour channels); ``load_mask`` reads channel 0.
+    Every backend route that reads one (``--region``, region files, ``SwaySpec`` paths, batch
+    sidecars, files sent over the wire) reads it here: the mean of its colour channels, alpha not
+    read (as ``core.mask_sources.mask_from_pixels``), a grey file as three equal channels. An 8-bit
+    file gives exactly the add-on's bits (``link.wire_amplitude.levels_to_amplitude``); a 16-bit or
+    float (EXR) one its stored values (k / 65535; floats as they are), what Blender shows for it in
+    colour space Non-Color. ``load_mask`` reads channel 0 instead: masks keep that reading.
 
     Raises:
-        InputError: missing, unreadable, or not 8-bit grey or RGB(A) (``what`` names it).
+        InputError: missing, unreadable, not grey or RGB(A), or of another pixel type (``what`` names it).
     """
     pixels = _read_any(Path(path), what)
-    try:
+    if not (pixels.ndim == 2 or pixels.ndim == 3 and pixels.shape[2] in (3, 4)) or min(pixels.shape[:2]) < 1:
+        raise InputError(f"{what} {Path(path).name} has shape {tuple(pixels.shape)}; expected a grey or RGB image",
+                         hint="save it as a grey or RGB PNG, JPEG or EXR")
+    if pixels.dtype == np.uint8:
         return levels_to_amplitude(pixels)
-    except InputError as error:
-        raise InputError(f"{what} {Path(path).name}: {error}", hint="save it as an 8-bit PNG or JPEG") from None
+    return values_to_amplitude(_to_float(pixels[:, :, :3] if pixels.ndim == 3 else pixels, f"{what} {Path(path).name}"))
+
+
+def load_amplitude(image: str | Path | np.ndarray, what: str) -> np.ndarray:
+    """A sway's amplitude image as (h, w) float32 in [0, 1]: a file by ``load_amplitude_file``, an array as a mask."""
+    return load_mask(image, what) if isinstance(image, np.ndarray) else load_amplitude_file(image, what)
 
 
 def check_mask_shape(what: str, shape: tuple[int, ...], height: int, width: int) -> None:

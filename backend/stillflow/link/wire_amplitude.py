@@ -4,8 +4,9 @@ Part of the wire protocol (see ``protocol.py`` and ``wire_regions.py``); no torc
 bundled into the add-on. A backend listing ``region_amplitude_file`` in its hello capabilities
 accepts, instead of the ``region_amplitude_<i>`` array, a sway's ``"amplitude_image": {"name": NAME}``
 with part ``region_amplitude_file_<i>`` (the file's bytes, 1-D uint8; only NAME's suffix is used)
-or ``{"path": ABSOLUTE}`` (read only inside an ``--allow-read`` folder). The file is an 8-bit grey or
-RGB PNG or JPEG; the backend decodes it to exactly the array the add-on would have read from
+or ``{"path": ABSOLUTE}`` (read only inside an ``--allow-read`` folder). The add-on sends an 8-bit grey
+or RGB PNG or JPEG (the backend reads any amplitude image file as ``io.images.load_amplitude_file``
+does); it decodes it to exactly the array the add-on would have read from
 Blender's pixels (``levels_to_amplitude``; the add-on's ``mask_sources.mask_from_pixels`` ends in
 the same ``channel_mean``), so Generate need not read the image on Blender's main thread.
 """
@@ -20,8 +21,8 @@ import numpy as np
 from ..errors import InputError
 from ..options import Region
 
-__all__ = ["FILE_CAPABILITY", "region_amplitude_file_part", "channel_mean", "levels_to_amplitude", "file_amplitudes",
-           "with_amplitude", "file_source", "file_sources"]
+__all__ = ["FILE_CAPABILITY", "region_amplitude_file_part", "channel_mean", "levels_to_amplitude",
+           "values_to_amplitude", "file_amplitudes", "with_amplitude", "file_source", "file_sources"]
 
 FILE_CAPABILITY = "region_amplitude_file"
 """The hello capability of a backend that accepts a sway's amplitude image as a file (name + bytes, or a path)."""
@@ -60,10 +61,17 @@ def levels_to_amplitude(levels: np.ndarray) -> np.ndarray:
         raise InputError(f"the file holds {levels.dtype} pixels of shape {tuple(levels.shape)}; "
                          "an amplitude image file must be an 8-bit grey or RGB PNG or JPEG")
     scaled = levels[:, :, :3] if levels.ndim == 3 else levels
-    scaled = scaled.astype(np.float32) * np.float32(1.0 / 255.0)  # Blender's byte pixel: k * (1.0f / 255.0f)
-    if scaled.ndim == 2:
-        return channel_mean((scaled, scaled, scaled))  # Blender holds a grey file as three equal channels
-    return channel_mean([scaled[:, :, c] for c in range(3)])
+    return values_to_amplitude(scaled.astype(np.float32) * np.float32(1.0 / 255.0))  # Blender: k * (1.0f / 255.0f)
+
+
+def values_to_amplitude(values: np.ndarray) -> np.ndarray:
+    """Grey (h, w) or colour (h, w, 3 or more) float32 pixel values as the add-on reads them: (h, w) float32.
+
+    The mean of the first three channels (``channel_mean``; further ones, alpha, are not read).
+    """
+    if values.ndim == 2:
+        return channel_mean((values, values, values))  # Blender holds a grey file as three equal channels
+    return channel_mean([values[:, :, c] for c in range(3)])
 
 
 def file_amplitudes(regions: Sequence[Region]) -> dict[int, str]:

@@ -170,7 +170,7 @@ def _run_ping(args: argparse.Namespace) -> int:
 
 def _regions_as_arrays(regions: tuple[Region, ...] | None) -> tuple[Region, ...] | None:
     """Regions with their mask and amplitude image files read into arrays (each travels as a part)."""
-    from ..io.images import load_mask
+    from ..io.images import load_amplitude, load_mask
 
     if regions is None:
         return None
@@ -178,7 +178,7 @@ def _regions_as_arrays(regions: tuple[Region, ...] | None) -> tuple[Region, ...]
     for index, region in enumerate(regions):
         motion, sway = region.motion, region.motion.sway
         if sway is not None and sway.amplitude_image is not None:
-            amplitude = load_mask(sway.amplitude_image, f"region {index + 1}'s amplitude image")
+            amplitude = load_amplitude(sway.amplitude_image, f"region {index + 1}'s amplitude image")
             motion = dataclasses.replace(motion, sway=dataclasses.replace(sway, amplitude_image=amplitude))
         loaded.append(dataclasses.replace(region, mask=None if region.mask is None else load_mask(region.mask),
                                           motion=motion))
