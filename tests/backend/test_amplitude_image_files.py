@@ -21,7 +21,7 @@ from stillflow.cli import main
 from stillflow.io.images import load_amplitude_file, save_frame
 from stillflow.link.wire_amplitude import channel_mean, levels_to_amplitude
 from stillflow.options import MotionSpec, Region, RenderOptions, SwaySpec
-from stillflow.region_file import load_region_file, parse_region_arg
+from stillflow.region_file import parse_region_arg
 from stillflow.service.commands import _regions_as_arrays
 
 from .batch_helpers import frames_of, write_still
