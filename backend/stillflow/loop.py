@@ -297,11 +297,16 @@ class LoopRenderer:
                 # Mixed as an energy (the copies' and duplicates' RMS), as the restoration mixes its
                 # own: a linear mean let the middle of the loop soften to 0.80 of frame 0 at T 48.
                 out[self._channels].clamp_(min=0).sqrt_()
-            if out.shape[0] > self._channels:
-                # The energy is the last channel; a limit's allowed deviation takes the same gain.
-                out = restore_contrast_(out[:-1], out[-1:], counted=self._channels)
             den = den.masked_fill(self._ignore[level], 1.0)
+            # Cracks are filled before the restoration, so that a crack's mean of its neighbours gets
+            # its contrast back too, in one copy as in the blend (a copy alone was 0.81-0.94 of frame
+            # 0's sharpness where the blend of it was ~1.0, docs/benchmarks.md).
             out = fill_holes(out, den, plan.hole_threshold)
+            if out.shape[0] > self._channels:
+                # The energy is the last channel. A limit's allowed deviation, mixed as an RMS, is at
+                # the particles' own amplitude already: gaining it too let the blend's dots through.
+                restore_contrast_(out[: self._channels], out[-1:])
+                out = out[:-1]
             if limits:
                 out = limit_outliers_(out[: self._channels], out[self._channels:])
             splatted.append(out)

@@ -427,16 +427,3 @@ class TestOutliers:
         torch.testing.assert_close(outliers.median3(values), outliers.median3_torch(values), atol=0, rtol=0)
         monkeypatch.setattr(outliers, "_ROWS_PER_CHUNK", 4)  # chunks that split the rows unevenly
         torch.testing.assert_close(outliers.median3(values), outliers.median3_torch(values), atol=0, rtol=0)
-
-    def test_restoration_gives_an_uncounted_channel_the_same_gain(self, rng: np.random.Generator) -> None:
-        from stillflow.stages.contrast import band_energy, restore_contrast_, restore_contrast_torch
-
-        a, b = (torch.from_numpy(rng.normal(0, 0.1, (3, 30, 40)).astype(np.float32)) for _ in range(2))
-        mean, energy = 0.5 * (a + b), 0.5 * (band_energy(a) + band_energy(b))
-        measure = torch.full((1, 30, 40), 0.25)
-        out = restore_contrast_(torch.cat([mean, measure]).contiguous(), energy, counted=3)
-        torch.testing.assert_close(out[:3], restore_contrast_torch(mean, energy), atol=FLOAT32_ATOL, rtol=1e-5)
-        torch.testing.assert_close(out[3:] / 0.25, out[:3].abs().sum(0, keepdim=True) / mean.abs().sum(0, keepdim=True),
-                                   atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(restore_contrast_torch(torch.cat([mean, measure]), energy, counted=3), out,
-                                   atol=FLOAT32_ATOL, rtol=1e-5)

@@ -19,9 +19,13 @@ from . import cpu_kernels
 
 __all__ = ["restore_contrast", "restore_contrast_", "restore_contrast_torch", "band_energy", "box_mean", "MAX_GAIN"]
 
-MAX_GAIN = 1.5
-"""Largest amplification; an even blend of two uncorrelated copies needs sqrt(2) ~ 1.41, and a
-higher cap over-sharpened the real-clip benchmark (sharpness ratio 1.2 instead of ~1.0)."""
+MAX_GAIN = 2.0
+"""Largest amplification. An even blend of two uncorrelated copies needs sqrt(2) ~ 1.41 on average,
+but over a 5x5 box the copies' chance correlation swings E / O well past 1.41^2: a cap of 1.5 left
+the middle of the loop at 0.88 of an ideal shift's band energy on a uniform translation, and the real
+clips' loop frames breathed down to 0.80 of frame 0's sharpness at T 48 (2.0: 0.94 and no new dots;
+docs/benchmarks.md, issue 29). Once, before the per-copy blend and the outlier limit, a higher cap
+over-sharpened the real clips (sharpness ratio 1.2 instead of ~1.0); now it moves that ratio by 0.01-0.03."""
 
 
 def band_energy(band: torch.Tensor) -> torch.Tensor:
@@ -43,25 +47,18 @@ def restore_contrast(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) 
     return restore_contrast_(mean.clone(memory_format=torch.contiguous_format), energy, window)
 
 
-def restore_contrast_(mean: torch.Tensor, energy: torch.Tensor, window: int = 5,
-                      counted: int | None = None) -> torch.Tensor:
-    """``restore_contrast`` in place on a contiguous ``mean`` (no copy of a fresh splat result).
-
-    With ``counted``, only the first ``counted`` channels make up the band's energy; the rest
-    (a measure that scales with the band, stages/outliers.py) take the same gain.
-    """
+def restore_contrast_(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """``restore_contrast`` in place on a contiguous ``mean`` (no copy of a fresh splat result)."""
     if mean.device.type == "cpu" and cpu_kernels.available() and mean.is_contiguous():
-        cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu,
-                                     counted)
+        cpu_kernels.restore_gain_cpu(mean.numpy(), energy[0].contiguous().numpy(), MAX_GAIN, window, _box_cpu)
         return mean
-    return mean.copy_(restore_contrast_torch(mean, energy, window, counted))
+    return mean.copy_(restore_contrast_torch(mean, energy, window))
 
 
-def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5,
-                           counted: int | None = None) -> torch.Tensor:
+def restore_contrast_torch(mean: torch.Tensor, energy: torch.Tensor, window: int = 5) -> torch.Tensor:
     """The torch reference of ``restore_contrast`` (any device)."""
     energy_particles = energy
-    energy_mean = band_energy(mean[:counted])
+    energy_mean = band_energy(mean)
     # Running-sum box filters can leave -1e-9 where the energy is 0: clamp before sqrt.
     gain = torch.sqrt(box_mean(energy_particles, window).clamp(min=0) / box_mean(energy_mean, window).clamp(min=1e-12))
     return mean * gain.clamp_(1.0, MAX_GAIN)

@@ -269,13 +269,10 @@ def fill_from_neighbours_cpu(values: np.ndarray, den: np.ndarray, threshold: flo
 
 
 def restore_gain_cpu(values: np.ndarray, particle_energy: np.ndarray, max_gain: float, window: int,
-                     box: Callable[[np.ndarray, int], np.ndarray], counted: int | None = None) -> None:
-    """Scale (C, H, W) ``values`` in place by clamp(sqrt(box(E_particles) / box(E_values)), 1, max_gain).
-
-    E_values sums the first ``counted`` channels (default: all).
-    """
+                     box: Callable[[np.ndarray, int], np.ndarray]) -> None:
+    """Scale (C, H, W) ``values`` in place by clamp(sqrt(box(E_particles) / box(E_values)), 1, max_gain)."""
     blended = np.empty(particle_energy.shape, np.float32)
-    _energy(values[:counted], blended)
+    _energy(values, blended)
     _apply_gain(values, box(particle_energy, window), box(blended, window), np.float32(max_gain))
 
 

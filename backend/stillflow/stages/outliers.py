@@ -7,9 +7,8 @@ from its old one: isolated dark or bright dots that real footage does not have. 
 carries how far its luma stood from its own 3x3 median (``luma_deviation``); after the splat, a
 pixel that stands farther from its frame's 3x3 median than what landed there is pulled back to
 that distance (``limit_outliers_``). Pulling in only ever removes detail, so the energy it took is
-given back to the surrounding texture (a box of ``ENERGY_WINDOW`` px, capped by the contrast
-restoration's MAX_GAIN): the band does not soften as the loop goes on, and the loop does not
-breathe. Frame 0 is the input and is never touched.
+given back to the surrounding texture (a box of ``ENERGY_WINDOW`` px, gain capped by
+``GIVE_BACK_GAIN``): the band does not soften as the loop goes on, and the loop does not breathe. Frame 0 is the input and is never touched.
 """
 from __future__ import annotations
 
@@ -17,9 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from .._cv import cv2
-from .contrast import MAX_GAIN, band_energy, box_mean
+from .contrast import band_energy, box_mean
 
 __all__ = ["luma_deviation", "limit_outliers_", "median3", "median3_torch", "ENERGY_WINDOW"]
+
+GIVE_BACK_GAIN = 1.5
+"""Largest gain that gives the energy taken from outliers back (the contrast restoration's cap
+before issue 29's round 4; only the restoration's was raised, docs/benchmarks.md)."""
 
 ENERGY_WINDOW = 15
 """Side (px) of the box over which the energy taken from outliers is given back. Without it
@@ -59,14 +62,14 @@ def limit_outliers_(band: torch.Tensor, allowed: torch.Tensor, window: int = ENE
 
     Args:
         band: (C, H, W) float32 splatted finest band, modified in place.
-        allowed: (1, H, W) float32 the deviation that landed at each pixel (splatted
-            ``luma_deviation`` of the particles, times any contrast gain they were given).
+        allowed: (1, H, W) float32 the deviation that landed at each pixel (the RMS of the splatted
+            ``luma_deviation`` of the particles; not scaled by the contrast restoration's gain).
         window: side of the box over which the band's energy is kept, px.
 
     Returns:
         ``band``: each pixel's luma moved to within ``allowed`` of its 3x3 median as it was before
         any pixel moved (the same offset is taken from every channel), then the band scaled by a
-        gain in [1, MAX_GAIN] that restores its box energy. Neither step is repeated, so a pixel
+        gain in [1, GIVE_BACK_GAIN] that restores its box energy. Neither step is repeated, so a pixel
         may end a little beyond its limit where its neighbours moved too or the gain lifted it.
     """
     luma = band.mean(dim=0, keepdim=True)
@@ -77,4 +80,4 @@ def limit_outliers_(band: torch.Tensor, allowed: torch.Tensor, window: int = ENE
     before = box_mean(band_energy(band), window).clamp_(min=0)
     band -= excess
     after = box_mean(band_energy(band), window).clamp_(min=1e-12)
-    return band.mul_(torch.sqrt(before / after).clamp_(1.0, MAX_GAIN))
+    return band.mul_(torch.sqrt(before / after).clamp_(1.0, GIVE_BACK_GAIN))
