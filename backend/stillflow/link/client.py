@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import zmq
 
-from .client_jobs import Event, JobHandle
+from .client_jobs import Event, JobHandle, apply_job_event, fail_job
 from .client_inputs import add_input, add_motion_file, add_outputs, add_regions, check_parts
 from .owner_key import read_owner_key
 from ..errors import BackendUnavailable, Cancelled, InputError, ProtocolError, StillflowError
@@ -318,57 +318,9 @@ class Client:
             self._on_heartbeat(message.body)
             return None
         handle = self._jobs.get(message.job or "")
-        if handle is None or handle.is_finished:
-            return None
-        if message.op == "progress":
-            handle.state = "running"
-            handle.stage = str(message.body.get("stage", ""))
-            handle.done = int(message.body.get("done", 0))
-            handle.total = int(message.body.get("total", 0))
-            if "preview" in message.parts:
-                handle.preview = message.parts["preview"]
-            self._events.append(Event("progress", handle.job_id, message.body, message.parts))
-        elif message.op == "part":
-            self._on_part(handle, message)
-        elif message.op == "result":
-            self._on_result(handle, message.body)
-        elif message.op == "cancelled":
-            handle.state = "cancelled"
-            self._events.append(Event("cancelled", handle.job_id, message.body))
-        elif message.op == "error":
-            self._fail(handle, error_from_wire(message.body), message.body)
+        if handle is not None and not handle.is_finished:
+            apply_job_event(handle, message, self._events)
         return None
-
-    def _on_part(self, handle: JobHandle, message: Message) -> None:
-        """Collect one piece of a remote result."""
-        name = str(message.body.get("name", ""))
-        data = next(iter(message.parts.values()), None)
-        if data is None:
-            return
-        if name == "frame":
-            handle._frames.append(data)
-        else:
-            handle._files[name] = data.tobytes()
-
-    def _on_result(self, handle: JobHandle, body: dict[str, Any]) -> None:
-        """Finish a job: build its result dict and queue the result event."""
-        result = dict(body)
-        arrays: dict[str, np.ndarray] = {}
-        if handle._frames:
-            arrays["frames"] = np.stack(handle._frames)
-            result["frames"] = arrays["frames"]
-        if handle._files:
-            result["files"] = handle._files
-        handle._frames = []
-        expected = body.get("count")
-        got = len(result.get("frames", ())) or len(handle._files)
-        if isinstance(expected, int) and expected != got:
-            self._fail(handle, BackendUnavailable(f"job {handle.job_id} result is incomplete: {got} of "
-                                                  f"{expected} parts arrived", hint="submit it again"), body)
-            return
-        handle.state = "done"
-        handle.result = result
-        self._events.append(Event("result", handle.job_id, result, arrays))
 
     def _on_heartbeat(self, body: dict[str, Any]) -> None:
         """Fail jobs the backend no longer knows (it restarted or dropped us)."""
@@ -377,8 +329,8 @@ class Client:
             return
         for handle in list(self._jobs.values()):
             if not handle.is_finished and handle.job_id not in known:
-                self._fail(handle, BackendUnavailable(f"the backend at {self.endpoint} lost job {handle.job_id}",
-                                                      hint="it may have restarted; submit again"), {})
+                fail_job(handle, BackendUnavailable(f"the backend at {self.endpoint} lost job {handle.job_id}",
+                                                    hint="it may have restarted; submit again"), {}, self._events)
 
     def _check_alive(self) -> None:
         """Send a heartbeat when due; fail active jobs after too long a silence from the backend."""
@@ -400,16 +352,7 @@ class Client:
                                        "without a heartbeat)",
                                        hint=self._unreachable_hint or "check that `stillflow serve` is still running")
             for handle in active:
-                self._fail(handle, error, {"code": error.wire_code, "msg": str(error)})
-
-    def _fail(self, handle: JobHandle, error: StillflowError, body: dict[str, Any]) -> None:
-        """Mark a job failed and queue its error event."""
-        handle.state = "failed"
-        handle.error = error
-        handle._frames, handle._files = [], {}
-        data = dict(body) or {"code": error.wire_code, "msg": str(error)}
-        self._events.append(Event("error", handle.job_id, data))
-
+                fail_job(handle, error, {"code": error.wire_code, "msg": str(error)}, self._events)
 
 def _job_id(job: JobHandle | str) -> str:
     """The id of a handle or id."""
