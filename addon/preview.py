@@ -1,4 +1,4 @@
-"""Live loop preview and motion overlay in the Image Editor: gpu draw handlers for shaders/. Imports bpy.
+"""Live loop preview and motion overlay in the Image Editor: what to draw, and the handlers. Imports bpy.
 
 Thread and process contract:
   - Only Blender's main thread runs this module: one draw handler, one timer and one load handler.
@@ -9,8 +9,8 @@ Thread and process contract:
     base is due, the still's pixels, and submits ``core.preview_plan.plan_preview`` to the thread of
     ``core.preview_worker.Planner`` (numpy only, no bpy). A later tick installs the finished plan; the
     previous one is drawn meanwhile. A newer edit, a file load and ``unregister()`` cancel the plan in flight.
-  - The draw handler uploads changed fields and draws. Shaders compile on the first draw, never at
-    register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
+  - The draw handler uploads changed fields and draws (``preview_draw``). Shaders compile on the first draw,
+    never at register time: ``gpu`` drawing does not exist in background mode, where neither callback runs.
   - ``unregister()`` removes the handler and the timer and frees every GPU object.
 """
 from __future__ import annotations
@@ -21,74 +21,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
-import gpu
 import numpy as np
 import numpy.typing as npt
-from gpu_extras.batch import batch_for_shader
 
-from . import inputs, preview_inputs
+from . import inputs, preview_draw, preview_inputs
 from .core import preview_math, preview_plan, preview_sway, preview_worker
-from .core.lib import ADDON_DIR, load
+from .core.lib import load
 from .core.request import build_options
+from .preview_draw import PUSH_CONSTANTS, SAMPLERS, VERTEX_CONSTANTS, create_info, draw_uniforms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["register", "unregister", "draw_controls", "create_info", "draw_uniforms", "SAMPLERS", "PUSH_CONSTANTS"]
+# create_info, draw_uniforms and the shader interface live in preview_draw; they stay importable from here
+__all__ = ["register", "unregister", "draw_controls", "create_info", "draw_uniforms", "SAMPLERS", "VERTEX_CONSTANTS",
+           "PUSH_CONSTANTS"]
 
 _errors = load("errors")
-
-# The shader interface, declared once for Blender (tests/shaders/glharness.py declares it for moderngl).
-SAMPLERS: tuple[tuple[int, str, str], ...] = (
-    (0, "FLOAT_2D", "image_tex"),
-    (1, "FLOAT_2D", "motion_tex"),
-    (2, "FLOAT_2D", "mask_tex"),
-    (3, "FLOAT_2D", "sway_tex"),
-    (4, "FLOAT_2D", "base_tex"),
-    (5, "FLOAT_2D", "shimmer_tex"),
-)
-VERTEX_CONSTANTS: tuple[tuple[str, str], ...] = (("MAT4", "ModelViewProjectionMatrix"),)
-PUSH_CONSTANTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "loop_preview": (("FLOAT", "speed"), ("INT", "frame"), ("INT", "frames"), ("INT", "display_srgb"),
-                     ("IVEC4", "sway_cycles")),
-    # the ivec4 right after the matrix saves its alignment padding (Blender warns past 128 bytes of push constants)
-    "motion_overlay": (("IVEC4", "sway_cycles"), ("FLOAT", "speed"), ("FLOAT", "time_frames"), ("FLOAT", "max_speed"),
-                       ("FLOAT", "streak_spacing"), ("FLOAT", "streak_period"), ("FLOAT", "streak_trail"),
-                       ("FLOAT", "outline_px"), ("FLOAT", "opacity"), ("INT", "overlay_layers"), ("INT", "frames"),
-                       ("FLOAT", "sway_max")),
-}
 
 _IDLE_INTERVAL_S = 0.25
 """How often the timer looks at the settings while both previews are off, seconds."""
 
-STREAK_SPACING_SCREEN_PX = 28.0
-"""Distance between overlay streaks on screen, region pixels."""
-
-STREAK_PERIOD_FRAMES = 48
-"""Longest time one overlay streak travels before it restarts (shorter loops use their length), frames."""
-
-STREAK_TRAIL_FRAMES = 6.0
-"""Length of a streak's tail in frames of motion, frames."""
-
-OVERLAY_OPACITY = 0.8
-"""Overall opacity of the motion overlay, 0..1."""
-
 REGIONS_SETTLE_S = 0.3
 """How long the motion regions must stay unchanged before the preview re-plans them, seconds: a
 sway's plan takes about a second of a core at 1920 x 1080, so a dragged slider re-plans once, when it stops."""
-
-
-@dataclass
-class _Field:
-    """The preview's motion and mask inputs as plain arrays (what the timer computes)."""
-
-    key: tuple[Any, ...]
-    motion: npt.NDArray[np.float32]
-    scale: float
-    mask: npt.NDArray[np.float32] | None
-    version: int
-    sway: preview_sway.SwayTextures = field(default_factory=preview_sway.no_sway)
-    planned: tuple[Any, ...] = ()
-    """The worker job's key (regions key, still key) of a regions plan."""
 
 
 @dataclass
@@ -97,12 +52,9 @@ class _State:
 
     handle: Any = None
     started: float = field(default_factory=time.monotonic)
-    current: _Field | None = None
+    current: preview_draw.Field | None = None
     problem: str = ""
-    shaders: dict[str, Any] = field(default_factory=dict)
-    textures: dict[str, Any] = field(default_factory=dict)
-    uploaded_version: int = -1
-    uploaded_base: tuple[Any, ...] = ()
+    gpu: preview_draw.GpuCache = field(default_factory=preview_draw.GpuCache)
     versions: int = 0
     base_key: tuple[Any, ...] = ()
     base: npt.NDArray[np.float32] | None = None
@@ -114,25 +66,6 @@ class _State:
 
 
 _state = _State()
-
-
-def create_info(program: str) -> gpu.types.GPUShaderCreateInfo:
-    """The GPUShaderCreateInfo of a preview program with its sources from shaders/ (works headless)."""
-    vertex, fragment = preview_math.shader_sources(preview_math.find_shader_dir(ADDON_DIR), program)
-    interface = gpu.types.GPUStageInterfaceInfo(f"stillflow_{program}_iface")
-    interface.smooth("VEC2", "uv")
-    info = gpu.types.GPUShaderCreateInfo()
-    info.vertex_in(0, "VEC2", "pos")
-    info.vertex_in(1, "VEC2", "texco")
-    info.vertex_out(interface)
-    for slot, sampler_type, name in SAMPLERS:
-        info.sampler(slot, sampler_type, name)
-    for constant_type, name in VERTEX_CONSTANTS + PUSH_CONSTANTS[program]:
-        info.push_constant(constant_type, name)
-    info.fragment_out(0, "VEC4", "FragColor")
-    info.vertex_source(vertex)
-    info.fragment_source(fragment)
-    return info
 
 
 def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
@@ -161,8 +94,8 @@ def _refresh_field(settings: Any, image: bpy.types.Image) -> None:
         elif not bpy.app.is_job_running("RENDER"):
             mask = inputs.rasterise_mask(settings.mask, field_w, field_h)
     _state.versions += 1
-    _state.current = _Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=mask,
-                          version=_state.versions)
+    _state.current = preview_draw.Field(key=key, motion=motion, scale=motion.shape[2] / width, mask=mask,
+                                        version=_state.versions)
 
 
 def _regions_key(settings: Any, width: int, height: int) -> tuple[Any, ...]:
@@ -230,8 +163,9 @@ def _install(outcome: preview_worker.Outcome[preview_plan.PreviewPlan] | None) -
         _state.base_key, _state.base = plan.base_key, plan.base
     key = outcome.key[0]
     _state.versions += 1
-    _state.current = _Field(key=key, motion=plan.motion, scale=plan.motion.shape[2] / key[0], mask=plan.weight,
-                            version=_state.versions, sway=plan.sway, planned=outcome.key)
+    _state.current = preview_draw.Field(key=key, motion=plan.motion, scale=plan.motion.shape[2] / key[0],
+                                        mask=plan.weight, version=_state.versions, sway=plan.sway,
+                                        planned=outcome.key)
 
 
 def _tick() -> float:
@@ -254,59 +188,6 @@ def _tick() -> float:
     return 1.0 / max(1.0, settings.fps)
 
 
-def _float_texture(data: npt.NDArray[np.float32], texture_format: str) -> gpu.types.GPUTexture:
-    """A GPU texture from (h, w[, c]) float32 data already in texture layout (rows bottom-up)."""
-    height, width = data.shape[:2]
-    buffer = gpu.types.Buffer("FLOAT", data.size, np.ascontiguousarray(data).ravel())
-    return gpu.types.GPUTexture((width, height), format=texture_format, data=buffer)
-
-
-def _upload() -> None:
-    """Upload a changed field to the GPU (draw time only)."""
-    current = _state.current
-    if current is None or current.version == _state.uploaded_version:
-        return
-    _state.textures["motion"] = _float_texture(preview_math.motion_texture(current.motion), "RG32F")
-    mask = current.mask if current.mask is not None else np.ones((1, 1), np.float32)
-    _state.textures["mask"] = _float_texture(preview_math.mask_texture(mask), "R32F")
-    _state.textures["sway"] = _float_texture(current.sway.waves, "RGBA32F")
-    _state.textures["shimmer"] = _float_texture(current.sway.shimmer, "R32F")
-    drawn_base = _state.base_key if current.sway.active and _state.base is not None else ()
-    if "base" not in _state.textures or drawn_base != _state.uploaded_base:  # 192 MB at 12 MP: once per still
-        base = _state.base if drawn_base else np.zeros((1, 1, 4), np.float32)
-        _state.textures["base"] = _float_texture(base, "RGBA32F")
-        _state.uploaded_base = drawn_base
-    _state.uploaded_version = current.version
-
-
-def _shader(program: str) -> gpu.types.GPUShader:
-    """The compiled preview program (compiled on first use)."""
-    if program not in _state.shaders:
-        _state.shaders[program] = gpu.shader.create_from_info(create_info(program))
-    return _state.shaders[program]
-
-
-def draw_uniforms(settings: Any, current: _Field, elapsed_s: float,
-                  image_px_per_screen_px: float = 1.0) -> dict[str, dict[str, Any]]:
-    """Each shown program's uniforms (PUSH_CONSTANTS but the matrix) ``elapsed_s`` seconds into playback."""
-    sway = current.sway
-    shown: dict[str, dict[str, Any]] = {}
-    if settings.show_loop_preview:
-        shown["loop_preview"] = {
-            "speed": settings.speed, "frame": preview_math.loop_phase(elapsed_s, settings.fps, settings.frames),
-            "frames": settings.frames, "display_srgb": 1, "sway_cycles": sway.cycles}
-    if settings.show_motion_overlay:
-        shown["motion_overlay"] = {
-            "speed": settings.speed, "time_frames": preview_math.playback_frames(elapsed_s, settings.fps),
-            "max_speed": preview_math.overlay_max_speed(current.motion, settings.speed, current.scale),
-            "streak_spacing": STREAK_SPACING_SCREEN_PX * image_px_per_screen_px,
-            "streak_period": float(min(settings.frames, STREAK_PERIOD_FRAMES)), "streak_trail": STREAK_TRAIL_FRAMES,
-            "outline_px": image_px_per_screen_px, "opacity": OVERLAY_OPACITY,
-            "overlay_layers": sum(preview_math.OVERLAY_LAYERS.values()), "frames": settings.frames,
-            "sway_cycles": sway.cycles, "sway_max": sway.largest}
-    return shown
-
-
 def _draw() -> None:
     """Draw handler (Image Editor, POST_PIXEL): the loop preview and/or the motion overlay."""
     context = bpy.context
@@ -319,43 +200,8 @@ def _draw() -> None:
     image = space.image
     if image != preview_inputs.preview_image(settings) or tuple(image.size) != _state.current.key[:2]:
         return
-    _upload()
-    mask_texture = _state.textures["mask"]
-    if settings.mask_source == "IMAGE" and settings.mask_image is not None and not settings.use_regions:
-        # The painted image's own GPU texture: strokes show while the artist paints.
-        mask_texture = gpu.texture.from_image(settings.mask_image)
-    view = context.region.view2d
-    x0, y0 = view.view_to_region(0.0, 0.0, clip=False)
-    x1, y1 = view.view_to_region(1.0, 1.0, clip=False)
-    corners = {"pos": ((x0, y0), (x1, y0), (x0, y1), (x1, y1)), "texco": ((0, 0), (1, 0), (0, 1), (1, 1))}
-    matrix = gpu.matrix.get_projection_matrix() @ gpu.matrix.get_model_view_matrix()
-    textures = {"image_tex": gpu.texture.from_image(image), "motion_tex": _state.textures["motion"],
-                "mask_tex": mask_texture, "sway_tex": _state.textures["sway"], "base_tex": _state.textures["base"],
-                "shimmer_tex": _state.textures["shimmer"]}
-    uniforms = draw_uniforms(settings, _state.current, time.monotonic() - _state.started,
-                             image.size[0] / max(1.0, abs(x1 - x0)))
-    gpu.state.blend_set("ALPHA")
-    try:
-        for program, values in uniforms.items():
-            shader = _bind(program, matrix, textures, values)
-            batch_for_shader(shader, "TRI_STRIP", corners).draw(shader)
-    finally:
-        gpu.state.blend_set("NONE")
-
-
-def _bind(program: str, matrix: Any, textures: dict[str, Any], values: dict[str, Any]) -> gpu.types.GPUShader:
-    """Bind a program with its textures and uniforms (typed by PUSH_CONSTANTS)."""
-    shader = _shader(program)
-    shader.bind()
-    shader.uniform_float("ModelViewProjectionMatrix", matrix)
-    for constant_type, name in PUSH_CONSTANTS[program]:
-        if constant_type == "FLOAT":
-            shader.uniform_float(name, values[name])
-        else:
-            shader.uniform_int(name, values[name])
-    for name, texture in textures.items():
-        shader.uniform_sampler(name, texture)
-    return shader
+    preview_draw.draw(_state.gpu, context, settings, image, _state.current, _state.base_key, _state.base,
+                time.monotonic() - _state.started)
 
 
 def draw_controls(layout: bpy.types.UILayout, settings: Any) -> None:
@@ -377,7 +223,7 @@ def _forget(*_args: Any) -> None:
     """Load handler (load_pre): drop the plan in flight and every plan of the file being closed."""
     _state.planner.cancel()
     _state.current, _state.failed, _state.base_key, _state.base = None, None, (), None
-    _state.textures.pop("base", None)  # another file's still may have the same name: upload its base again
+    _state.gpu.textures.pop("base", None)  # another file's still may have the same name: upload its base again
     _state.rasters, _state.amplitudes = preview_inputs.KeptArrays(), preview_inputs.KeptArrays()
 
 
