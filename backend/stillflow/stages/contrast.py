@@ -23,9 +23,10 @@ MAX_GAIN = 2.0
 """Largest amplification. An even blend of two uncorrelated copies needs sqrt(2) ~ 1.41 on average,
 but over a 5x5 box the copies' chance correlation swings E / O well past 1.41^2: a cap of 1.5 left
 the middle of the loop at 0.88 of an ideal shift's band energy on a uniform translation, and the real
-clips' loop frames breathed down to 0.80 of frame 0's sharpness at T 48 (2.0: 0.94 and no new dots;
-docs/benchmarks.md, issue 29). Once, before the per-copy blend and the outlier limit, a higher cap
-over-sharpened the real clips (sharpness ratio 1.2 instead of ~1.0); now it moves that ratio by 0.01-0.03."""
+clips' loop frames breathed down to 0.80 of frame 0's sharpness at stride 2 (with 2.0: 0.94 of the ideal
+shift, the real clips 0.81-0.93, dots unchanged; docs/benchmarks.md, issue 29). Before the per-copy blend
+and the outlier limit a higher cap over-sharpened the real clips (sharpness ratio 1.2 instead of ~1.0);
+now the ratio moves by less than 0.03."""
 
 
 def band_energy(band: torch.Tensor) -> torch.Tensor:
