@@ -20,7 +20,7 @@ Targets (issues 13 and 29), checked per clip and on the mean:
    sharpness within [0.85, 1.15] of frame 0's and dots <= 1.25 (issue 29, against the input itself);
 4. seam <= 1.05; no pixel outside the given mask changes.
 
-Usage: python bench/bench_quality.py [--frames 48] [--stride K] [--loop N] [--clips sky-0623a /path/to/clip]
+Usage: python bench/bench_quality.py [--frames 48] [--stride K] [--width W] [--loop N] [--clips sky-0623a /path/to/clip]
                                      [--set detail=precise] [--json out.json] [--sheet DIR]
 """
 from __future__ import annotations
@@ -49,17 +49,25 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 METHODS = ("loop", "once", "backward warp", "cross-fade", "frozen")
 
 
-def load_clip(folder: Path, count: int, stride: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
-    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1]; the bool mask."""
+def load_clip(folder: Path, count: int, stride: int = 1,
+              width: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """``count`` frames, every ``stride``-th from the first, as (H, W, 3) float32 RGB in [0, 1]; the bool mask.
+
+    ``width`` resamples frames (area) and mask (nearest) to that many columns: slower footage.
+    """
     frames = []
     for i in range(0, count * stride, stride):
         bgr = cv2.imread(str(folder / f"frame_{i:03d}.jpg"), cv2.IMREAD_COLOR)
         if bgr is None:
             raise SystemExit(f"{folder}: frame_{i:03d}.jpg is missing: {count} frames at stride {stride} need "
                              f"{(count - 1) * stride + 1} real frames; lower --frames or --stride")
+        if width is not None:
+            bgr = cv2.resize(bgr, (width, round(bgr.shape[0] * width / bgr.shape[1])), interpolation=cv2.INTER_AREA)
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
-    mask = cv2.imread(str(folder / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
-    return frames, mask
+    mask = cv2.imread(str(folder / "mask.png"), cv2.IMREAD_GRAYSCALE)
+    if width is not None:
+        mask = cv2.resize(mask, frames[0].shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    return frames, mask > 127
 
 
 def backward_warp(image: np.ndarray, motion: np.ndarray, steps: float) -> np.ndarray:
@@ -115,9 +123,9 @@ def clip_motion(real: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
 
 
 def run_clip(folder: Path, count: int, loop: int | None, sheet: Path | None,
-             stride: int = 1) -> dict[str, dict[str, float]]:
+             stride: int = 1, width: int | None = None) -> dict[str, dict[str, float]]:
     """All methods on one clip, keyed by method."""
-    real, mask = load_clip(folder, count, stride)
+    real, mask = load_clip(folder, count, stride, width)
     motion = clip_motion(real, mask)
     loop = loop or 2 * (count - 1)
     frames = render(real, mask, motion, loop)
@@ -187,6 +195,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=48, help="real frames T per clip (<= the clip's length)")
     parser.add_argument("--stride", type=int, default=1,
                         help="use every K-th real frame: the same footage K times faster (T frames from K*T)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="resample the clips to this width: slower footage (speeds scale by WIDTH / 1024)")
     parser.add_argument("--loop", type=int, default=None, help="loop length N (default 2(T - 1))")
     parser.add_argument("--clips", nargs="*", default=["sky-0623a", "sky-0623c"],
                         help="clip folders (frame_NNN.jpg + mask.png), by name under the shared clips or by path")
@@ -209,11 +219,11 @@ def main() -> int:
     if args.sheet:
         args.sheet.mkdir(parents=True, exist_ok=True)
     print(f"stillflow {stillflow.__version__}, {platform.processor() or platform.machine()}, T = {args.frames}, "
-          f"N = {args.loop or 2 * (args.frames - 1)}, stride {args.stride}, overrides {OVERRIDES or 'none'}")
+          f"N = {args.loop or 2 * (args.frames - 1)}, stride {args.stride}, width {args.width or 'as stored'}, overrides {OVERRIDES or 'none'}")
     results = {}
     for folder in folders:
         print(f"{folder.name} ...", file=sys.stderr)
-        rows = run_clip(folder, args.frames, args.loop, args.sheet, args.stride)
+        rows = run_clip(folder, args.frames, args.loop, args.sheet, args.stride, args.width)
         info = rows.pop("clip")
         results[folder.name] = rows
         print_table(f"{folder.name} (median speed {info['median_speed']:.2f} px/frame, p95 {info['p95_speed']:.2f}; "
