@@ -104,9 +104,15 @@ def test_worker_killed_mid_item_is_retried_and_nothing_is_lost(cluster: str, tmp
 
 
 @pytest.fixture(scope="module")
-def endpoint(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def serve_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's `stillflow serve --ray` process logs."""
+    return tmp_path_factory.mktemp("serve-ray") / "serve.log"
+
+
+@pytest.fixture(scope="module")
+def endpoint(cluster: str, serve_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `stillflow serve --ray` process using the module's cluster."""
-    log_path = tmp_path_factory.mktemp("serve-ray") / "serve.log"
+    log_path = serve_log
     backend = start_local_backend(sys.executable, log_path=str(log_path), timeout=180.0,
                                   results_dir=tmp_path_factory.getbasetemp(),
                                   extra_args=("--ray", cluster, "--workers", "2"))
@@ -128,7 +134,7 @@ class TestServeOnRay:
                                       to_uint8(np.stack(list(render_frames(image, motion=DRIFT, options=options)))))
         assert kinds.count("progress") >= options.frames and kinds[-1] == "result"
 
-    def test_cancel_stops_the_ray_task(self, endpoint: str, tmp_path: Path) -> None:
+    def test_cancel_stops_the_ray_task(self, endpoint: str, serve_log: Path, tmp_path: Path) -> None:
         image = np.random.default_rng(4).integers(0, 256, (96, 128, 3), dtype=np.uint8)
         with Client(endpoint, timeout=5.0, retries=2) as client:
             job = client.submit(image, motion=DRIFT, options=RenderOptions(frames=600, levels=2),
@@ -143,3 +149,10 @@ class TestServeOnRay:
                 client.wait(job, timeout=60)
         assert time.monotonic() - started < 30
         assert not (tmp_path / "loop").exists() and no_leftovers(tmp_path) == []
+        # The task saw the cancel through the mailbox and stopped at the engine's next check; an
+        # interrupt alone (ray.cancel) left a task running for over a minute on a loaded machine.
+        stopped = f"job {job.job_id} stopped on the cluster at its cancel"
+        deadline = time.monotonic() + 60  # the client hears the task's own message before the runner logs
+        while stopped not in serve_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stopped in serve_log.read_text(), serve_log.read_text()[-2000:]

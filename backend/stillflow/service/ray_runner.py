@@ -3,8 +3,11 @@
 The add-on talks to one endpoint; each service worker thread hands its job to a Ray task (one
 GPU each where the cluster has GPUs) and relays what the task emits. The task runs the same
 ``run_job`` as a local worker; its messages (progress, parts, the final one) travel through a
-small mailbox actor that the worker thread drains. Cancel: ``ray.cancel`` on the task (the engine
-is interrupted, nothing is written) and a ``cancelled`` message to the client.
+small mailbox actor that the worker thread drains. Cancel goes through the mailbox too: the task
+watches it and sets its job's cancel flag, so the engine stops at its next check and the job ends
+as a local one does (nothing written, its own ``cancelled`` message). ``ray.cancel`` (a
+KeyboardInterrupt in the task) is the fallback for a task that has not stopped ``_INTERRUPT_AFTER_S``
+later: on a loaded cluster an interrupt alone was seen to leave a task running for over a minute.
 Paths in a job (loopback clients) must be visible on the Ray workers (shared storage); jobs that
 send arrays or file bytes and take the result over the wire work on any cluster.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from typing import Any
 
 from ..errors import StillflowError
@@ -23,6 +28,10 @@ __all__ = ["RayJobRunner"]
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+_WATCH_S = 0.2
+"""How often a task asks the mailbox whether its job was cancelled."""
+_INTERRUPT_AFTER_S = 10.0
+"""Seconds a cancelled task may take to stop by itself before it is interrupted with ``ray.cancel``."""
 _SPEC_FIELDS = ("job_id", "owner", "options", "motion", "regions", "inputs", "out_dir", "video", "deliver", "preview")
 
 
@@ -31,6 +40,7 @@ class _Mailbox:
 
     def __init__(self) -> None:
         self._boxes: dict[str, list[tuple[Message, bool]]] = {}
+        self._cancelled: set[str] = set()
 
     def put(self, job_id: str, message: Message, reliable: bool) -> None:
         """Add one message of a job."""
@@ -40,6 +50,19 @@ class _Mailbox:
         """Every message of a job so far (removed from the box)."""
         return self._boxes.pop(job_id, [])
 
+    def cancel(self, job_id: str) -> None:
+        """Mark a job cancelled (its task stops at its engine's next check)."""
+        self._cancelled.add(job_id)
+
+    def is_cancelled(self, job_id: str) -> bool:
+        """Whether the job was cancelled."""
+        return job_id in self._cancelled
+
+    def forget(self, job_id: str) -> None:
+        """Drop what is kept of an ended job."""
+        self._boxes.pop(job_id, None)
+        self._cancelled.discard(job_id)
+
 
 def _run_remote(spec: dict[str, Any], mailbox: Any) -> str:
     """Ray task body: run the job with ``run_job``, its messages posted to the mailbox; returns its state."""
@@ -47,11 +70,23 @@ def _run_remote(spec: dict[str, Any], mailbox: Any) -> str:
 
     job = Job(**spec)
     last: list[Any] = []
+    ended = threading.Event()
 
     def emit(owner: bytes, message: Message, reliable: bool) -> None:
         last[:] = [mailbox.put.remote(job.job_id, message, reliable)]
 
-    run_job(job, emit, None)
+    def watch() -> None:
+        while not ended.wait(_WATCH_S):
+            if ray.get(mailbox.is_cancelled.remote(job.job_id)):
+                job.cancel.set()
+                return
+
+    watcher = threading.Thread(target=watch, name="stillflow-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        run_job(job, emit, None)
+    finally:
+        ended.set()
     if last:
         ray.get(last[0])  # the mailbox has every message before the driver sees the task end
     return job.state
@@ -80,17 +115,25 @@ class RayJobRunner:
         if device is not None and job.options.device == "auto":
             spec["options"] = dataclasses.replace(job.options, device=device)
         ref = self._task.remote(spec, self._mailbox)
-        cancelled = False
+        cancelled_at: float | None = None
+        interrupted = False
         while True:
-            if job.cancel.is_set() and not cancelled:
+            if job.cancel.is_set() and cancelled_at is None:
+                self._mailbox.cancel.remote(job.job_id)
+                cancelled_at = time.monotonic()
+            elif cancelled_at is not None and not interrupted and time.monotonic() - cancelled_at > _INTERRUPT_AFTER_S:
+                log.warning("job %s did not stop %g s after its cancel: interrupting its Ray task",
+                            job.job_id, _INTERRUPT_AFTER_S)
                 ray.cancel(ref)
-                cancelled = True
+                interrupted = True
             ready, _ = ray.wait([ref], timeout=_POLL_S)
             self._relay(job, emit)
             if ready:
                 break
         try:
             job.state = ray.get(ref)
+            if job.state == "cancelled":
+                log.info("job %s stopped on the cluster at its cancel", job.job_id)
         except TaskCancelledError:
             job.state = "cancelled"
             emit(job.owner, Message("cancelled", {"msg": "the job was cancelled; nothing was written"},
@@ -103,6 +146,7 @@ class RayJobRunner:
                                                          hint="see the backend log"), job=job.job_id), True)
         finally:
             self._relay(job, emit)
+            self._mailbox.forget.remote(job.job_id)
 
     def _relay(self, job: Job, emit: Emit) -> None:
         """Forward the job's mailbox to the client, keeping the job's progress fields current."""
