@@ -73,7 +73,9 @@ class Planner(Generic[T]):
     def pending(self) -> Hashable | None:
         """Key of the job waiting, running or finished and not yet taken; None when there is none."""
         with self._lock:
-            job = self._waiting or self._running
+            # A cancelled job still running until its next check is not pending: its result is dropped.
+            running = self._running if self._running is not None and not self._running.stop.is_set() else None
+            job = self._waiting or running
             if job is not None:
                 return job.key
             return None if self._finished is None else self._finished.key

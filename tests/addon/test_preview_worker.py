@@ -78,6 +78,23 @@ class TestPlanner:
         assert outcome.key == "k" and outcome.value is None
         assert isinstance(outcome.error, ValueError) and "at most 4" in str(outcome.error)
 
+    def test_a_cancelled_job_still_running_is_not_pending(self) -> None:
+        planner: Planner[str] = Planner("sf-test-cancel-running")
+        started, gate, seen = threading.Event(), threading.Event(), []
+        late = _gated(gate, seen, "late")
+
+        def work(should_cancel: Callable[[], bool]) -> str:
+            started.set()
+            return late(should_cancel)
+
+        planner.submit("k", work)
+        assert started.wait(DEADLINE_S)  # the worker runs it: cancel lands mid-job
+        planner.cancel()
+        assert planner.pending() is None, "a cancelled job counted as pending until it noticed"
+        gate.set()
+        assert planner.wait(DEADLINE_S)
+        assert planner.take() is None and seen == [True]
+
     def test_cancel_drops_the_job_and_its_thread_ends(self) -> None:
         planner: Planner[str] = Planner("sf-test-cancel")
         gate, seen = threading.Event(), []
