@@ -185,7 +185,9 @@ class TestNeverBlocks:
 class TestNoStuckState:
     def test_ctrl_c_in_generate_sync_cancels_on_the_backend(self, sf: ModuleType, prefs: Any, scene: Any,
                                                             tmp_path: Path) -> None:
-        still = _job(scene, tmp_path, size=(192, 144), frames=48)
+        # Seconds of rendering, so Ctrl+C lands mid-job however long the interrupting thread waits for
+        # the CPU on a busy machine (a 192x144, 48-frame job finished first on a loaded CI run).
+        still = _job(scene, tmp_path, size=(480, 360), frames=240)
         client = sf.runner.CONNECTION.get_client(sf.properties.backend_config(bpy.context))
 
         def interrupt_once_running() -> None:

@@ -152,7 +152,10 @@ def test_ray_address_auto_never_starts_a_cluster_silently(tmp_path: Path) -> Non
 def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path: Path) -> None:
     source = tmp_path / "src"
     for index in range(6):
-        write_still(source / f"s{index}.png", index, 96, 128)
+        # The first item is small; the rest take seconds each, so that Ctrl+C lands mid-batch however
+        # long this test's own process waits for the CPU on a busy machine (96x128 items all finished
+        # between the first result and the signal on a loaded CI run).
+        write_still(source / f"s{index}.png", index, *((96, 128) if index == 0 else (288, 384)))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "stillflow", "batch", str(source), "--out", str(out), "--drift", "0,1",
                "--frames", "40", "--levels", "2", "--workers", "1"]
