@@ -15,7 +15,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from tests.addon.test_blender_regions import FRAMES, HEIGHT, WIDTH, _decoded, _scene, _whole_mask
+# window_scene: that module's autouse fixture, which gives the window its scene back after this module too
+from tests.addon.test_blender_regions import FRAMES, HEIGHT, WIDTH, _decoded, _scene, _whole_mask, window_scene  # noqa: F401
 
 bpy = pytest.importorskip("bpy")
 
@@ -35,15 +36,6 @@ def _write(backend_python: str, path: Path) -> None:
             f"image = {FILES[path.name]}; "
             "assert cv2.imwrite(sys.argv[1], image[..., ::-1] if image.ndim == 3 else image)")
     subprocess.run([backend_python, "-c", code, str(path)], check=True, timeout=120)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def window_scene() -> Iterator[None]:
-    """Give the window its scene back after this module (a later module's tests use the window's scene)."""
-    window = bpy.context.window_manager.windows[0]
-    previous = window.scene
-    yield
-    window.scene = previous
 
 
 @pytest.fixture(scope="module")
