@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import tempfile
+import signal
 import threading
 import time
 from pathlib import Path
@@ -186,7 +187,7 @@ class TestNoStuckState:
     def test_ctrl_c_in_generate_sync_cancels_on_the_backend(self, sf: ModuleType, prefs: Any, scene: Any,
                                                             tmp_path: Path) -> None:
         # Seconds of rendering, so Ctrl+C lands mid-job however long the interrupting thread waits for
-        # the CPU on a busy machine (a 192x144, 48-frame job finished first on a loaded CI run).
+        # the CPU on a busy machine.
         still = _job(scene, tmp_path, size=(480, 360), frames=240)
         client = sf.runner.CONNECTION.get_client(sf.properties.backend_config(bpy.context))
 
@@ -199,9 +200,15 @@ class TestNoStuckState:
                     return
                 time.sleep(0.01)
 
-        threading.Thread(target=interrupt_once_running, daemon=True).start()
-        with pytest.raises(KeyboardInterrupt):
-            sf.runner.generate_sync(bpy.context, still, timeout=300)
+        # Ctrl+C in Blender's terminal raises KeyboardInterrupt; a test run started in the background
+        # inherits SIGINT ignored, and then interrupt_main does nothing.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            threading.Thread(target=interrupt_once_running, daemon=True).start()
+            with pytest.raises(KeyboardInterrupt):
+                sf.runner.generate_sync(bpy.context, still, timeout=300)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         tracker = sf.runner._active
         assert tracker.state == "cancelled" and "Ctrl+C" in tracker.error
         assert sf.runner.active_tracker() is None and bpy.ops.stillflow.generate.poll()

@@ -153,13 +153,15 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path: Path) -> None:
     source = tmp_path / "src"
     for index in range(6):
         # The first item is small; the rest take seconds each, so that Ctrl+C lands mid-batch however
-        # long this test's own process waits for the CPU on a busy machine (96x128 items all finished
-        # between the first result and the signal on a loaded CI run).
+        # long this test's own process waits for the CPU on a busy machine.
         write_still(source / f"s{index}.png", index, *((96, 128) if index == 0 else (288, 384)))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "stillflow", "batch", str(source), "--out", str(out), "--drift", "0,1",
                "--frames", "40", "--levels", "2", "--workers", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    # As from a terminal: a test run started in the background inherits SIGINT ignored, and Python then
+    # never turns it into KeyboardInterrupt (every item finished, exit 0, on such a run).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (out / "s0" / "manifest.json").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)

@@ -6,8 +6,9 @@ GPU each where the cluster has GPUs) and relays what the task emits. The task ru
 small mailbox actor that the worker thread drains. Cancel goes through the mailbox too: the task
 watches it and sets its job's cancel flag, so the engine stops at its next check and the job ends
 as a local one does (nothing written, its own ``cancelled`` message). ``ray.cancel`` (a
-KeyboardInterrupt in the task) is the fallback for a task that has not stopped ``_INTERRUPT_AFTER_S``
-later: on a loaded cluster an interrupt alone was seen to leave a task running for over a minute.
+KeyboardInterrupt in the task) is only the fallback for a task that has not stopped
+``_INTERRUPT_AFTER_S`` later: a Ray worker whose cluster was started from a background shell (``nohup
+... &``, as on a farm) inherits SIGINT ignored, and then that interrupt does nothing at all.
 Paths in a job (loopback clients) must be visible on the Ray workers (shared storage); jobs that
 send arrays or file bytes and take the result over the wire work on any cluster.
 """
