@@ -138,6 +138,13 @@ class TestOtherFiles:
         cv2.imwrite(str(tmp_path / "a.png"), np.concatenate([levels[..., ::-1], alpha], axis=2))
         assert _api(folder, tmp_path / "out", tmp_path / "a.png") == as_array
 
+    def test_a_colour_array_reads_as_its_file_does(self, meadow: Meadow, tmp_path: Path) -> None:
+        folder, levels, as_array = meadow
+        assert _api(folder, tmp_path / "levels", levels) == as_array  # uint8 (h, w, 3): the file's very bits
+        floats = levels.astype(np.float32) / 255
+        assert _api(folder, tmp_path / "floats", np.concatenate([floats, np.ones_like(floats[..., :1])], axis=2)) \
+            == _api(folder, tmp_path / "mean", channel_mean([floats[..., c] for c in range(3)]))
+
     def test_16_bit_and_float_read_their_stored_values(self, tmp_path: Path) -> None:
         wide = np.random.default_rng(7).integers(0, 65536, (48, 64, 3), dtype=np.uint16)
         cv2.imwrite(str(tmp_path / "a16.png"), np.ascontiguousarray(wide[..., ::-1]))

@@ -151,8 +151,16 @@ def load_amplitude_file(path: str | Path, what: str) -> np.ndarray:
 
 
 def load_amplitude(image: str | Path | np.ndarray, what: str) -> np.ndarray:
-    """A sway's amplitude image as (h, w) float32 in [0, 1]: a file by ``load_amplitude_file``, an array as a mask."""
-    return load_mask(image, what) if isinstance(image, np.ndarray) else load_amplitude_file(image, what)
+    """A sway's amplitude image as (h, w) float32 in [0, 1]: a file by ``load_amplitude_file``; an array's
+    values as a mask's are read, and a colour (h, w, 3 or 4) array, like a colour file, by its colour
+    channels' mean (alpha not read), so an image reads the same as a file and as its pixels."""
+    if not isinstance(image, np.ndarray):
+        return load_amplitude_file(image, what)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        if image.dtype == np.uint8:
+            return levels_to_amplitude(image)  # the very bits of the same levels saved as a file
+        return values_to_amplitude(np.stack([load_mask(image[:, :, c], what) for c in range(3)], axis=2))
+    return load_mask(image, what)
 
 
 def check_mask_shape(what: str, shape: tuple[int, ...], height: int, width: int) -> None:
