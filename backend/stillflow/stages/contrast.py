@@ -22,9 +22,9 @@ __all__ = ["restore_contrast", "restore_contrast_", "restore_contrast_torch", "b
 MAX_GAIN = 2.0
 """Largest amplification. An even blend of two uncorrelated copies needs sqrt(2) ~ 1.41 on average,
 but over a 5x5 box the copies' chance correlation swings E / O well past 1.41^2: a cap of 1.5 left
-the middle of the loop at 0.88 of an ideal shift's band energy on a uniform translation, and the real
-clips' loop frames breathed down to 0.80 of frame 0's sharpness at stride 2 (with 2.0: 0.94 of the ideal
-shift, the real clips 0.81-0.93, dots unchanged; docs/benchmarks.md, issue 29). Before the per-copy blend
+the middle of the loop at 0.88 of an ideal shift's band energy on a uniform translation; 2.0 keeps
+0.94 there and lifts the real clips' softest loop frame by 0 to 0.04 of frame 0's sharpness, dots
+unchanged (docs/benchmarks.md, issue 29 round 4, variants A and C). Before the per-copy blend
 and the outlier limit a higher cap over-sharpened the real clips (sharpness ratio 1.2 instead of ~1.0);
 now the ratio moves by less than 0.03."""
 
