@@ -11,7 +11,8 @@ ones inside the mask: PSNR and SSIM over frames 1-8 and 1..T-1, a sharpness rati
 variance generated / real), a speckle ratio (isolated outlier pixels, generated / real), the
 breathing range (each loop frame's sharpness over frame 0's), dots (the most isolated outlier
 pixels in a frame over frame 0's own count), the loop seam (|f0 - f(N-1)| over the
-median consecutive difference) and the largest change outside the mask as given.
+median consecutive difference), the pulse (the loop's largest step, the wrap included, over that
+median: a surge such as the cross-over's dissolve) and the largest change outside the mask as given.
 
 Targets (issues 13 and 29), checked per clip and on the mean:
 1. loop PSNR@8 and PSNR@all >= the looping cross-fade (and, printed, >= the frozen frame);
@@ -37,7 +38,7 @@ import cv2
 import numpy as np
 
 import stillflow
-from quality_metrics import breathing, dots, fidelity, seam_ratio, sharpness, speckle
+from quality_metrics import breathing, dots, fidelity, pulse_ratio, seam_ratio, sharpness, speckle
 from quality_sheet import write_sheet
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.stages.clip_flow import clamp_speed_outliers, dis_flow, robust_mean_flow
@@ -91,6 +92,7 @@ def evaluate(frames: list[np.ndarray], real: list[np.ndarray], mask: np.ndarray,
     result["dots"] = dots(frames, mask)
     result["breathe_min"], result["breathe_max"] = low, high
     result["seam"] = seam_ratio(frames) if is_loop else float("nan")
+    result["pulse"] = pulse_ratio(frames) if is_loop else float("nan")
     outside = ~mask
     result["outside_change"] = float(max(np.abs(f - real[0])[outside].max() for f in frames))
     return result
@@ -165,13 +167,13 @@ def print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
     """One clip's (or the mean's) table and target checks."""
     print(f"\n{title}")
     print(f"{'method':14s} {'PSNR@8':>7s} {'SSIM@8':>7s} {'PSNR@all':>8s} {'SSIM@all':>8s} {'sharp':>6s} "
-          f"{'speckle':>7s} {'dots':>5s} {'breathe':>11s} {'seam':>6s} {'outside':>7s}")
+          f"{'speckle':>7s} {'dots':>5s} {'breathe':>11s} {'seam':>6s} {'pulse':>6s} {'outside':>7s}")
     for name in METHODS:
         r = rows[name]
         print(f"{name:14s} {r['psnr@8']:7.2f} {r['ssim@8']:7.4f} {r['psnr@all']:8.2f} {r['ssim@all']:8.4f} "
               f"{r['sharpness']:6.3f} {r['speckle']:7.2f} {r['dots']:5.2f} "
               f"{r['breathe_min']:5.2f}-{r['breathe_max']:<5.2f} "
-              f"{r['seam']:6.3f} {r['outside_change']:7.1e}")
+              f"{r['seam']:6.3f} {r['pulse']:6.2f} {r['outside_change']:7.1e}")
     for text, ok in targets(rows).items():
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
 
