@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stillflow.stages.inflow import INFLOW_AMPLITUDE, TILE, synthesize_inflow
+from stillflow.stages.inflow import TILE, synthesize_inflow
 from stillflow.stages.padding import continue_edge, fade_padding, pad_reflect
 
 
@@ -33,13 +33,13 @@ def test_the_inflow_is_texture_of_the_edge_not_its_mirror_or_nothing() -> None:
     out = synthesize_inflow(padded, 60, keep=0.0, ramp=4.0)
     beyond = out[:, 60:156, :50]  # left padding past the ramp
     mirror = padded[:, 60:156, :50]
-    edge_energy = INFLOW_AMPLITUDE ** 2 * float((band[:, :, : 6 * TILE] ** 2).mean())
+    edge_energy = float((band[:, :, : 6 * TILE] ** 2).mean())  # at the edge's own amplitude
     energy = float((beyond ** 2).mean())
-    assert 0.5 * edge_energy < energy < 1.5 * edge_energy, (energy, edge_energy)
+    assert 0.7 * edge_energy < energy < 1.3 * edge_energy, (energy, edge_energy)
     correlation = float((beyond * mirror).mean() / np.sqrt(energy * float((mirror ** 2).mean())))
     assert abs(correlation) < 0.2, f"the inflow repeats the mirror image (correlation {correlation:.2f})"
     for corner in (out[:, :50, :50], out[:, -50:, -50:]):
-        assert 0.5 * edge_energy < float((corner ** 2).mean()) < 1.5 * edge_energy
+        assert 0.7 * edge_energy < float((corner ** 2).mean()) < 1.3 * edge_energy
 
 
 def test_a_strip_fills_its_sides_as_the_whole_band_does() -> None:

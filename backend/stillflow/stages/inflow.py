@@ -21,15 +21,10 @@ import torch.nn.functional as F
 
 from .padding import reflect_indices
 
-__all__ = ["synthesize_inflow", "inflow_reach", "TILE", "INFLOW_AMPLITUDE"]
+__all__ = ["synthesize_inflow", "inflow_reach", "TILE"]
 
 TILE = 12
 """Lattice spacing of the patches, band pixels (each patch spans two)."""
-
-INFLOW_AMPLITUDE = 0.7
-"""The texture's amplitude relative to the edge's. What flows in is a guess: at full amplitude a
-real sky whose motion compresses content towards the horizon breathed up to 1.35x frame 0's
-sharpness mid-loop; at 0.5 the long loops' seam came back (1.08); see docs/benchmarks.md."""
 
 _DEPTH_TILES = 6
 """Patches come from within this many spacings of the edge (the texture next to it, strip-safe)."""
@@ -163,11 +158,4 @@ def synthesize_inflow(values: torch.Tensor, pad: int, keep: float, ramp: float,
                 view[..., pad + size:] = blended
             else:
                 view[..., :pad] = blended.flip(-1)
-    # At its amplitude only now, so that the corners (texture of texture) are not scaled twice.
-    def share(size: int) -> torch.Tensor:
-        whole = torch.ones(size + 2 * pad, device=values.device)
-        whole[:pad], whole[pad + size:] = reflected.flip(0), reflected
-        return whole
-
-    kept = share(height)[:, None] * share(width)[None, :]
-    return out.mul_(1.0 - (1.0 - INFLOW_AMPLITUDE) * (1.0 - kept))
+    return out
