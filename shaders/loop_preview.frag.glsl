@@ -14,7 +14,7 @@
 //   FragColor     vec4       preview pixel; static pixels (S = 0) equal the image exactly
 //
 // The engine splats the image forward along F_fwd(t) and along F_bwd(N - t); the backward copy's
-// share is blend_schedule(t/N) = smoothstep(0.25, 0.75, t/N) (stages/blend.py, BLEND_SPAN = 0.5),
+// share is blend_schedule(t/N) = clamp((t/N - 0.25) / 0.5, 0, 1) (stages/blend.py, BLEND_SPAN = 0.5),
 // the forward copy's the rest (algorithm.md §1.2 steps 3-5). Gathered at output pixel y, the forward splat is
 // approximately the image at the point that reaches y after t steps, found by walking t steps
 // against the motion; the backward one walks N - t steps with it. Frame 0 and frame N are the
@@ -36,9 +36,9 @@ vec3 sf_srgb_encode(vec3 linear)
 void main()
 {
     vec2 y = sf_pixel_position(uv);
-    // The engine's blend schedule: smoothstep over the middle half of the loop (BLEND_SPAN = 0.5
+    // The engine's blend schedule: a linear ramp over the middle half of the loop (BLEND_SPAN = 0.5
     // in backend stillflow/stages/blend.py).
-    float alpha = smoothstep(0.25, 0.75, float(frame) / float(frames));
+    float alpha = clamp((float(frame) / float(frames) - 0.25) / 0.5, 0.0, 1.0);
     vec2 from_fwd = sf_integrate(y, frame, -1.0);
     vec2 from_bwd = sf_integrate(y, frames - frame, 1.0);
     vec4 moving = (1.0 - alpha) * sf_image_bilinear(from_fwd) + alpha * sf_image_bilinear(from_bwd);

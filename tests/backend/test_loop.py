@@ -12,7 +12,7 @@ from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.errors import InputError
 from stillflow.loop import LoopPlan, LoopRenderer
 from stillflow.pipeline import prepare
-from stillflow.stages.blend import blend_schedule
+from stillflow.stages.blend import BLEND_SPAN, blend_schedule
 
 from ..tolerances import FLOAT32_ATOL, MULTISCALE_SHARP_MAE, MULTISCALE_TRANSLATION_MAE, SPLAT_ORDER_ATOL
 
@@ -159,7 +159,9 @@ class TestLoopRender:
         assert blend_schedule(0.25) == 0.0 and blend_schedule(0.75) == 1.0
         shares = [blend_schedule(k / 100) for k in range(101)]
         assert all(b >= a for a, b in zip(shares, shares[1:]))
-        assert blend_schedule(0.3, span=1.0) == 0.3 * 0.3 * (3 - 2 * 0.3)  # span 1: plain smoothstep
+        assert blend_schedule(0.3, span=1.0) == 0.3  # span 1: the share is the phase
+        # A steady rate: the dissolve's change per frame never surges above 1 / span (a smoothstep's: 1.5 / span).
+        assert max(b - a for a, b in zip(shares, shares[1:])) <= 1.0 / BLEND_SPAN / 100 + 1e-12
         for span in (0.0, 1.5):
             with pytest.raises(ValueError, match="span"):
                 blend_schedule(0.3, span=span)

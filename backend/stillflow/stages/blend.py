@@ -32,7 +32,7 @@ BLEND_SPAN = 0.5
 
 
 def blend_schedule(phase: float, span: float = BLEND_SPAN) -> float:
-    """The backward copy's share at loop phase u = t/N: smoothstep from 1/2 - span/2 to 1/2 + span/2.
+    """The backward copy's share at loop phase u = t/N: rising linearly from 1/2 - span/2 to 1/2 + span/2.
 
     Near either end of the loop one copy has travelled far (N - t or t steps) and is the less
     faithful one; in the outer (1 - span) / 2 of the loop at each end it has no share at all.
@@ -42,12 +42,15 @@ def blend_schedule(phase: float, span: float = BLEND_SPAN) -> float:
     and SSIM over all frames, less speckle and a steadier seam, at -0.03 to -0.07 dB over the
     first 8 frames (docs/benchmarks.md). Symmetric, so the loop plays the same forwards and
     backwards, and 0 and 1 at the ends, so frame 0 is the input and frame N - 1 leads into it.
-    The live preview shader uses the same schedule (GLSL smoothstep(0.25, 0.75, u)).
+    Linear, because the dissolve between two copies far apart is itself a change per frame, in
+    proportion to the share's rate: a smoothstep's peak rate (1.5 / span) showed as a surge in the
+    middle of fast loops (up to 1.84x the median step); the steady rate (1 / span) keeps it at 1.59x
+    and scored alike or higher on every other figure (docs/benchmarks.md, issue 29 round 5).
+    The live preview shader uses the same schedule (GLSL clamp((u - 0.25) / 0.5, 0.0, 1.0)).
     """
     if not 0.0 < span <= 1.0:
         raise ValueError(f"the cross-over span must be in (0, 1], got {span}")
-    u = min(1.0, max(0.0, (phase - 0.5) / span + 0.5))
-    return u * u * (3.0 - 2.0 * u)
+    return min(1.0, max(0.0, (phase - 0.5) / span + 0.5))
 
 
 def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bwd: tuple[torch.Tensor, torch.Tensor],
