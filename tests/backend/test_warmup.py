@@ -41,3 +41,29 @@ def test_a_first_run_says_it_prepares_the_engine_and_later_runs_do_not(tmp_path:
 
 def test_setup_compiles_the_engine() -> None:
     assert ".venv/bin/python -m stillflow -q prepare-engine" in (REPO / "scripts" / "setup.sh").read_text()
+
+
+_LOADS_NOTHING = """
+import numpy as np
+from stillflow import MotionSpec, RenderOptions, render_frames, warmup
+warmup.ensure_engine()
+loaded = {kernel: len(kernel.overloads) for kernel in warmup._dispatchers()}
+rng = np.random.default_rng(5)
+image = rng.random((96, 120, 3), dtype=np.float32)
+field = rng.uniform(-2.0, 2.0, (2, 96, 120)).astype(np.float32)
+for once in (False, True):
+    options = RenderOptions(frames=6, device="cpu", once=once)
+    for _ in render_frames(image, mask=np.ones((96, 120), np.float32), motion=MotionSpec(kind="field", field=field),
+                           options=options):
+        pass
+print(sorted(kernel.__name__ for kernel, count in loaded.items() if len(kernel.overloads) != count))
+"""
+
+
+@pytest.mark.skipif(not cpu_kernels.available(), reason="numba is not installed: nothing to load")
+def test_the_engine_is_loaded_before_a_render_times_its_first_frame() -> None:
+    """A cached engine is brought into the process before the frames: the first frame loads no kernel
+    (it took 3x the others and the add-on's ETA, paced by it, read 3x the real time left)."""
+    done = subprocess.run([sys.executable, "-c", _LOADS_NOTHING], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"kernels loaded during the render: {done.stdout.strip()}"
