@@ -115,7 +115,9 @@ def _stops_on_the_backend(client: Any, job: Any, limit: float = 20.0) -> bool:
 class TestNeverBlocks:
     def test_generate_returns_at_once_and_the_timer_runs_the_job(self, sf: ModuleType, prefs: Any, ticking: None,
                                                                  scene: Any, tmp_path: Path) -> None:
-        still = _job(scene, tmp_path)
+        # Big enough that previews arrive over several ticks: a job whose first preview comes in the
+        # same tick as its end never shows one (the loop replaces the still at once).
+        still = _job(scene, tmp_path, size=(256, 192), frames=12)
         sf.runner.CONNECTION.close()
         started = time.perf_counter()
         assert bpy.ops.stillflow.generate() == {"FINISHED"}
@@ -132,7 +134,8 @@ class TestNeverBlocks:
             seen["progress"].append(settings.progress)
             seen["shown"].append(space.image.name if space.image else "")
             preview = bpy.data.images.get("Stillflow preview")
-            if tracker.preview is not None and preview is not None and not seen["preview_ok"]:
+            shown = tracker.preview is not None and sf.runner._shown_previews == tracker.preview_count
+            if shown and preview is not None and not seen["preview_ok"]:  # the runner showed this one
                 height, width = tracker.preview.shape[:2]
                 buffer = np.empty(width * height * 4, np.float32)
                 preview.pixels.foreach_get(buffer)
@@ -141,10 +144,10 @@ class TestNeverBlocks:
 
         durations = _tick(sf, watch=watch)
         assert tracker.state == "done" and settings.result is not None, settings.status
-        assert settings.status.startswith("Done: 6 frames")
+        assert settings.status.startswith("Done: 12 frames")
         statuses = " | ".join(seen["status"])
         assert "starting backend…" in statuses and "connecting…" in statuses
-        assert re.search(r"Rendering frame [1-6]/6 · \d+%", statuses)
+        assert re.search(r"Rendering frame \d+/12 · \d+%", statuses)
         assert seen["progress"] == sorted(seen["progress"])  # one bar, never falling back
         etas = [_seconds(m.group(1)) for m in map(re.compile(r"about (.+) left").search, seen["status"]) if m]
         assert etas == sorted(etas, reverse=True), etas  # issue 24, 5: the countdown never climbs
