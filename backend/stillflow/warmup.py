@@ -59,11 +59,11 @@ def prepare_engine(progress: ProgressFn | None = None, *, force: bool = False) -
     global _checked
     with _lock:
         if not force and (_checked or engine_ready()):
-            if not _checked:
+            loaded, _checked = _checked, True
+            if not loaded and _dispatchers():
                 # numba loads a cached kernel into the process at its first call (about a second for
                 # all of them): done here, before a render's first frame, so that frame is not the
                 # slow one the add-on's ETA is paced by (it read 3x the real time left, probe 1.3c).
-                _checked = True
                 _tiny_renders()
             return False
         _checked = True
