@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 import stillflow
-from quality_metrics import breathing, dots, fidelity, pulse_ratio, seam_ratio, sharpness, speckle
+from quality_metrics import breathing, dots, fidelity, seam_and_pulse, sharpness, speckle
 from quality_sheet import write_sheet
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.stages.clip_flow import clamp_speed_outliers, dis_flow, robust_mean_flow
@@ -91,8 +91,7 @@ def evaluate(frames: list[np.ndarray], real: list[np.ndarray], mask: np.ndarray,
     low, high = breathing(frames, mask)
     result["dots"] = dots(frames, mask)
     result["breathe_min"], result["breathe_max"] = low, high
-    result["seam"] = seam_ratio(frames) if is_loop else float("nan")
-    result["pulse"] = pulse_ratio(frames) if is_loop else float("nan")
+    result["seam"], result["pulse"] = seam_and_pulse(frames) if is_loop else (float("nan"), float("nan"))
     outside = ~mask
     result["outside_change"] = float(max(np.abs(f - real[0])[outside].max() for f in frames))
     return result

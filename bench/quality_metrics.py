@@ -66,22 +66,14 @@ def dots(frames: list[np.ndarray], mask: np.ndarray) -> float:
     return max(speckle_rate(f, mask) for f in frames[1:]) / base
 
 
-def _steps(frames: list[np.ndarray]) -> list[float]:
-    """Mean absolute |f(t+1) - f(t)| for t = 0 .. N-2."""
-    return [float(np.abs(frames[t + 1] - frames[t]).mean()) for t in range(len(frames) - 1)]
-
-
-def seam_ratio(frames: list[np.ndarray]) -> float:
-    """|f0 - f(N-1)| over the median |f(t+1) - f(t)|, mean absolute differences."""
-    return float(np.abs(frames[0] - frames[-1]).mean()) / max(float(np.median(_steps(frames))), 1e-12)
-
-
-def pulse_ratio(frames: list[np.ndarray]) -> float:
-    """The loop's largest step |f(t+1) - f(t)| (the wrap included) over the median step: a surge
-    of change, such as the cross-over's dissolve between two copies far apart."""
-    steps = _steps(frames)
+def seam_and_pulse(frames: list[np.ndarray]) -> tuple[float, float]:
+    """The loop's seam |f0 - f(N-1)| and its pulse, the largest step |f(t+1) - f(t)| (the wrap included,
+    a surge such as the cross-over's dissolve between two copies far apart), each over the median step
+    (mean absolute differences)."""
+    steps = [float(np.abs(frames[t + 1] - frames[t]).mean()) for t in range(len(frames) - 1)]
     wrap = float(np.abs(frames[0] - frames[-1]).mean())
-    return max(max(steps), wrap) / max(float(np.median(steps)), 1e-12)
+    median = max(float(np.median(steps)), 1e-12)
+    return wrap / median, max(max(steps), wrap) / median
 
 
 def breathing(frames: list[np.ndarray], mask: np.ndarray) -> tuple[float, float]:
