@@ -111,14 +111,15 @@ class TestResults:
     def test_arrays_equal_direct_engine(self, client: Client) -> None:
         image = _image(1)
         job = client.submit(image, motion=MOTION, options=OPTIONS)
-        events: list[str] = []
+        events = []
         while not job.is_finished:
-            events += [e.kind for e in client.poll(0.2)]
+            events += client.poll(0.2)
         result = client.wait(job)
         direct = np.stack(list(render_frames(image, motion=MOTION, options=OPTIONS)))
         assert result["frames"].dtype == np.uint8, "8-bit jobs travel as the values render() writes"
         np.testing.assert_array_equal(result["frames"], to_uint8(direct))
-        assert events.count("progress") >= OPTIONS.frames and events[-1] == "result"
+        reports = [(e.data["stage"], e.data["done"]) for e in events if e.kind == "progress"]
+        assert reports[-1] == ("render", OPTIONS.frames) and events[-1].kind == "result", reports
         assert job.preview is not None and job.preview.dtype == np.uint8
         assert job.job_id not in client._jobs, "a finished job (and its frames) is not kept by the client"
 

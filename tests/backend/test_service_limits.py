@@ -21,7 +21,7 @@ import pytest
 from stillflow.errors import InputError
 from stillflow.link.client import Client
 from stillflow.link.launcher import LocalBackend, start_local_backend
-from stillflow.link.protocol import PROTOCOL_VERSION, Message, encode
+from stillflow.link.protocol import PROTOCOL_VERSION, SERVER_OPS, Message, decode, encode
 from stillflow.options import MotionSpec, RenderOptions
 from stillflow.tiles import MEMORY_ENV
 
@@ -89,6 +89,42 @@ def test_a_client_that_stops_reading_pauses_its_job(backend: LocalBackend) -> No
         reader.close()
     with Client(backend.endpoint) as client:
         assert client.status()["busy_workers"] == 0
+
+
+def test_a_slow_reader_gets_every_frame_and_the_latest_progress_last(backend: LocalBackend) -> None:
+    reader = _dealer(backend.endpoint, RCVHWM=1, RCVBUF=64 << 10)
+    try:
+        image = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        frames = 120  # 22 MiB of frames, over what the socket buffers and the 4 MiB backlog hold: the job pauses
+        body = {"options": RenderOptions(frames=frames, levels=1).to_dict(), "motion": {"kind": "none"}}
+        reader.send_multipart(encode(Message("submit", body=body, parts={"image": image}, req="slow")))
+        accepted = _reply(reader, "slow")
+        assert accepted.op == "accepted", accepted.body
+        deadline = time.monotonic() + 60
+        while f"job {accepted.job} paused" not in _log_text(backend) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert f"job {accepted.job} paused" in _log_text(backend)
+        heard: list[Message] = []
+        beat = 0.0
+        deadline = time.monotonic() + 120
+        while not heard or heard[-1].op not in ("result", "error", "cancelled"):
+            assert time.monotonic() < deadline, [m.op for m in heard][-10:]
+            if time.monotonic() - beat > 1.0:  # stay alive for --client-timeout while catching up
+                reader.send_multipart(encode(Message("heartbeat", body={})))
+                beat = time.monotonic()
+            if reader.poll(1000):
+                message = decode(reader.recv_multipart(), ops=SERVER_OPS)
+                if message.job == accepted.job:
+                    heard.append(message)
+    finally:
+        reader.close()
+    assert heard[-1].op == "result", heard[-1].body
+    indexes = [m.body["index"] for m in heard if m.op == "part"]
+    assert indexes == list(range(frames)), "every frame arrives, in order"
+    reports = [(m.body["stage"], m.body["done"]) for m in heard if m.op == "progress"]
+    assert reports[-1] == ("render", frames), f"the last progress heard is the last frame's: {reports[-3:]}"
+    done = [d for stage, d in reports if stage == "render"]
+    assert done == sorted(done), "progress never goes back"
 
 
 def test_huge_operation_names_do_not_fill_the_reply_cache(backend: LocalBackend) -> None:

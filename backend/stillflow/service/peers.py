@@ -41,6 +41,8 @@ class _Waiting:
     frames: list[Any]
     counted: int = 0
     bounded: bool = False
+    progress_of: str | None = None
+    """The job whose progress this is: only its latest progress waits (a newer one replaces it)."""
 
 
 @dataclass
@@ -124,23 +126,27 @@ class Peers:
         if message.op in _FINAL_OPS:
             self._owners.pop(message.job or "", None)
         # A job's messages are bounded by its Backlog (parts) and by one final per job, so none is
-        # dropped: a client that read slowly must still hear how its job ended.
-        self.send(owner, encode_safely(message), reliable, counted, bounded=False)
+        # dropped: a client that read slowly must still hear how its job ended. Its progress is
+        # bounded by keeping only the latest: a burst (a Ray relay, a slow reader) still ends on
+        # the client's bar at the last frame done.
+        progress_of = message.job if message.op == "progress" else None
+        self.send(owner, encode_safely(message), reliable, counted, bounded=False, progress_of=progress_of)
 
     def send(self, identity: bytes, frames: list[Any], reliable: bool, counted: int = 0,
-             bounded: bool = True) -> None:
-        """Send now, or keep a reliable message for later (peer busy or reconnecting); drop the rest.
+             bounded: bool = True, progress_of: str | None = None) -> None:
+        """Send now, or keep a reliable message (or a job's latest progress) for later; drop the rest.
 
         At most _MAX_WAITING_REPLIES ``bounded`` messages (replies) wait per peer; job messages always wait.
         """
+        waiting = _Waiting(frames, counted, bounded, progress_of)
         peer = self._peers.get(identity)
         if peer is not None and (peer.outbox or not peer.verified):
-            self._keep(identity, peer, frames, reliable, counted, bounded)
+            self._keep(identity, peer, waiting, reliable)
             return
         if self._try_send(identity, frames):
             self._backlog.release(identity, counted)
         elif peer is not None:
-            self._keep(identity, peer, frames, reliable, counted, bounded)
+            self._keep(identity, peer, waiting, reliable)
         else:
             self._backlog.release(identity, counted)
 
@@ -178,14 +184,18 @@ class Peers:
                             "(%.1f s)", job.job_id, self._watchdog.dead_after(job.owner))
                 job.cancel.set()
 
-    def _keep(self, identity: bytes, peer: _Peer, frames: list[Any], reliable: bool, counted: int,
-              bounded: bool) -> None:
-        """Queue a reliable message for a busy peer (bounded ones up to a limit); drop the rest."""
-        if reliable and (not bounded or peer.bounded_waiting < _MAX_WAITING_REPLIES):
-            peer.outbox.append(_Waiting(frames, counted, bounded))
-            peer.bounded_waiting += bounded
+    def _keep(self, identity: bytes, peer: _Peer, waiting: _Waiting, reliable: bool) -> None:
+        """Queue a reliable message (bounded ones up to a limit) or a job's latest progress; drop the rest."""
+        if waiting.progress_of is not None and not reliable:
+            for older in [w for w in peer.outbox if w.progress_of == waiting.progress_of]:
+                peer.outbox.remove(older)
+                self._backlog.release(identity, older.counted)
+            peer.outbox.append(waiting)
+        elif reliable and (not waiting.bounded or peer.bounded_waiting < _MAX_WAITING_REPLIES):
+            peer.outbox.append(waiting)
+            peer.bounded_waiting += waiting.bounded
         else:
-            self._backlog.release(identity, counted)
+            self._backlog.release(identity, waiting.counted)
 
     def _keep_reply(self, peer: _Peer, req: str, frames: list[Any]) -> None:
         """Cache a small reply on its client's own quota (then the global cap takes from the biggest holder)."""
