@@ -37,8 +37,8 @@ import cv2
 import numpy as np
 
 from stillflow import MotionSpec, RenderOptions
-from stillflow.loop import LoopPlan, LoopRenderer
-from stillflow.pipeline import prepare
+from stillflow.loop import LoopRenderer
+from stillflow.pipeline import loop_plan, prepare
 from stillflow.stages.clip_flow import clamp_speed_outliers, dis_flow, robust_mean_flow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def render_at(image: np.ndarray, mask: np.ndarray, motion: MotionSpec, frames: i
     prepared = prepare(image, mask=mask, motion=motion, options=options)
     import torch
 
-    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, LoopPlan.from_options(options),
+    renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, loop_plan(prepared, options),
                             device=torch.device("cpu"))
     return {t: renderer.frame(t) for t in times}, prepared.composite_mask > 0
 

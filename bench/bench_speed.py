@@ -72,8 +72,9 @@ def make_frame_fn(mode: str, image: np.ndarray, mask: np.ndarray, motion_px: np.
     """A callable frame(t) for one configuration, and the seconds its set-up took (the loop's integration)."""
     import torch
 
-    from stillflow.loop import LoopPlan, LoopRenderer
+    from stillflow.loop import LoopRenderer
     from stillflow.options import RenderOptions
+    from stillflow.pipeline import Prepared, loop_plan
     from stillflow.stages.padding import loop_padding, pad_reflect
     from stillflow.stages.splat import splat_sum_torch
 
@@ -89,8 +90,8 @@ def make_frame_fn(mode: str, image: np.ndarray, mask: np.ndarray, motion_px: np.
                                           [ones * (1 - t / frames), ones * (t / frames)])), 0.0
     levels = 1 if mode == "single-scale" else 4
     start = time.perf_counter()
-    plan = LoopPlan.from_options(RenderOptions(frames=frames, levels=levels,
-                                               detail="precise" if mode == "precise" else "sharp"))
+    options = RenderOptions(frames=frames, levels=levels, detail="precise" if mode == "precise" else "sharp")
+    plan = loop_plan(Prepared(image, mask, mask, motion_px, None), options)  # as a render plans it
     renderer = LoopRenderer(image, mask, motion_px, plan, device=device)
     sync(device)
     return renderer.frame, time.perf_counter() - start

@@ -30,6 +30,7 @@ from .stages.layer import fill_behind_mask
 from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
+from .stages.shading import Shading, shading_at
 from .stages.splat import channels_last, softmax_weights, splat_joint
 from .stages.sway import SwayPlan
 from .stages.sway_warp import warp_sway
@@ -67,6 +68,8 @@ class LoopPlan:
             frame's travel of the renderer's own motion, max|M| (strips of a larger image pass the
             whole image's, so that every strip treats the frame's edges alike).
         sway: the oscillating regions, warped over each whole frame after the flow (None: none sway).
+        shading: the moving region's smooth brightness, kept in place while the rest moves
+            (stages/shading.py; None: everything moves, as single-scale renders do).
     """
 
     frames: int
@@ -78,14 +81,15 @@ class LoopPlan:
     inflow: str
     inflow_keep: float | None = None
     sway: SwayPlan | None = None
+    shading: Shading | None = None
 
     @classmethod
     def from_options(cls, options: RenderOptions, *, inflow_keep: float | None = None,
-                     sway: SwayPlan | None = None) -> LoopPlan:
-        """The plan of a render with ``options`` (validated), the whole image's max|M| and its sway."""
+                     sway: SwayPlan | None = None, shading: Shading | None = None) -> LoopPlan:
+        """The plan of a render with ``options`` (validated), the whole image's max|M|, sway and shading."""
         return cls(frames=options.frames, levels=options.levels, once=options.once,
                    hole_threshold=options.hole_threshold, inpaint=options.inpaint, detail=options.detail,
-                   inflow=options.inflow, inflow_keep=inflow_keep, sway=sway)
+                   inflow=options.inflow, inflow_keep=inflow_keep, sway=sway, shading=shading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,13 @@ class LoopRenderer:
         # The pyramid is built over the moving layer: static pixels filled from the moving region, so
         # that no band carries the static side's edge into the moving one (stages/layer.py).
         layer = fill_behind_mask(self._image_w, moving)
+        self._shade = None
+        if plan.shading is not None and self.levels > 1:
+            # The shading stays in place: only the rest moves (stages/shading.py). Single-scale
+            # renders move it all, as the live preview does.
+            shade = shading_at(plan.shading, slice(at[0], at[0] + layer.shape[0]))  # (h, 1, C)
+            layer = layer - shade
+            self._shade = torch.from_numpy(shade).to(self.device).permute(2, 0, 1)  # (C, h, 1)
         bands = laplacian_bands(torch.from_numpy(layer).to(self.device).permute(2, 0, 1).contiguous(), self.levels)
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
         values = []
@@ -312,6 +323,8 @@ class LoopRenderer:
             splatted.append(out)
             dens.append(den)
         result = reconstruct(splatted)
+        if self._shade is not None:
+            result = result + self._shade
         if plan.inpaint:
             result = self._inpaint_deep_holes(result, dens)
         frame = self.image.copy()

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -28,7 +28,10 @@ from .tiles import peak_speed
 from .stages.mask import resize_mask
 from .stages.sway import SwayPlan
 
-__all__ = ["Prepared", "prepare", "render_frames", "render", "RenderResult", "frame_name"]
+if TYPE_CHECKING:
+    from .loop import LoopPlan
+
+__all__ = ["Prepared", "prepare", "loop_plan", "render_frames", "render", "RenderResult", "frame_name"]
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +128,14 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
         yield from render_frames_stylegan(prepared.image, prepared.composite_mask, prepared.motion_px, options,
                                           progress, should_cancel)
         return
-    from .loop import LoopPlan, LoopRenderer, sway_frame
+    from .loop import LoopRenderer, sway_frame
     from .tiles import StripRenderer, held_bytes, render_budget
     from .warmup import ensure_engine
 
     if device.type == "cpu":  # a first run compiles the CPU kernels (a minute): said, never silent
         ensure_engine(progress)
 
-    # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
-    # keys the texture flowing in at its sides on its first row in the still.
-    plan = LoopPlan.from_options(options, inflow_keep=peak_speed(prepared.motion_px), sway=prepared.sway)
+    plan = loop_plan(prepared, options)
 
     def make(image: np.ndarray, composite_mask: np.ndarray, motion_px: np.ndarray,
              importance: np.ndarray | None, top: int = 0) -> LoopRenderer:
@@ -159,6 +160,18 @@ def _frames_of(prepared: Prepared, options: RenderOptions, progress: ProgressFn 
         if should_cancel is not None and should_cancel():
             raise Cancelled("the job was cancelled; nothing was written")
         yield sway_frame(renderer.frame(t), plan, t)
+
+
+def loop_plan(prepared: Prepared, options: RenderOptions) -> LoopPlan:
+    """The loop engine's plan for a prepared job: the options with what the whole still decides."""
+    from .loop import LoopPlan
+    from .stages.shading import fit_shading
+
+    # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
+    # keys the texture flowing in at its sides on its first row in the still; the shading is fitted
+    # on the whole still, so strips keep the same brightness in place.
+    return LoopPlan.from_options(options, inflow_keep=peak_speed(prepared.motion_px), sway=prepared.sway,
+                                 shading=fit_shading(prepared.image, prepared.composite_mask))
 
 
 def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
