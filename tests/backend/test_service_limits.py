@@ -17,6 +17,7 @@ from typing import Iterator
 import msgpack
 import numpy as np
 import pytest
+import zmq
 
 from stillflow.errors import InputError
 from stillflow.link.client import Client
@@ -60,21 +61,28 @@ def _log_text(backend: LocalBackend) -> str:
     return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("serve.log*")))
 
 
+def _submit_and_wait_for_pause(backend: LocalBackend, reader: zmq.Socket, side: int, frames: int, req: str) -> Message:
+    """Submit a static job of ``frames`` side x side frames on a reader that reads nothing; its
+    accepted reply, once the backend logs that the job paused for its client."""
+    image = np.random.default_rng(side + frames).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    body = {"options": RenderOptions(frames=frames, levels=1).to_dict(), "motion": {"kind": "none"}}
+    reader.send_multipart(encode(Message("submit", body=body, parts={"image": image}, req=req)))
+    accepted = _reply(reader, req)
+    assert accepted.op == "accepted", accepted.body
+    deadline = time.monotonic() + 60
+    while f"job {accepted.job} paused" not in _log_text(backend) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"job {accepted.job} paused" in _log_text(backend)
+    return accepted
+
+
 def test_a_client_that_stops_reading_pauses_its_job(backend: LocalBackend) -> None:
     warm_up(backend.endpoint, 512, 512)
     reader = _dealer(backend.endpoint, RCVHWM=1, RCVBUF=64 << 10)
     try:
         before = rss_bytes(backend.process.pid)
-        image = np.random.default_rng(1).integers(0, 256, (512, 512, 3), dtype=np.uint8)
         # 400 static frames of 768 KiB: 300 MiB of results that nobody reads
-        body = {"options": RenderOptions(frames=400, levels=1).to_dict(), "motion": {"kind": "none"}}
-        reader.send_multipart(encode(Message("submit", body=body, parts={"image": image}, req="stalled")))
-        accepted = _reply(reader, "stalled")
-        assert accepted.op == "accepted", accepted.body
-        deadline = time.monotonic() + 60
-        while f"job {accepted.job} paused" not in _log_text(backend) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert f"job {accepted.job} paused" in _log_text(backend)
+        accepted = _submit_and_wait_for_pause(backend, reader, 512, 400, "stalled")
         peak = before
         for _ in range(10):
             peak = max(peak, rss_bytes(backend.process.pid))
@@ -94,16 +102,8 @@ def test_a_client_that_stops_reading_pauses_its_job(backend: LocalBackend) -> No
 def test_a_slow_reader_gets_every_frame_and_the_latest_progress_last(backend: LocalBackend) -> None:
     reader = _dealer(backend.endpoint, RCVHWM=1, RCVBUF=64 << 10)
     try:
-        image = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-        frames = 120  # 22 MiB of frames, over what the socket buffers and the 4 MiB backlog hold: the job pauses
-        body = {"options": RenderOptions(frames=frames, levels=1).to_dict(), "motion": {"kind": "none"}}
-        reader.send_multipart(encode(Message("submit", body=body, parts={"image": image}, req="slow")))
-        accepted = _reply(reader, "slow")
-        assert accepted.op == "accepted", accepted.body
-        deadline = time.monotonic() + 60
-        while f"job {accepted.job} paused" not in _log_text(backend) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert f"job {accepted.job} paused" in _log_text(backend)
+        frames = 120  # 22 MiB of frames, over what the socket buffers and the 4 MiB backlog hold
+        accepted = _submit_and_wait_for_pause(backend, reader, 256, frames, "slow")
         heard: list[Message] = []
         beat = 0.0
         deadline = time.monotonic() + 120
