@@ -6,9 +6,10 @@ times the number of its particles that landed there. Whole-pixel landing makes t
 pixel: where the copies differ (a cloud edge in one, sky in the other) that reads as single-pixel
 speckle, and early in the loop the far-travelled backward copy takes over every crack of the
 forward one. Here each copy is normalised and crack-filled by itself, and the copies are mixed by
-(1 - alpha) and alpha times a coverage reliability: the copy's splat weight averaged over 3x3 and
-capped at 1. A pile next to a crack averages out; where a copy is stretched thin or has a real
-hole (a disocclusion, content that left the frame) the other one takes over in proportion.
+(1 - alpha) and alpha times a coverage reliability: the copy's splat weight averaged over
+``COVERAGE_WINDOW`` band pixels square and capped at 1. A pile next to a crack averages out; where
+a copy is stretched thin or has a real hole (a disocclusion, content that left the frame) the other
+one takes over in proportion.
 
 Only a copy's cracks need a value of their own: a pixel with no covered 3x3 neighbour has coverage
 0, so that copy has no share there (and where neither copy has one, the caller fills the blend).
@@ -24,11 +25,18 @@ from . import cpu_kernels
 from .splat import splat_joint
 from .stretch import STRETCH_GONE, STRETCH_ONSET
 
-__all__ = ["splat_blend", "blend_copies", "blend_schedule", "BLEND_SPAN"]
+__all__ = ["splat_blend", "blend_copies", "blend_schedule", "coverage_means", "BLEND_SPAN", "COVERAGE_WINDOW"]
 
 
 BLEND_SPAN = 0.5
 """Fraction of the loop, centred on its middle, over which the copies cross over (see blend_schedule)."""
+
+COVERAGE_WINDOW = 9
+"""Side of the square, band pixels, over which a copy's splat weight is averaged into its coverage.
+A copy stretched by a smooth field lands its particles in a moire (rows of 0, 1 and 2 particles
+that bend with the field); averaged over 3x3 the coverage kept that pattern, and where the copies
+differ in colour the mix drew it as bright arcs mid-loop (sky-0623c, T 48). Over 9x9 the moire
+averages out (docs/benchmarks.md, issue 29 round 6)."""
 
 
 def blend_schedule(phase: float, span: float = BLEND_SPAN) -> float:
@@ -90,16 +98,24 @@ def _compiled(splat: dict) -> dict:
     return {**splat, "fade_torn": (STRETCH_ONSET, STRETCH_GONE) if fade else None}
 
 
+def coverage_means(known: torch.Tensor, window: int = COVERAGE_WINDOW) -> torch.Tensor:
+    """(H, W) mean of ``known`` (H, W) over a ``window`` square around each pixel, clipped to the image."""
+    half = window // 2
+    pooled = F.avg_pool2d(known[None, None], (1, window), stride=1, padding=(0, half), count_include_pad=False)
+    return F.avg_pool2d(pooled, (window, 1), stride=1, padding=(half, 0), count_include_pad=False)[0, 0]
+
+
 def _fill_and_cover(values: torch.Tensor, den: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A copy with its cracks filled from covered 3x3 neighbours, and its coverage (3x3 mean, capped at 1)."""
+    """A copy with its cracks filled from covered 3x3 neighbours, and its coverage (0 where no 3x3
+    neighbour is covered, else the COVERAGE_WINDOW mean, capped at 1)."""
     known = torch.where(den > threshold, den, 0.0)
     ones = torch.ones((1, 1, 3, 3), dtype=torch.float32, device=den.device)
     total = F.conv2d(known[None, None], ones, padding=1)[0, 0]
-    count = F.conv2d(torch.ones_like(known)[None, None], ones, padding=1)[0, 0]
     sums = F.conv2d((values * known).unsqueeze(1), ones, padding=1)[:, 0]
     cracks = (known == 0) & (total > 0)
     filled = torch.where(cracks, sums / torch.where(cracks, total, torch.ones_like(total)), 0.0)
-    return torch.where(known > 0, values, filled), (total / count).clamp_(max=1.0)
+    coverage = torch.where(total > 0, coverage_means(known), 0.0).clamp_(max=1.0)
+    return torch.where(known > 0, values, filled), coverage
 
 
 def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._cv import cv2
 from . import cpu_kernels
+from .blend import COVERAGE_WINDOW
 
 __all__ = ["blend_accumulated_cpu"]
 
@@ -57,8 +59,8 @@ if cpu_kernels.numba is not None:
             into[c] /= around
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _blend(acc: np.ndarray, known: np.ndarray, alpha: float, threshold: float, out: np.ndarray,
-               den: np.ndarray) -> None:
+    def _blend(acc: np.ndarray, known: np.ndarray, cover: np.ndarray, alpha: float, threshold: float,
+               out: np.ndarray, den: np.ndarray) -> None:
         height, width = known.shape[1], known.shape[2]
         stride = acc.shape[2] // 2
         channels = stride - 1
@@ -84,9 +86,9 @@ if cpu_kernels.numba is not None:
                 for xx in range(x0, x1):
                     around_f += column_f[xx]
                     around_b += column_b[xx]
-                count = np.float32((y1 - y0) * (x1 - x0))
-                weight_f = (1.0 - alpha) * min(around_f / count, np.float32(1.0))
-                weight_b = alpha * min(around_b / count, np.float32(1.0))
+                # A copy with no covered 3x3 neighbour has no value here: no share either.
+                weight_f = (1.0 - alpha) * min(cover[0, y, x], np.float32(1.0)) if around_f > 0.0 else np.float32(0.0)
+                weight_b = alpha * min(cover[1, y, x], np.float32(1.0)) if around_b > 0.0 else np.float32(0.0)
                 total = weight_f + weight_b
                 den[y, x] = total
                 share = weight_b / total if total > threshold else np.float32(0.0)
@@ -110,6 +112,20 @@ if cpu_kernels.numba is not None:
                     out[c, y, x] = values_f[c] + share * (values_b[c] - values_f[c])
 
 
+def _coverage_means(known: np.ndarray) -> np.ndarray:
+    """(2, H, W) each copy's ``known`` averaged over the COVERAGE_WINDOW square clipped to the image
+    (``blend.coverage_means``; OpenCV's running box sums)."""
+    window = COVERAGE_WINDOW
+    half = window // 2
+    _, height, width = known.shape
+    # in-image pixels of each window: a product of the rows' and the columns' counts
+    rows = np.minimum(np.arange(height) + half, height - 1) - np.maximum(np.arange(height) - half, 0) + 1
+    cols = np.minimum(np.arange(width) + half, width - 1) - np.maximum(np.arange(width) - half, 0) + 1
+    count = (rows[:, None] * cols[None, :]).astype(np.float32)
+    return np.stack([cv2.boxFilter(copy, -1, (window, window), normalize=False, borderType=cv2.BORDER_CONSTANT)
+                     for copy in known]) / count
+
+
 def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
                           threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Mix the two copies of a raw splat accumulator by coverage (``blend.blend_copies`` on the CPU).
@@ -130,5 +146,5 @@ def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
     _known(acc, ignore, threshold, known)
     out = np.empty((stride // 2 - 1, height, width), np.float32)
     den = np.empty((height, width), np.float32)
-    _blend(acc, known, np.float32(alpha), threshold, out, den)
+    _blend(acc, known, _coverage_means(known), np.float32(alpha), threshold, out, den)
     return out, den
