@@ -324,7 +324,7 @@ class LoopRenderer:
             dens.append(den)
         result = reconstruct(splatted)
         if self._shade is not None:
-            result = result + self._shade
+            result += self._shade  # with more than one level, reconstruct() returns a new tensor
         if plan.inpaint:
             result = self._inpaint_deep_holes(result, dens)
         frame = self.image.copy()

@@ -59,8 +59,8 @@ if cpu_kernels.numba is not None:
             into[c] /= around
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _blend(acc: np.ndarray, known: np.ndarray, cover: np.ndarray, alpha: float, threshold: float,
-               out: np.ndarray, den: np.ndarray) -> None:
+    def _blend(acc: np.ndarray, known: np.ndarray, sums: np.ndarray, per_row: np.ndarray, per_col: np.ndarray,
+               alpha: float, threshold: float, out: np.ndarray, den: np.ndarray) -> None:
         height, width = known.shape[1], known.shape[2]
         stride = acc.shape[2] // 2
         channels = stride - 1
@@ -86,9 +86,11 @@ if cpu_kernels.numba is not None:
                 for xx in range(x0, x1):
                     around_f += column_f[xx]
                     around_b += column_b[xx]
-                # A copy with no covered 3x3 neighbour has no value here: no share either.
-                weight_f = (1.0 - alpha) * min(cover[0, y, x], np.float32(1.0)) if around_f > 0.0 else np.float32(0.0)
-                weight_b = alpha * min(cover[1, y, x], np.float32(1.0)) if around_b > 0.0 else np.float32(0.0)
+                # Coverage: the window's mean (its sum over its in-image pixels), capped at 1. A copy
+                # with no covered 3x3 neighbour has no value here: no share either.
+                inside = per_row[y] * per_col[x]
+                weight_f = (1.0 - alpha) * min(sums[0, y, x] * inside, np.float32(1.0)) if around_f > 0.0 else np.float32(0.0)
+                weight_b = alpha * min(sums[1, y, x] * inside, np.float32(1.0)) if around_b > 0.0 else np.float32(0.0)
                 total = weight_f + weight_b
                 den[y, x] = total
                 share = weight_b / total if total > threshold else np.float32(0.0)
@@ -112,18 +114,18 @@ if cpu_kernels.numba is not None:
                     out[c, y, x] = values_f[c] + share * (values_b[c] - values_f[c])
 
 
-def _coverage_means(known: np.ndarray) -> np.ndarray:
-    """(2, H, W) each copy's ``known`` averaged over the COVERAGE_WINDOW square clipped to the image
-    (``blend.coverage_means``; OpenCV's running box sums)."""
+def _window_sums(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each copy's ``known`` summed over the COVERAGE_WINDOW square clipped to the image (OpenCV's running
+    box sums), and 1 / the in-image rows and columns of each window (its mean is sum * per_row * per_col)."""
     window = COVERAGE_WINDOW
     half = window // 2
     _, height, width = known.shape
-    # in-image pixels of each window: a product of the rows' and the columns' counts
-    rows = np.minimum(np.arange(height) + half, height - 1) - np.maximum(np.arange(height) - half, 0) + 1
-    cols = np.minimum(np.arange(width) + half, width - 1) - np.maximum(np.arange(width) - half, 0) + 1
-    count = (rows[:, None] * cols[None, :]).astype(np.float32)
-    return np.stack([cv2.boxFilter(copy, -1, (window, window), normalize=False, borderType=cv2.BORDER_CONSTANT)
-                     for copy in known]) / count
+    sums = np.empty_like(known)
+    for copy, into in zip(known, sums):
+        cv2.boxFilter(copy, -1, (window, window), dst=into, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    inside = [np.minimum(np.arange(n) + half, n - 1) - np.maximum(np.arange(n) - half, 0) + 1 for n in (height, width)]
+    per_row, per_col = (np.float32(1.0) / counts.astype(np.float32) for counts in inside)
+    return sums, per_row, per_col
 
 
 def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
@@ -146,5 +148,5 @@ def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
     _known(acc, ignore, threshold, known)
     out = np.empty((stride // 2 - 1, height, width), np.float32)
     den = np.empty((height, width), np.float32)
-    _blend(acc, known, _coverage_means(known), np.float32(alpha), threshold, out, den)
+    _blend(acc, known, *_window_sums(known), np.float32(alpha), threshold, out, den)
     return out, den
