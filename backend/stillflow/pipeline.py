@@ -169,9 +169,10 @@ def loop_plan(prepared: Prepared, options: RenderOptions) -> LoopPlan:
 
     # Strips must treat the frame's edges alike: each keeps the whole image's one-frame travel and
     # keys the texture flowing in at its sides on its first row in the still; the shading is fitted
-    # on the whole still, so strips keep the same brightness in place.
+    # on the whole still, so strips keep the same brightness in place (single-scale renders move it all).
+    shading = fit_shading(prepared.image, prepared.composite_mask) if options.levels > 1 else None
     return LoopPlan.from_options(options, inflow_keep=peak_speed(prepared.motion_px), sway=prepared.sway,
-                                 shading=fit_shading(prepared.image, prepared.composite_mask))
+                                 shading=shading)
 
 
 def _window_bytes(prepared: Prepared, options: RenderOptions) -> int:
