@@ -1,7 +1,7 @@
 """Defects the ground-truth protocol does not see: static content carried into the moving region,
 and cracks where the motion has a step in speed.
 
-Usage: python bench/bench_edges.py [--cases picos pole step unsmoothed fast] [--frames 48] [--set NAME=VALUE]
+Usage: python bench/bench_edges.py [--cases picos pole step unsmoothed fast waterfall] [--frames 48] [--set NAME=VALUE]
                                    [--sheet DIR]
 
 Cases (each rendered with the defaults as shipped, frames at t = N/4, N/2, 3N/4):
@@ -15,6 +15,9 @@ Cases (each rendered with the defaults as shipped, frames at t = N/4, N/2, 3N/4)
 - ``fast``: sky-0623a animated by bench_quality's ground-truth motion at stride 2 (the robust mean
   DIS flow of every other real frame, 24 of them: 5 px/frame median, 19 at p95), N = 46: real fast
   footage, whose field tears in places, for the breathing (``sharp``) the defect fixes may cost.
+- ``waterfall``: the shared 3dc-waterfall still with its mask, falling at 3 px/frame (N = 60): the
+  mask's upper edges lie inside the frame, static rock above, so each copy leaves a hole behind it
+  (a disocclusion) that no inflow from outside the frame fills.
 
 Figures, per frame and in per mille of the moving pixels they are counted over:
 - ``dark`` / ``light``: moving pixels within 40 px of a static one that are darker than the
@@ -66,6 +69,10 @@ def case(name: str) -> tuple[np.ndarray, np.ndarray, MotionSpec, int]:
                  if line.strip() and not line.startswith("#")]
         mask = cv2.imread(str(sample / "picos_mask.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
         return _rgb(sample / "picos.jpg"), mask, MotionSpec(kind="hints", hints=tuple(hints)), 60
+    if name == "waterfall":
+        stills = CLIPS.parent / "stills"
+        mask = (cv2.imread(str(stills / "3dc-waterfall_mask.png"), cv2.IMREAD_GRAYSCALE) > 127).astype(np.float32)
+        return _rgb(stills / "3dc-waterfall.png"), mask, MotionSpec(kind="drift", drift=(270.0, 3.0)), 60
     image, mask = _sky()
     height, width = mask.shape
     if name == "pole":
@@ -142,7 +149,8 @@ def render_at(image: np.ndarray, mask: np.ndarray, motion: MotionSpec, frames: i
 
     renderer = LoopRenderer(prepared.image, prepared.composite_mask, prepared.motion_px, loop_plan(prepared, options),
                             device=torch.device("cpu"))
-    return {t: renderer.frame(t) for t in times}, prepared.composite_mask > 0
+    # Scored as written to disk: a frame file clips to [0, 1] (a moved highlight may exceed 1).
+    return {t: np.clip(renderer.frame(t), 0.0, 1.0) for t in times}, prepared.composite_mask > 0
 
 
 def sheet(path: Path, image: np.ndarray, frames: dict[int, np.ndarray], moving: np.ndarray) -> None:
@@ -167,7 +175,7 @@ def sheet(path: Path, image: np.ndarray, frames: dict[int, np.ndarray], moving: 
 def main() -> None:
     """Render each case at N/4, N/2, 3N/4 and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["picos", "pole", "step", "unsmoothed", "fast"])
+    parser.add_argument("--cases", nargs="+", default=["picos", "pole", "step", "unsmoothed", "fast", "waterfall"])
     parser.add_argument("--frames", type=int, default=0, help="loop length N (default: the case's own)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="RenderOptions override")
     parser.add_argument("--sheet", type=Path, help="folder for contact sheets")

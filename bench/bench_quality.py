@@ -104,8 +104,9 @@ def render(real: list[np.ndarray], mask: np.ndarray, motion: np.ndarray, loop: i
     out = {}
     for name, once in (("loop", False), ("once", True)):
         started = time.perf_counter()
-        out[name] = list(render_frames(real[0], mask=mask.astype(np.float32), motion=spec,
-                                       options=replace(options, once=once)))
+        # Scored as written to disk: a frame file clips to [0, 1] (a moved highlight may exceed 1).
+        out[name] = [np.clip(frame, 0.0, 1.0) for frame in render_frames(
+            real[0], mask=mask.astype(np.float32), motion=spec, options=replace(options, once=once))]
         print(f"  {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     # Baselines composite with the hard mask, so that pixels outside it are the input.
     keep = lambda f: np.where(mask[:, :, None], f, real[0])  # noqa: E731

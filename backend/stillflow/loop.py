@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ._cv import cv2
 from .options import RenderOptions
-from .stages.blend import blend_schedule, splat_blend
+from .stages.blend import blend_schedule, has_real_hole, splat_blend
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
@@ -293,16 +293,19 @@ class LoopRenderer:
                          # A detail band's particles torn from their neighbours by a step in the
                          # motion fade instead of dotting (stages/stretch.py).
                          fade_torn=level < self.levels - 1, gained=self._channels)
-            # Outside the cross-over one copy alone is splatted (the other has no share): the
-            # outer quarters of the loop cost half, and both ends are rendered alike.
-            if alpha <= 0.0:
-                out, den = splat_joint(values, df, vf * weights, df, None, **splat)
-            elif alpha >= 1.0:
-                out, den = splat_joint(values, db, vb * weights, db, None, **splat)
-            else:
+            fwd, bwd = (df, vf * weights), (db, vb * weights)
+            if 0.0 < alpha < 1.0:
                 # Each copy normalised by itself, mixed by its coverage: see stages/blend.py.
-                out, den = splat_blend(values, (df, vf * weights), (db, vb * weights), alpha, plan.hole_threshold,
-                                       self._ignore[level], **splat)
+                out, den = splat_blend(values, fwd, bwd, alpha, plan.hole_threshold, self._ignore[level], **splat)
+            else:
+                # Outside the cross-over one copy alone is splatted (the other has no share): the
+                # outer quarters of the loop cost half, and both ends are rendered alike. Where that
+                # copy has a real hole (content moved on from a mask's upstream edge and nothing
+                # followed) the other copy fills it, as in the cross-over (stages/blend.py).
+                (disp, weight) = fwd if alpha <= 0.0 else bwd
+                out, den = splat_joint(values, disp, weight, disp, None, **splat)
+                if has_real_hole(den, plan.hole_threshold, self._ignore[level]):
+                    out, den = splat_blend(values, fwd, bwd, alpha, plan.hole_threshold, self._ignore[level], **splat)
             limits = level == 0 and rules.limits
             if limits:
                 # Mixed as an energy (the copies' and duplicates' RMS), as the restoration mixes its

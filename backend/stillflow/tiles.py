@@ -122,10 +122,10 @@ def renderer_bytes(height: int, width: int, pad: int = 0) -> int:
 
 def strip_margin(max_speed: float, frames: int, levels: int) -> int:
     """Rows above and below a strip that can reach it: the loop's travel, the pyramid's reach, the
-    window a copy's coverage is averaged over (at the coarsest band), the rows that texture flowing
-    in at the frame's side is taken from and those the moving layer's fill behind the mask reads
-    (stages/layer.py)."""
-    coverage = COVERAGE_WINDOW // 2 * 2 ** max(0, levels - 1)
+    window a copy's coverage and holes are averaged over and the 3x3 that tells a hole (at the
+    coarsest band), the rows that texture flowing in at the frame's side is taken from and those the
+    moving layer's fill behind the mask reads (stages/layer.py)."""
+    coverage = (COVERAGE_WINDOW // 2 + 1) * 2 ** max(0, levels - 1)
     return loop_padding(max_speed, frames) + 4 * 2 ** levels + coverage + inflow_reach(levels)[0] + FILL_REACH + RIM
 
 

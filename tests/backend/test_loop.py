@@ -195,6 +195,27 @@ class TestLoopRender:
         loop.frame(4)
         assert mixed and set(mixed) == {blend_schedule(4 / 8)}, "the middle of the loop mixes both copies"
 
+    def test_an_outer_quarter_frame_fills_a_disocclusion_from_the_other_copy(
+            self, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Below a mask's upstream edge the forward copy leaves a hole: it shows the backward copy's texture."""
+        import cv2
+
+        mask = np.zeros((96, 128), np.float32)
+        mask[30:] = 1.0  # a waterfall below a static lip: its top edge lies inside the frame
+        motion = np.stack([np.zeros_like(mask), 2.0 * mask])  # down, 2 px/frame, static above
+        plan = LoopPlan.from_options(RenderOptions(frames=16, levels=4))
+        frame = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu")).frame(3)  # the forward copy alone
+        monkeypatch.setattr(stillflow.loop, "has_real_hole", lambda *args: False)
+        invented = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu")).frame(3)
+
+        def detail(image: np.ndarray, rows: slice) -> float:
+            return float(np.std(image[rows] - cv2.GaussianBlur(image, (0, 0), 1.5)[rows]))
+
+        hole = slice(30, 36)  # 3 frames x 2 px/frame that nothing followed into
+        assert detail(frame, hole) > 0.6 * detail(photo, hole) > 3 * detail(invented, hole)
+        # Beyond the coarsest band's coverage window (9 band px of 8 px) the forward copy is alone, as before.
+        np.testing.assert_allclose(frame[36 + 40:], invented[36 + 40:], atol=FLOAT32_ATOL, rtol=0)
+
     def test_whole_pixel_landing_leaves_no_more_isolated_pixels_than_the_still_has(
             self, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
         """Under a swirl the finest band's particles land among new neighbours; none may stand out more."""

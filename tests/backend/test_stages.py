@@ -307,8 +307,10 @@ class TestCompiledMatchesReference:
         coarse = torch.from_numpy(rng.random((3, (size[0] + 1) // 2, (size[1] + 1) // 2), dtype=np.float32))
         assert torch.equal(torch.from_numpy(pyr_up_add_cpu(coarse.numpy(), band.numpy())), pyr_up(coarse, size) + band)
 
+    @pytest.mark.parametrize("alpha", [0.35, 0.0, 1.0])
     @pytest.mark.parametrize("whole_pixels", [False, True])
-    def test_splat_blend(self, rng: np.random.Generator, whole_pixels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_splat_blend(self, rng: np.random.Generator, whole_pixels: bool, alpha: float,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
         """The banded CPU splat + mix matches two torch splats and the torch mix (cracks, holes, ignored pixels)."""
         from stillflow.stages.blend import splat_blend
         from stillflow.stages.splat import channels_last
@@ -325,9 +327,9 @@ class TestCompiledMatchesReference:
         ignore = torch.zeros(height - 6, width - 6, dtype=torch.bool)
         ignore[:, :4] = True
         splat = dict(whole_pixels=whole_pixels, reach=12, crop=(3, 3, height - 6, width - 6))
-        fast, fast_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
+        fast, fast_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), alpha, 1e-3, ignore, **splat)
         monkeypatch.setattr(cpu_kernels, "available", lambda: False)
-        slow, slow_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), 0.35, 1e-3, ignore, **splat)
+        slow, slow_den = splat_blend(values, (disp_f, weight_f), (disp_b, weight_b), alpha, 1e-3, ignore, **splat)
         assert bool((slow_den <= 1e-3).any()) and bool(((slow_den > 1e-3) & (slow_den < 0.5)).any())
         torch.testing.assert_close(fast, slow, atol=SPLAT_ORDER_ATOL, rtol=1e-5)
         torch.testing.assert_close(fast_den, slow_den, atol=SPLAT_ORDER_ATOL, rtol=1e-5)
@@ -368,6 +370,25 @@ class TestBlend:
         inner = out[0, 8:-8, 8:-8]
         # a 3x3 coverage drew the moire as bands 0.022 apart (0.008 over 9x9): two flat copies mix flat
         assert float(inner.max() - inner.min()) < 0.015, float(inner.max() - inner.min())
+
+    @pytest.mark.parametrize("alpha", [0.0, 1.0])
+    def test_a_copy_alone_takes_the_other_only_in_its_real_holes(self, alpha: float) -> None:
+        """Outside the cross-over the other copy shows where the first has a hole, nowhere else (not at cracks)."""
+        from stillflow.stages.blend import COVERAGE_WINDOW, blend_copies
+
+        alone, other = torch.full((1, 40, 40), 0.2), torch.full((1, 40, 40), 0.8)
+        den = torch.ones(40, 40)
+        den[:12, :] = 0.0  # the upstream side of a mask's edge: content moved on, nothing followed
+        den[30, 10], den[25, 30] = 0.0, 0.0  # cracks of a stretched copy
+        args = (alone, den, other, torch.ones(40, 40)) if alpha == 0.0 else (other, torch.ones(40, 40), alone, den)
+        out, out_den = blend_copies(*args, alpha, 1e-3)
+        assert torch.allclose(out[0, :10], torch.tensor(0.8))  # the hole shows the other copy
+        assert bool((out_den > 1e-3).all())
+        away = 12 + COVERAGE_WINDOW // 2 + 2  # rows farther from the hole than the window reaches
+        # cracks keep the copy's own (their neighbours' mean)
+        torch.testing.assert_close(out[0, away:], torch.full((40 - away, 40), 0.2), atol=FLOAT32_ATOL, rtol=0)
+        edge = out[0, 8:away, 20]
+        assert bool((edge[1:] <= edge[:-1]).all()) and float(edge[0] - edge[-1]) > 0.5  # a ramp, not a cut
 
     def test_a_copy_with_a_wide_hole_gives_way(self) -> None:
         from stillflow.stages.blend import blend_copies

@@ -13,11 +13,16 @@ one takes over in proportion.
 
 Only a copy's cracks need a value of their own: a pixel with no covered 3x3 neighbour has coverage
 0, so that copy has no share there (and where neither copy has one, the caller fills the blend).
-A crack takes the weighted mean of its covered neighbours. On a CPU the two copies are splatted
+A crack takes the weighted mean of its covered neighbours. Such a pixel is a copy's real hole (a
+disocclusion: the upstream side of a mask's edge, where content moved on and nothing followed), and
+the share a copy has where its holes lie passes to the other one (``mix_weights``), even where the
+schedule gives the other copy no share: so a frame with one copy alone takes the other where that
+one has a hole, as the method's joint splat does (algorithm.md, edge cases), instead of inventing it. On a CPU the two copies are splatted
 into raw accumulators and mixed in one compiled pass (stages/cpu_blend.py).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,7 +30,8 @@ from . import cpu_kernels
 from .splat import splat_joint
 from .stretch import STRETCH_GONE, STRETCH_ONSET
 
-__all__ = ["splat_blend", "blend_copies", "blend_schedule", "coverage_means", "BLEND_SPAN", "COVERAGE_WINDOW"]
+__all__ = ["splat_blend", "blend_copies", "blend_schedule", "coverage_means", "has_real_hole", "mix_weights",
+           "BLEND_SPAN", "COVERAGE_WINDOW"]
 
 
 BLEND_SPAN = 0.5
@@ -92,6 +98,21 @@ def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bw
     return blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0), alpha, threshold)
 
 
+def has_real_hole(den: torch.Tensor, threshold: float, ignore: torch.Tensor) -> bool:
+    """Whether a copy's splat weight ``den`` (H, W) leaves a pixel that is read and has no covered 3x3 neighbour."""
+    known = (den > threshold) | ignore
+    if bool(known.all()):
+        return False
+    if known.device.type == "cpu":  # a 3x3 dilation of bytes: a fraction of a one-copy frame's time
+        from .._cv import cv2
+
+        near = cv2.dilate(known.numpy().view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        return not bool(near.all())
+    near = F.max_pool2d(known[None, None].float(), 3, stride=1, padding=1)[0, 0]
+    return bool((near == 0).any())
+
+
 def _compiled(splat: dict) -> dict:
     """``splat_joint``'s options as ``cpu_kernels.splat_accumulate_cpu`` takes them."""
     fade = splat.get("fade_torn", False)
@@ -105,9 +126,25 @@ def coverage_means(known: torch.Tensor, window: int = COVERAGE_WINDOW) -> torch.
     return F.avg_pool2d(pooled, (window, 1), stride=1, padding=(half, 0), count_include_pad=False)[0, 0]
 
 
-def _fill_and_cover(values: torch.Tensor, den: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """A copy with its cracks filled from covered 3x3 neighbours, and its coverage (0 where no 3x3
-    neighbour is covered, else the COVERAGE_WINDOW mean, capped at 1)."""
+def mix_weights(coverage_f: torch.Tensor, coverage_b: torch.Tensor, hole_f: torch.Tensor, hole_b: torch.Tensor,
+                alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each copy's weight: its coverage times its share, plus the other copy's share where that one has holes.
+
+    Args:
+        coverage_f, coverage_b: (H, W) each copy's coverage in [0, 1].
+        hole_f, hole_b: (H, W) the fraction of the COVERAGE_WINDOW square that is each copy's real hole
+            (no covered 3x3 neighbour): 0 away from holes, so only there does a share pass over.
+        alpha: the backward copy's share.
+    """
+    weight_f = coverage_f * ((1.0 - alpha) + alpha * hole_b)
+    weight_b = coverage_b * (alpha + (1.0 - alpha) * hole_f)
+    return weight_f, weight_b
+
+
+def _fill_and_cover(values: torch.Tensor, den: torch.Tensor,
+                    threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A copy with its cracks filled from covered 3x3 neighbours, its coverage (0 where no 3x3
+    neighbour is covered, else the COVERAGE_WINDOW mean, capped at 1) and its holes' share of that window."""
     known = torch.where(den > threshold, den, 0.0)
     ones = torch.ones((1, 1, 3, 3), dtype=torch.float32, device=den.device)
     total = F.conv2d(known[None, None], ones, padding=1)[0, 0]
@@ -115,12 +152,16 @@ def _fill_and_cover(values: torch.Tensor, den: torch.Tensor, threshold: float) -
     cracks = (known == 0) & (total > 0)
     filled = torch.where(cracks, sums / torch.where(cracks, total, torch.ones_like(total)), 0.0)
     coverage = torch.where(total > 0, coverage_means(known), 0.0).clamp_(max=1.0)
-    return torch.where(known > 0, values, filled), coverage
+    hole = coverage_means((total <= 0).float())
+    return torch.where(known > 0, values, filled), coverage, hole
 
 
 def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, den_b: torch.Tensor,
                  alpha: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(1 - alpha) F + alpha B with weights moved off a copy where it has a hole (any device).
+
+    Each copy's share follows its coverage, and the share a copy has over its own holes goes to the
+    other one (``mix_weights``): with alpha 0 or 1 the other copy shows only where the first has a hole.
 
     Args:
         out_f, out_b: (C, H, W) float32 forward and backward copies, each normalised by its own
@@ -134,10 +175,9 @@ def blend_copies(out_f: torch.Tensor, den_f: torch.Tensor, out_b: torch.Tensor, 
         out: (C, H, W) float32 blend (holes of both copies still holes).
         den: (H, W) float32 the blend's weight (<= threshold where both copies had a hole).
     """
-    out_f, coverage_f = _fill_and_cover(out_f.float(), den_f.float(), threshold)
-    out_b, coverage_b = _fill_and_cover(out_b.float(), den_b.float(), threshold)
-    weight_f = (1.0 - alpha) * coverage_f
-    weight_b = alpha * coverage_b
+    out_f, coverage_f, hole_f = _fill_and_cover(out_f.float(), den_f.float(), threshold)
+    out_b, coverage_b, hole_b = _fill_and_cover(out_b.float(), den_b.float(), threshold)
+    weight_f, weight_b = mix_weights(coverage_f, coverage_b, hole_f, hole_b, alpha)
     den = weight_f + weight_b
     covered = den > threshold
     share_b = torch.where(covered, weight_b / torch.where(covered, den, torch.ones_like(den)), 0.0)

@@ -59,8 +59,8 @@ if cpu_kernels.numba is not None:
             into[c] /= around
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _blend(acc: np.ndarray, known: np.ndarray, sums: np.ndarray, per_row: np.ndarray, per_col: np.ndarray,
-               alpha: float, threshold: float, out: np.ndarray, den: np.ndarray) -> None:
+    def _blend(acc: np.ndarray, known: np.ndarray, sums: np.ndarray, holes: np.ndarray, per_row: np.ndarray,
+               per_col: np.ndarray, alpha: float, threshold: float, out: np.ndarray, den: np.ndarray) -> None:
         height, width = known.shape[1], known.shape[2]
         stride = acc.shape[2] // 2
         channels = stride - 1
@@ -89,8 +89,11 @@ if cpu_kernels.numba is not None:
                 # Coverage: the window's mean (its sum over its in-image pixels), capped at 1. A copy
                 # with no covered 3x3 neighbour has no value here: no share either.
                 inside = per_row[y] * per_col[x]
-                weight_f = (1.0 - alpha) * min(sums[0, y, x] * inside, np.float32(1.0)) if around_f > 0.0 else np.float32(0.0)
-                weight_b = alpha * min(sums[1, y, x] * inside, np.float32(1.0)) if around_b > 0.0 else np.float32(0.0)
+                cover_f = min(sums[0, y, x] * inside, np.float32(1.0)) if around_f > 0.0 else np.float32(0.0)
+                cover_b = min(sums[1, y, x] * inside, np.float32(1.0)) if around_b > 0.0 else np.float32(0.0)
+                # blend.mix_weights: the share a copy has over its own holes passes to the other one.
+                weight_f = cover_f * ((1.0 - alpha) + alpha * holes[1, y, x] * inside)
+                weight_b = cover_b * (alpha + (1.0 - alpha) * holes[0, y, x] * inside)
                 total = weight_f + weight_b
                 den[y, x] = total
                 share = weight_b / total if total > threshold else np.float32(0.0)
@@ -114,18 +117,25 @@ if cpu_kernels.numba is not None:
                     out[c, y, x] = values_f[c] + share * (values_b[c] - values_f[c])
 
 
-def _window_sums(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each copy's ``known`` summed over the COVERAGE_WINDOW square clipped to the image (OpenCV's running
-    box sums), and 1 / the in-image rows and columns of each window (its mean is sum * per_row * per_col)."""
+def _window_sums(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each copy's ``known`` and real holes (no covered 3x3 neighbour) summed over the COVERAGE_WINDOW square
+    clipped to the image (OpenCV's running box sums), and 1 / the in-image rows and columns of each
+    window (its mean is sum * per_row * per_col)."""
     window = COVERAGE_WINDOW
     half = window // 2
     _, height, width = known.shape
     sums = np.empty_like(known)
-    for copy, into in zip(known, sums):
+    holes = np.empty_like(known)
+    for copy, into, hole in zip(known, sums, holes):
         cv2.boxFilter(copy, -1, (window, window), dst=into, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        # Exact: no running sum can leave a hole's 3x3 a rounding error above 0.
+        covered_near = cv2.dilate((copy > 0).astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                                  borderValue=0)
+        cv2.boxFilter((covered_near == 0).astype(np.float32), -1, (window, window), dst=hole, normalize=False,
+                      borderType=cv2.BORDER_CONSTANT)
     inside = [np.minimum(np.arange(n) + half, n - 1) - np.maximum(np.arange(n) - half, 0) + 1 for n in (height, width)]
     per_row, per_col = (np.float32(1.0) / counts.astype(np.float32) for counts in inside)
-    return sums, per_row, per_col
+    return sums, holes, per_row, per_col
 
 
 def blend_accumulated_cpu(acc: np.ndarray, ignore: np.ndarray, alpha: float,
