@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ._cv import cv2
 from .options import RenderOptions
-from .stages.blend import blend_schedule, has_real_hole, splat_blend
+from .stages.blend import COVERAGE_WINDOW, blend_schedule, real_hole_box, splat_blend
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
@@ -304,18 +304,18 @@ class LoopRenderer:
                 # followed) the other copy fills it, as in the cross-over (stages/blend.py).
                 (disp, weight) = fwd if alpha <= 0.0 else bwd
                 out, den = splat_joint(values, disp, weight, disp, None, **splat)
-                if has_real_hole(den, plan.hole_threshold, self._ignore[level]):
-                    out, den = splat_blend(values, fwd, bwd, alpha, plan.hole_threshold, self._ignore[level], **splat)
-            limits = level == 0 and rules.limits
-            if limits:
-                # Mixed as an energy (the copies' and duplicates' RMS), as the restoration mixes its
-                # own: a linear mean let the middle of the loop soften to 0.80 of frame 0 at T 48.
-                out[self._channels].clamp_(min=0).sqrt_()
+                self._fill_real_holes(out, den, values, fwd, bwd, alpha, level, splat)
             den = den.masked_fill(self._ignore[level], 1.0)
             # Cracks are filled before the restoration, so that a crack's mean of its neighbours gets
             # its contrast back too, in one copy as in the blend (a copy alone was 0.81-0.94 of frame
             # 0's sharpness where the blend of it was ~1.0, docs/benchmarks.md).
             out = fill_holes(out, den, plan.hole_threshold)
+            limits = level == 0 and rules.limits
+            if limits:
+                # Mixed as an energy (the copies' and duplicates' RMS), as the restoration mixes its
+                # own: a linear mean let the middle of the loop soften to 0.80 of frame 0 at T 48.
+                # A crack's too, in one copy as in the blend (which fills them before this).
+                out[self._channels].clamp_(min=0).sqrt_()
             if out.shape[0] > self._channels:
                 # The energy is the last channel. A limit's allowed deviation, mixed as an RMS, is at
                 # the particles' own amplitude already: gaining it too let the blend's dots through.
@@ -333,6 +333,29 @@ class LoopRenderer:
         frame = self.image.copy()
         composite(self._image_w, composite_mask_t=self._mask_t, result=result, out=frame[self.window])
         return frame
+
+    def _fill_real_holes(self, out: torch.Tensor, den: torch.Tensor, values: torch.Tensor, fwd: tuple, bwd: tuple,
+                         alpha: float, level: int, splat: dict) -> None:
+        """Mix the other copy into a one-copy band ``out`` / ``den`` (in place) around the copy's real holes.
+
+        Only the rows and columns the holes' share reaches are splatted again, both copies, with a
+        margin that gives each of those pixels the whole coverage window it has in a full mix.
+        """
+        reach = COVERAGE_WINDOW // 2 + 1  # a hole's share spreads over the window; a hole is told by its 3x3
+        box = real_hole_box(den, self.plan.hole_threshold, self._ignore[level], grow=reach)
+        if box is None:
+            return
+        height, width = den.shape
+        top, bottom, left, right = box
+        ctop, cbottom = max(0, top - reach), min(height, bottom + reach)
+        cleft, cright = max(0, left - reach), min(width, right + reach)
+        pad = self.padding >> level
+        sub = dict(splat, crop=(pad + ctop, pad + cleft, cbottom - ctop, cright - cleft))
+        mixed, mixed_den = splat_blend(values, fwd, bwd, alpha, self.plan.hole_threshold,
+                                       self._ignore[level][ctop:cbottom, cleft:cright], **sub)
+        inner = (slice(top - ctop, bottom - ctop), slice(left - cleft, right - cleft))
+        out[:, top:bottom, left:right] = mixed[:, inner[0], inner[1]]
+        den[top:bottom, left:right] = mixed_den[inner]
 
     def _inpaint_deep_holes(self, result: torch.Tensor, dens: list[torch.Tensor]) -> torch.Tensor:
         """Telea-fill animated pixels that were holes at every level (no band had content there)."""

@@ -205,7 +205,7 @@ class TestLoopRender:
         motion = np.stack([np.zeros_like(mask), 2.0 * mask])  # down, 2 px/frame, static above
         plan = LoopPlan.from_options(RenderOptions(frames=16, levels=4))
         frame = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu")).frame(3)  # the forward copy alone
-        monkeypatch.setattr(stillflow.loop, "has_real_hole", lambda *args: False)
+        monkeypatch.setattr(stillflow.loop, "real_hole_box", lambda *args, **kwargs: None)
         invented = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu")).frame(3)
 
         def detail(image: np.ndarray, rows: slice) -> float:
@@ -215,6 +215,42 @@ class TestLoopRender:
         assert detail(frame, hole) > 0.6 * detail(photo, hole) > 3 * detail(invented, hole)
         # Beyond the coarsest band's coverage window (9 band px of 8 px) the forward copy is alone, as before.
         np.testing.assert_allclose(frame[36 + 40:], invented[36 + 40:], atol=FLOAT32_ATOL, rtol=0)
+
+    def test_only_the_holes_surroundings_are_splatted_again(self, photo: np.ndarray,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """The one-copy frame mixes the other copy around its holes as a whole-band mix would, nowhere else."""
+        from stillflow.stages.blend import splat_blend
+
+        mask = np.zeros((96, 128), np.float32)
+        mask[30:, 20:100] = 1.0
+        ys, xs = np.mgrid[0:96, 0:128].astype(np.float32)
+        motion = np.stack([0.4 * np.sin(ys / 7), 1.5 + 0.5 * np.cos(xs / 9)]).astype(np.float32) * mask
+        plan = LoopPlan.from_options(RenderOptions(frames=16, levels=4))
+        boxed = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu"))
+        crops: list[tuple[int, int]] = []
+        real_blend = stillflow.loop.splat_blend
+
+        def counting_blend(*args, **kwargs):
+            crops.append(kwargs["crop"][2:])
+            return real_blend(*args, **kwargs)
+
+        monkeypatch.setattr(stillflow.loop, "splat_blend", counting_blend)
+        frames = [boxed.frame(t) for t in (2, 14)]
+        assert crops and all(h < 96 for h, _ in crops[:1]), "the finest band's holes span a few rows only"
+
+        def whole_band(self, out, den, values, fwd, bwd, alpha, level, splat):
+            if stillflow.loop.real_hole_box(den, self.plan.hole_threshold, self._ignore[level]) is not None:
+                mixed, mixed_den = splat_blend(values, fwd, bwd, alpha, self.plan.hole_threshold, self._ignore[level],
+                                               **splat)
+                out.copy_(mixed)
+                den.copy_(mixed_den)
+
+        monkeypatch.setattr(LoopRenderer, "_fill_real_holes", whole_band)
+        whole = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu"))
+        for frame, t in zip(frames, (2, 14)):
+            # A crack just outside the splatted box weighs its pasted neighbours by coverage, not splat weight.
+            difference = np.abs(frame - whole.frame(t))
+            assert float(difference.max()) < 5e-3 and float(difference.mean()) < 1e-5
 
     def test_whole_pixel_landing_leaves_no_more_isolated_pixels_than_the_still_has(
             self, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:

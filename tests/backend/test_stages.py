@@ -390,6 +390,19 @@ class TestBlend:
         edge = out[0, 8:away, 20]
         assert bool((edge[1:] <= edge[:-1]).all()) and float(edge[0] - edge[-1]) > 0.5  # a ramp, not a cut
 
+    def test_a_real_holes_box(self) -> None:
+        """Pixels read with no covered 3x3 neighbour, grown and clipped; cracks and ignored pixels are none."""
+        from stillflow.stages.blend import real_hole_box
+
+        den, ignore = torch.ones(30, 40), torch.zeros(30, 40, dtype=torch.bool)
+        den[5, 6], den[20:22, 10] = 0.0, 0.0  # cracks: a covered neighbour within 3x3
+        assert real_hole_box(den, 1e-3, ignore) is None
+        den[10:15, 30:33] = 0.0  # three columns wide: its middle column has no covered neighbour
+        assert real_hole_box(den, 1e-3, ignore) == (11, 14, 31, 32)
+        assert real_hole_box(den, 1e-3, ignore, grow=5) == (6, 19, 26, 37)
+        ignore[10:15, 30:33] = True  # nothing reads it
+        assert real_hole_box(den, 1e-3, ignore) is None
+
     def test_a_copy_with_a_wide_hole_gives_way(self) -> None:
         from stillflow.stages.blend import blend_copies
 

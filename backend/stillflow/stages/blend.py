@@ -30,7 +30,7 @@ from . import cpu_kernels
 from .splat import splat_joint
 from .stretch import STRETCH_GONE, STRETCH_ONSET
 
-__all__ = ["splat_blend", "blend_copies", "blend_schedule", "coverage_means", "has_real_hole", "mix_weights",
+__all__ = ["splat_blend", "blend_copies", "blend_schedule", "coverage_means", "real_hole_box", "mix_weights",
            "BLEND_SPAN", "COVERAGE_WINDOW"]
 
 
@@ -98,19 +98,31 @@ def splat_blend(values: torch.Tensor, fwd: tuple[torch.Tensor, torch.Tensor], bw
     return blend_copies(out_f, den_f.masked_fill(ignore, 1.0), out_b, den_b.masked_fill(ignore, 1.0), alpha, threshold)
 
 
-def has_real_hole(den: torch.Tensor, threshold: float, ignore: torch.Tensor) -> bool:
-    """Whether a copy's splat weight ``den`` (H, W) leaves a pixel that is read and has no covered 3x3 neighbour."""
+def real_hole_box(den: torch.Tensor, threshold: float, ignore: torch.Tensor,
+                  grow: int = 0) -> tuple[int, int, int, int] | None:
+    """Rows and columns (top, bottom, left, right; end exclusive) spanning a copy's real holes grown by ``grow``.
+
+    A real hole is a pixel that is read (not ``ignore``) and has no covered 3x3 neighbour in the copy's
+    splat weight ``den`` (H, W); None when there is none.
+    """
     known = (den > threshold) | ignore
     if bool(known.all()):
-        return False
+        return None
     if known.device.type == "cpu":  # a 3x3 dilation of bytes: a fraction of a one-copy frame's time
         from .._cv import cv2
 
         near = cv2.dilate(known.numpy().view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
                           borderValue=0)
-        return not bool(near.all())
-    near = F.max_pool2d(known[None, None].float(), 3, stride=1, padding=1)[0, 0]
-    return bool((near == 0).any())
+        holes = torch.from_numpy(near == 0)
+    else:
+        holes = F.max_pool2d(known[None, None].float(), 3, stride=1, padding=1)[0, 0] == 0
+    rows = torch.nonzero(holes.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(holes.any(dim=0)).flatten()
+    height, width = den.shape
+    return (max(0, int(rows[0]) - grow), min(height, int(rows[-1]) + 1 + grow),
+            max(0, int(cols[0]) - grow), min(width, int(cols[-1]) + 1 + grow))
 
 
 def _compiled(splat: dict) -> dict:
