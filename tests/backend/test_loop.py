@@ -382,3 +382,25 @@ class TestTorchPath:
             # reached by tiny tails may differ a little more, so compare the mean and the bulk.
             assert np.abs(a - b).mean() < SPLAT_ORDER_ATOL, f"frame {t}"
             assert np.quantile(np.abs(a - b), 0.999) < 1e-2, f"frame {t}"
+
+    def test_torch_only_path_fills_a_disocclusion_as_the_compiled_path(self, photo: np.ndarray,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """A one-copy frame's real holes take the other copy on every device (the box splat, the mix weights)."""
+        from stillflow.stages import cpu_kernels, outliers
+
+        if not cpu_kernels.available():
+            pytest.skip("numba not installed")
+        mask = np.zeros((96, 128), np.float32)
+        mask[30:] = 1.0  # the top edge lies inside the frame: a disocclusion below it
+        motion = np.stack([np.zeros_like(mask), 2.0 * mask])
+        plan = LoopPlan.from_options(RenderOptions(frames=16, levels=4))
+        compiled = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu"))
+        ts = (2, 5, 8, 11, 14)
+        expected = [compiled.frame(t) for t in ts]
+        monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        monkeypatch.setattr(outliers, "median3", outliers.median3_torch)
+        reference = LoopRenderer(photo, mask, motion, plan, device=torch.device("cpu"))
+        for t, a in zip(ts, expected):
+            b = reference.frame(t)
+            assert np.abs(a - b).mean() < SPLAT_ORDER_ATOL, f"frame {t}"
+            assert np.quantile(np.abs(a - b), 0.999) < 1e-2, f"frame {t}"
