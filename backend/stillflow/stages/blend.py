@@ -17,8 +17,9 @@ A crack takes the weighted mean of its covered neighbours. Such a pixel is a cop
 disocclusion: the upstream side of a mask's edge, where content moved on and nothing followed), and
 the share a copy has where its holes lie passes to the other one (``mix_weights``), even where the
 schedule gives the other copy no share: so a frame with one copy alone takes the other where that
-one has a hole, as the method's joint splat does (algorithm.md, edge cases), instead of inventing it. On a CPU the two copies are splatted
-into raw accumulators and mixed in one compiled pass (stages/cpu_blend.py).
+one has a hole, as the method's joint splat does (algorithm.md, edge cases), instead of inventing
+it. On a CPU the two copies are splatted into raw accumulators and mixed in one compiled pass
+(stages/cpu_blend.py).
 """
 from __future__ import annotations
 

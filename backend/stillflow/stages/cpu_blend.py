@@ -129,8 +129,8 @@ def _window_sums(known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     for copy, into, hole in zip(known, sums, holes):
         cv2.boxFilter(copy, -1, (window, window), dst=into, normalize=False, borderType=cv2.BORDER_CONSTANT)
         # Exact: no running sum can leave a hole's 3x3 a rounding error above 0.
-        covered_near = cv2.dilate((copy > 0).astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                                  borderValue=0)
+        covered_near = cv2.dilate((copy > 0).astype(np.uint8), np.ones((3, 3), np.uint8),
+                                  borderType=cv2.BORDER_CONSTANT, borderValue=0)
         cv2.boxFilter((covered_near == 0).astype(np.float32), -1, (window, window), dst=hole, normalize=False,
                       borderType=cv2.BORDER_CONSTANT)
     inside = [np.minimum(np.arange(n) + half, n - 1) - np.maximum(np.arange(n) - half, 0) + 1 for n in (height, width)]
