@@ -341,14 +341,14 @@ class LoopRenderer:
         Only the rows and columns the holes' share reaches are splatted again, both copies, with a
         margin that gives each of those pixels the whole coverage window it has in a full mix.
         """
-        reach = COVERAGE_WINDOW // 2 + 1  # a hole's share spreads over the window; a hole is told by its 3x3
-        box = real_hole_box(den, self.plan.hole_threshold, self._ignore[level], grow=reach)
+        margin = COVERAGE_WINDOW // 2 + 1  # a hole's share spreads over the window; a hole is told by its 3x3
+        box = real_hole_box(den, self.plan.hole_threshold, self._ignore[level], grow=margin)
         if box is None:
             return
         height, width = den.shape
         top, bottom, left, right = box
-        ctop, cbottom = max(0, top - reach), min(height, bottom + reach)
-        cleft, cright = max(0, left - reach), min(width, right + reach)
+        ctop, cbottom = max(0, top - margin), min(height, bottom + margin)
+        cleft, cright = max(0, left - margin), min(width, right + margin)
         pad = self.padding >> level
         sub = dict(splat, crop=(pad + ctop, pad + cleft, cbottom - ctop, cright - cleft))
         mixed, mixed_den = splat_blend(values, fwd, bwd, alpha, self.plan.hole_threshold,
