@@ -29,6 +29,7 @@ from .stages.inflow import synthesize_inflow
 from .stages.layer import fill_behind_mask
 from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
+from .stages.place import keep_in_place_, place_energy
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.shading import Shading, shading_at
 from .stages.splat import channels_last, softmax_weights, splat_joint
@@ -233,7 +234,11 @@ class LoopRenderer:
             shade = shading_at(plan.shading, slice(at[0], at[0] + layer.shape[0]))  # (h, 1, C)
             layer = layer - shade
             self._shade = torch.from_numpy(shade).to(self.device).permute(2, 0, 1)  # (C, h, 1)
-        bands = laplacian_bands(torch.from_numpy(layer).to(self.device).permute(2, 0, 1).contiguous(), self.levels)
+        layer_t = torch.from_numpy(layer).to(self.device).permute(2, 0, 1).contiguous()
+        # Where a frame is softer than the still at the same place, its fine detail is raised
+        # (stages/place.py): a copy that the field stretches softens as it travels.
+        self._place = place_energy(layer_t) if rules.restores and self.levels > 1 else None
+        bands = laplacian_bands(layer_t, self.levels)
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
         values = []
         for level, band in enumerate(bands):
@@ -328,6 +333,8 @@ class LoopRenderer:
         result = reconstruct(splatted)
         if self._shade is not None:
             result += self._shade  # with more than one level, reconstruct() returns a new tensor
+        if self._place is not None:
+            keep_in_place_(result, self._place)
         if plan.inpaint:
             result = self._inpaint_deep_holes(result, dens)
         frame = self.image.copy()

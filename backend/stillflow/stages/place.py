@@ -1,0 +1,126 @@
+"""Each frame as sharp as the still at the same place, where the field stretched the texture.
+
+How sharp a region of a photo looks is partly a property of the place, not of what moves through
+it: the camera's resolution and grain, haze, and perspective (clouds near the horizon are farther
+away, so their texture is finer). A splatted copy carries its texture along, so where the field
+stretches the texture a copy softens as it travels (on a real sunset the loop's middle fell to 0.81
+of the still's sharpness, each copy alone to 0.62-0.76). Where a frame's local sharpness (the
+energy of the luma's Laplacian over a box, what the eye and a sharpness measure see) is below the
+still's at the same place, its fine detail (what one pyramid step removes) is raised by a gain in
+[1, PLACE_GAIN]. It only raises: lowering too softened a loop where a strong structure (a dark cloud
+band) moved into a smoother place (docs/benchmarks.md, issue 29 round 8). Nothing moves, and a
+frame as sharp as the still keeps gain 1: frame 0 is the input. Re-graining a warped plate to match
+the original is the compositing analogue.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._cv import cv2
+from .contrast import band_energy, box_mean
+
+__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "fine_detail", "fine_detail_torch", "keep_in_place_",
+           "laplacian_torch", "place_energy", "sharpness_map"]
+
+PLACE_WINDOW = 31
+"""Side (px) of the box over which a frame's sharpness is compared with the still's. On the real
+clips Gaussians of sigma 7, 15 and 31 px scored alike (this box is about sigma 9)."""
+
+PLACE_GAIN = 1.15
+"""Largest gain on a frame's fine detail. 1.25 lifted some frames of a real clip above 1.15 of the
+still's sharpness; 1.15 keeps every loop frame of both clips within 0.90-1.10."""
+
+PLACE_REACH = PLACE_WINDOW // 2 + 4
+"""Pixels beyond a pixel that its gain reads (the box, and the pyramid step's support)."""
+
+_BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def fine_detail(image: torch.Tensor) -> torch.Tensor:
+    """What one pyramid step (binomial blur, halve, double) removes: (C, H, W) -> (C, H, W)."""
+    if image.device.type != "cpu":
+        return fine_detail_torch(image)
+    planes = [np.ascontiguousarray(plane) for plane in image.numpy()]
+    size = planes[0].shape[::-1]
+    return torch.from_numpy(np.stack([plane - cv2.pyrUp(cv2.pyrDown(plane), dstsize=size) for plane in planes]))
+
+
+def fine_detail_torch(image: torch.Tensor) -> torch.Tensor:
+    """The torch reference of ``fine_detail`` (any device; borders reflected as OpenCV's)."""
+    channels, height, width = image.shape
+    kernel = torch.tensor(_BINOMIAL, dtype=image.dtype, device=image.device) / 16.0
+    row = kernel.view(1, 1, 1, 5).expand(channels, 1, 1, 5)
+    col = kernel.view(1, 1, 5, 1).expand(channels, 1, 5, 1)
+    blur = lambda x: F.conv2d(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), row, groups=channels),  # noqa: E731
+                              col, groups=channels)
+    down = blur(image[None])[:, :, ::2, ::2]
+    up = image.new_zeros(1, channels, 2 * down.shape[2], 2 * down.shape[3])
+    up[:, :, ::2, ::2] = 4.0 * down
+    return image - blur(up)[0, :, :height, :width]
+
+
+def laplacian_torch(image: torch.Tensor) -> torch.Tensor:
+    """The 3x3 Laplacian of each channel (borders reflected, as OpenCV's): (C, H, W) -> (C, H, W)."""
+    channels = image.shape[0]
+    kernel = torch.tensor(_LAPLACIAN, dtype=image.dtype, device=image.device).view(1, 1, 3, 3)
+    padded = F.pad(image[None], (1, 1, 1, 1), mode="reflect")
+    return F.conv2d(padded, kernel.expand(channels, 1, 3, 3), groups=channels)[0]
+
+
+def sharpness_map(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tensor:
+    """Local sharpness, the energy of the luma's Laplacian over a box: (C, H, W) -> (1, H, W).
+
+    The luma is the channels' mean, as for the outlier limit (stages/outliers.py).
+    """
+    if image.device.type == "cpu":
+        return torch.from_numpy(_sharpness_cpu(image.numpy(), window))[None]
+    return box_mean(band_energy(laplacian_torch(image.mean(dim=0, keepdim=True))), window)
+
+
+def place_energy(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tensor:
+    """The still's local sharpness, what each frame's is kept at: (C, H, W) -> (1, H, W)."""
+    return sharpness_map(image, window)
+
+
+def keep_in_place_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE_WINDOW,
+                   gain: float = PLACE_GAIN) -> torch.Tensor:
+    """Raise ``frame``'s fine detail (in place) where its local sharpness fell below ``place``.
+
+    Args:
+        frame: (C, H, W) float32 contiguous animated frame, modified in place.
+        place: (1, H, W) float32 ``place_energy`` of the still over the same pixels.
+        window: side of the box the sharpness is taken over, px (as ``place``'s).
+        gain: largest gain on the fine detail.
+
+    Returns:
+        ``frame`` with its fine detail times a gain in [1, gain] per pixel (shared by channels).
+    """
+    if frame.device.type == "cpu" and frame.is_contiguous():
+        _keep_in_place_cpu(frame, place[0].numpy(), window, gain)
+        return frame
+    landed = sharpness_map(frame, window).clamp_(min=1e-12)
+    scale = torch.sqrt(place / landed).clamp_(1.0, gain).sub_(1.0)
+    return frame.add_(fine_detail_torch(frame).mul_(scale))
+
+
+def _sharpness_cpu(image: np.ndarray, window: int) -> np.ndarray:
+    """``sharpness_map`` of a (C, H, W) float32 array with OpenCV."""
+    luma = image.sum(axis=0) * np.float32(1.0 / image.shape[0])
+    lap = cv2.Laplacian(luma, cv2.CV_32F)
+    return cv2.blur(cv2.multiply(lap, lap), (window, window), borderType=cv2.BORDER_REPLICATE)
+
+
+def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain: float) -> None:
+    """``keep_in_place_`` on a contiguous CPU frame with OpenCV (about 4x faster than torch ops there)."""
+    planes = frame.numpy()
+    landed = np.maximum(_sharpness_cpu(planes, window), np.float32(1e-12))
+    scale = cv2.sqrt(cv2.divide(place, landed))
+    np.clip(scale, 1.0, gain, out=scale)
+    scale -= np.float32(1.0)
+    if not scale.any():
+        return
+    for plane, detail in zip(planes, fine_detail(frame).numpy()):  # views: cv2 writes the planes in place
+        cv2.add(plane, cv2.multiply(detail, scale), dst=plane)
