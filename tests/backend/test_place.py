@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stillflow import RenderOptions
+from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.loop import LoopPlan, LoopRenderer
 from stillflow.stages.contrast import band_energy, box_mean
 from stillflow.stages.place import (PLACE_GAIN, PLACE_WINDOW, fine_detail, fine_detail_torch, keep_in_place_,
@@ -76,3 +76,22 @@ def test_a_stretched_loop_keeps_the_stills_fine_detail_in_place(rng: np.random.G
     for t in range(1, n):
         frame = torch.from_numpy(renderer.frame(t)).permute(2, 0, 1).contiguous()
         assert 0.87 < _energy(frame, rows, cols) / _energy(still, rows, cols) < 1.2, t
+
+
+def test_a_trace_where_a_sharp_structure_was_is_raised_by_at_most_the_gain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the still was sharp and the frame is not (the torn wire faded, stages/stretch.py), what is
+    left there is raised too, but its depth below the sky by no more than PLACE_GAIN."""
+    import stillflow.loop
+
+    from .test_stretch import _wire_and_bar
+
+    image, motion = _wire_and_bar()
+    kwargs = dict(mask=np.ones(image.shape[:2], np.float32), motion=MotionSpec(kind="field", field=motion),
+                  options=RenderOptions(frames=16))
+    kept = list(render_frames(image, **kwargs))
+    monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place: frame)
+    plain = list(render_frames(image, **kwargs))
+    for t in (2, 4):
+        sky = float(plain[t][25, 60:90].mean())
+        depth_kept, depth_plain = (sky - float(f[t][25, 32:48].mean(axis=1).min()) for f in (kept, plain))
+        assert depth_plain < depth_kept <= PLACE_GAIN * depth_plain + 1e-4, t
