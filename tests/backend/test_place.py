@@ -8,10 +8,18 @@ import torch
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.loop import LoopPlan, LoopRenderer
 from stillflow.stages.contrast import band_energy, box_mean
-from stillflow.stages.place import (PLACE_GAIN, PLACE_WINDOW, fine_detail, fine_detail_torch, keep_in_place_,
+from stillflow.stages.outliers import median3_torch
+from stillflow.stages.place import (PLACE_GAIN, PLACE_WINDOW, STANDING_OUT, fine_detail, fine_detail_torch, keep_in_place_,
                                     laplacian_torch, place_energy)
 
-from .test_loop_detail import _texture
+
+
+def _texture(rng: np.random.Generator, height: int = 96, width: int = 128) -> np.ndarray:
+    """Fine, even texture of a sky's contrast (few pixels stand out by STANDING_OUT), (H, W, 3) float32."""
+    import cv2
+
+    fine = cv2.GaussianBlur(rng.normal(0, 1, (height, width, 3)).astype(np.float32), (0, 0), 0.9)
+    return (0.5 + 0.025 * fine / fine.std()).astype(np.float32)
 
 
 def _energy(image: torch.Tensor, rows: slice, cols: slice) -> float:
@@ -27,6 +35,9 @@ def test_the_cpu_path_is_the_torch_formula(rng: np.random.Generator, size: tuple
     sharpness = box_mean(band_energy(laplacian_torch(image.mean(dim=0, keepdim=True))), PLACE_WINDOW)
     np.testing.assert_allclose(place.numpy(), 1.44 * sharpness.numpy(), rtol=1e-4, atol=1e-7)
     scale = torch.sqrt(place / sharpness.clamp(min=1e-12)).clamp(1.0, PLACE_GAIN) - 1.0
+    luma = image.mean(dim=0, keepdim=True)
+    scale[(luma - median3_torch(luma)).abs() > STANDING_OUT / PLACE_GAIN] = 0.0
+    assert 0 < int((scale == 0).sum()) < scale.numel(), "some pixels stand out, most do not"
     expected = image + scale * fine_detail_torch(image)
     np.testing.assert_allclose(keep_in_place_(image.clone(), place).numpy(), expected.numpy(), atol=1e-6, rtol=0)
 
@@ -58,11 +69,22 @@ def test_detail_is_scaled_towards_the_stills_energy_within_the_gain(rng: np.rand
             assert abs(now / aim - 1.0) < 0.3 * abs(was / aim - 1.0), quarter
 
 
+def test_a_pixel_that_stands_out_keeps_its_detail(rng: np.random.Generator) -> None:
+    """Texture is raised, an isolated dot is not: the stage makes no new outliers."""
+    still = torch.from_numpy(_texture(rng)).permute(2, 0, 1).contiguous()
+    frame = still - 0.5 * fine_detail(still)  # softened everywhere: the gain is at its cap
+    frame[:, 48, 64] += 0.2  # a dot
+    before = frame.clone()
+    keep_in_place_(frame, place_energy(still))
+    assert float(frame[:, 48, 64].sub(before[:, 48, 64]).abs().max()) == 0.0
+    assert float((frame - before)[:, 10:40].abs().mean()) > 1e-3, "the texture around was raised"
+
+
 def test_a_stretched_loop_keeps_the_stills_fine_detail_in_place(rng: np.random.Generator) -> None:
     """A field that stretches the texture softens a copy as it travels; the frame's sharpness stays.
 
     Without the stage the frames' sharpness went from 0.70 of the still's (the forward copy pulled
-    apart) to 1.15 (the backward copy pushed together); with it 0.90 to 1.16 (it only raises).
+    apart) to 1.16 (the backward copy pushed together); with it 0.90 to 1.16 (it only raises).
     """
     image = _texture(rng)
     xs = np.arange(128, dtype=np.float32)

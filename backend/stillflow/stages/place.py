@@ -8,7 +8,8 @@ of the still's sharpness, each copy alone to 0.62-0.76). Where a frame's local s
 energy of the luma's Laplacian over a box, what the eye and a sharpness measure see) is below the
 still's at the same place, its fine detail (what one pyramid step removes) is raised by a gain in
 [1, PLACE_GAIN]. It only raises: lowering too softened a loop where a strong structure (a dark cloud
-band) moved into a smoother place (docs/benchmarks.md, issue 29 round 8). Nothing moves, and a
+band) moved into a smoother place (docs/benchmarks.md, issue 29 round 8). Pixels that already
+stand out from their neighbours keep their detail: texture is raised, dots are not. Nothing moves, and a
 frame as sharp as the still keeps gain 1: frame 0 is the input. Re-graining a warped plate to match
 the original is the compositing analogue.
 """
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 
 from .._cv import cv2
 from .contrast import band_energy, box_mean
+from .outliers import median3
 
-__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "fine_detail", "fine_detail_torch", "keep_in_place_",
+__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch", "keep_in_place_",
            "laplacian_torch", "place_energy", "sharpness_map"]
 
 PLACE_WINDOW = 31
@@ -31,6 +33,12 @@ clips Gaussians of sigma 7, 15 and 31 px scored alike (this box is about sigma 9
 PLACE_GAIN = 1.15
 """Largest gain on a frame's fine detail. 1.25 lifted some frames of a real clip above 1.15 of the
 still's sharpness; 1.15 keeps every loop frame of both clips within 0.90-1.10."""
+
+STANDING_OUT = 12.0 / 255.0
+"""A pixel whose luma stands this far from its 3x3 median is an isolated outlier (issue 29's dots).
+A pixel within PLACE_GAIN of it keeps its detail as it is, so that raising texture makes no new dots:
+unguarded, the real clips' dots rose from 1.12 to 1.20 of the still's and the defect cases' cracks
+by up to 3x frame 0's count (docs/benchmarks.md, issue 29 round 8)."""
 
 PLACE_REACH = PLACE_WINDOW // 2 + 4
 """Pixels beyond a pixel that its gain reads (the box, and the pyramid step's support)."""
@@ -75,7 +83,7 @@ def sharpness_map(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tens
 
     The luma is the channels' mean, as for the outlier limit (stages/outliers.py).
     """
-    if image.device.type == "cpu":
+    if image.device.type == "cpu" and image.is_contiguous():
         return torch.from_numpy(_sharpness_cpu(image.numpy(), window))[None]
     return box_mean(band_energy(laplacian_torch(image.mean(dim=0, keepdim=True))), window)
 
@@ -96,30 +104,40 @@ def keep_in_place_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE
         gain: largest gain on the fine detail.
 
     Returns:
-        ``frame`` with its fine detail times a gain in [1, gain] per pixel (shared by channels).
+        ``frame`` with its fine detail times a gain in [1, gain] per pixel (shared by channels); pixels
+        standing out from their 3x3 median by more than STANDING_OUT / gain keep theirs.
     """
     if frame.device.type == "cpu" and frame.is_contiguous():
         _keep_in_place_cpu(frame, place[0].numpy(), window, gain)
         return frame
-    landed = sharpness_map(frame, window).clamp_(min=1e-12)
+    luma = frame.mean(dim=0, keepdim=True)
+    landed = box_mean(band_energy(laplacian_torch(luma)), window).clamp_(min=1e-12)
     scale = torch.sqrt(place / landed).clamp_(1.0, gain).sub_(1.0)
+    scale.masked_fill_((luma - median3(luma)).abs_() > STANDING_OUT / gain, 0.0)
     return frame.add_(fine_detail_torch(frame).mul_(scale))
 
 
-def _sharpness_cpu(image: np.ndarray, window: int) -> np.ndarray:
-    """``sharpness_map`` of a (C, H, W) float32 array with OpenCV."""
-    luma = image.sum(axis=0) * np.float32(1.0 / image.shape[0])
+def _sharpness_cpu(image: np.ndarray, window: int, luma: np.ndarray | None = None) -> np.ndarray:
+    """``sharpness_map`` of a (C, H, W) float32 array with OpenCV (``luma``: its channels' mean, if known)."""
+    luma = _luma_cpu(image) if luma is None else luma
     lap = cv2.Laplacian(luma, cv2.CV_32F)
     return cv2.blur(cv2.multiply(lap, lap), (window, window), borderType=cv2.BORDER_REPLICATE)
+
+
+def _luma_cpu(image: np.ndarray) -> np.ndarray:
+    """The channels' mean of a (C, H, W) float32 array."""
+    return image.sum(axis=0) * np.float32(1.0 / image.shape[0])
 
 
 def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain: float) -> None:
     """``keep_in_place_`` on a contiguous CPU frame with OpenCV (about 4x faster than torch ops there)."""
     planes = frame.numpy()
-    landed = np.maximum(_sharpness_cpu(planes, window), np.float32(1e-12))
+    luma = _luma_cpu(planes)
+    landed = np.maximum(_sharpness_cpu(planes, window, luma), np.float32(1e-12))
     scale = cv2.sqrt(cv2.divide(place, landed))
     np.clip(scale, 1.0, gain, out=scale)
     scale -= np.float32(1.0)
+    scale[np.abs(luma - cv2.medianBlur(luma, 3)) > STANDING_OUT / gain] = 0.0
     if not scale.any():
         return
     for plane, detail in zip(planes, fine_detail(frame).numpy()):  # views: cv2 writes the planes in place
