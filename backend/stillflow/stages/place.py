@@ -24,7 +24,7 @@ from .contrast import band_energy, box_mean
 from .outliers import median3
 
 __all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch", "keep_in_place_",
-           "laplacian_torch", "place_energy", "sharpness_map"]
+           "keep_in_place_torch_", "laplacian_torch", "place_energy", "sharpness_map", "sharpness_map_torch"]
 
 PLACE_WINDOW = 31
 """Side (px) of the box over which a frame's sharpness is compared with the still's. On the real
@@ -85,6 +85,11 @@ def sharpness_map(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tens
     """
     if image.device.type == "cpu" and image.is_contiguous():
         return torch.from_numpy(_sharpness_cpu(image.numpy(), window))[None]
+    return sharpness_map_torch(image, window)
+
+
+def sharpness_map_torch(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tensor:
+    """The torch reference of ``sharpness_map`` (any device)."""
     return box_mean(band_energy(laplacian_torch(image.mean(dim=0, keepdim=True))), window)
 
 
@@ -110,6 +115,12 @@ def keep_in_place_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE
     if frame.device.type == "cpu" and frame.is_contiguous():
         _keep_in_place_cpu(frame, place[0].numpy(), window, gain)
         return frame
+    return keep_in_place_torch_(frame, place, window, gain)
+
+
+def keep_in_place_torch_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE_WINDOW,
+                         gain: float = PLACE_GAIN) -> torch.Tensor:
+    """The torch reference of ``keep_in_place_`` (any device)."""
     luma = frame.mean(dim=0, keepdim=True)
     landed = box_mean(band_energy(laplacian_torch(luma)), window).clamp_(min=1e-12)
     scale = torch.sqrt(place / landed).clamp_(1.0, gain).sub_(1.0)
