@@ -23,8 +23,9 @@ from .._cv import cv2
 from .contrast import band_energy, box_mean
 from .outliers import median3
 
-__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch", "keep_in_place_",
-           "keep_in_place_torch_", "laplacian_torch", "place_energy", "sharpness_map", "sharpness_map_torch"]
+__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch",
+           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy", "sharpness_map",
+           "sharpness_map_torch"]
 
 PLACE_WINDOW = 31
 """Side (px) of the box over which a frame's sharpness is compared with the still's. On the real
