@@ -149,11 +149,9 @@ def _share_torch(landed: torch.Tensor, raised: torch.Tensor, raised2: torch.Tens
     E s^2 (s the raise, gain - 1) and of the still's. A share k makes the sharpness about
     mean E (1 + k s)^2: it may reach the still's, or stay at the frame's own if that is more.
     """
-    # Running-sum box filters leave -1e-9 where a sum is 0: clamp before the root.
-    landed, raised, raised2, still = (x.clamp(min=0.0) for x in (landed, raised, raised2, still))
     room = (torch.maximum(still, landed) - landed).clamp_(min=0)
-    share = (torch.sqrt(raised * raised + raised2 * room) - raised) / raised2.clamp(min=1e-20)
-    return torch.where(raised2 > 1e-20, share.clamp_(0.0, 1.0), torch.ones_like(share))
+    share = (torch.sqrt(raised * raised + raised2 * room) - raised) / raised2.clamp(min=1e-30)
+    return share.clamp_(0.0, 1.0)
 
 
 def _sharpness_cpu(image: np.ndarray, window: int, luma: np.ndarray | None = None) -> np.ndarray:
