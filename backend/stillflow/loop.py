@@ -334,7 +334,7 @@ class LoopRenderer:
         if self._shade is not None:
             result += self._shade  # with more than one level, reconstruct() returns a new tensor
         if self._place is not None:
-            keep_in_place_(result, self._place, self._mask_t > 0)
+            keep_in_place_(result, self._place)
         if plan.inpaint:
             result = self._inpaint_deep_holes(result, dens)
         frame = self.image.copy()

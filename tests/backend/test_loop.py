@@ -201,7 +201,7 @@ class TestLoopRender:
         import cv2
 
         # The hole fill alone: the sharpness kept in place (stages/place.py) would raise the blocks too.
-        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place, region: frame)
+        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place: frame)
         mask = np.zeros((96, 128), np.float32)
         mask[30:] = 1.0  # a waterfall below a static lip: its top edge lies inside the frame
         motion = np.stack([np.zeros_like(mask), 2.0 * mask])  # down, 2 px/frame, static above

@@ -120,7 +120,7 @@ class TestTornParticlesInTheLoop:
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
         # The fade alone: a loop then raises the trace's fine detail where the wire was sharp in the
         # still, by at most PLACE_GAIN (stages/place.py; bounded in test_place.py).
-        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place, region: frame)
+        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place: frame)
         image, motion = _wire_and_bar()
         frames = list(render_frames(image, mask=np.ones(image.shape[:2], np.float32),
                                     motion=MotionSpec(kind="field", field=motion),
@@ -138,7 +138,7 @@ class TestTornParticlesInTheLoop:
         image, motion = _wire_and_bar()
         kwargs = dict(mask=np.ones(image.shape[:2], np.float32), motion=MotionSpec(kind="field", field=motion),
                       options=RenderOptions(frames=16))
-        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place, region: frame)  # the fade alone, as above
+        monkeypatch.setattr(stillflow.loop, "keep_in_place_", lambda frame, place: frame)  # the fade alone, as above
         compiled = list(render_frames(image, **kwargs))
         monkeypatch.setattr(cpu_kernels, "available", lambda: False)
         from stillflow.stages import outliers

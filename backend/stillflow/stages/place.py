@@ -23,9 +23,9 @@ from .._cv import cv2
 from .contrast import band_energy, box_mean
 from .outliers import median3
 
-__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "SHARE_WINDOW", "STANDING_OUT", "fine_detail",
-           "fine_detail_torch", "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy",
-           "sharpness_map", "sharpness_map_torch"]
+__all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch",
+           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy", "sharpness_map",
+           "sharpness_map_torch"]
 
 PLACE_WINDOW = 31
 """Side (px) of the box over which a frame's sharpness is compared with the still's. On the real
@@ -41,14 +41,8 @@ A pixel within PLACE_GAIN of it keeps its detail as it is, so that raising textu
 unguarded, the real clips' dots rose from 1.12 to 1.20 of the still's and the defect cases' cracks
 by up to 3x frame 0's count (docs/benchmarks.md, issue 29 round 8)."""
 
-SHARE_WINDOW = 127
-"""Side (px) of the neighbourhood that may end no sharper than the still's: where one part of it is
-softer than the still and another sharper, the soft part is raised only as far as the sharper one
-leaves room (the quick-start sample, neither soft nor sharp as a whole, was raised to 1.15 of its
-still's sharpness without it)."""
-
-PLACE_REACH = PLACE_WINDOW // 2 + SHARE_WINDOW // 2 + 4
-"""Pixels beyond a pixel that its gain reads (the two boxes, and the pyramid step's support)."""
+PLACE_REACH = PLACE_WINDOW // 2 + 4
+"""Pixels beyond a pixel that its gain reads (the box, and the pyramid step's support)."""
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
@@ -105,53 +99,34 @@ def place_energy(image: torch.Tensor, window: int = PLACE_WINDOW) -> torch.Tenso
     return sharpness_map(image, window)
 
 
-def keep_in_place_(frame: torch.Tensor, place: torch.Tensor, region: torch.Tensor, window: int = PLACE_WINDOW,
+def keep_in_place_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE_WINDOW,
                    gain: float = PLACE_GAIN) -> torch.Tensor:
     """Raise ``frame``'s fine detail (in place) where its local sharpness fell below ``place``.
 
     Args:
         frame: (C, H, W) float32 contiguous animated frame, modified in place.
         place: (1, H, W) float32 ``place_energy`` of the still over the same pixels.
-        region: (H, W) bool, the pixels that move: over them no neighbourhood of SHARE_WINDOW px ends
-            sharper than the still's.
         window: side of the box the sharpness is taken over, px (as ``place``'s).
         gain: largest gain on the fine detail.
 
     Returns:
         ``frame`` with its fine detail times a gain in [1, gain] per pixel (shared by channels); pixels
-        standing out from their 3x3 median by more than STANDING_OUT / gain keep theirs, and raises
-        shrink where their neighbourhood would otherwise end sharper than the still's.
+        standing out from their 3x3 median by more than STANDING_OUT / gain keep theirs.
     """
     if frame.device.type == "cpu" and frame.is_contiguous():
-        _keep_in_place_cpu(frame, place[0].numpy(), region.numpy(), window, gain)
+        _keep_in_place_cpu(frame, place[0].numpy(), window, gain)
         return frame
-    return keep_in_place_torch_(frame, place, region, window, gain)
+    return keep_in_place_torch_(frame, place, window, gain)
 
 
-def keep_in_place_torch_(frame: torch.Tensor, place: torch.Tensor, region: torch.Tensor,
-                         window: int = PLACE_WINDOW, gain: float = PLACE_GAIN) -> torch.Tensor:
+def keep_in_place_torch_(frame: torch.Tensor, place: torch.Tensor, window: int = PLACE_WINDOW,
+                         gain: float = PLACE_GAIN) -> torch.Tensor:
     """The torch reference of ``keep_in_place_`` (any device)."""
     luma = frame.mean(dim=0, keepdim=True)
     landed = box_mean(band_energy(laplacian_torch(luma)), window).clamp_(min=1e-12)
     scale = torch.sqrt(place / landed).clamp_(1.0, gain).sub_(1.0)
     scale.masked_fill_((luma - median3(luma)).abs_() > STANDING_OUT / gain, 0.0)
-    inside = region[None].to(landed.dtype)
-    energy = landed * inside
-    near = [box_mean(x, SHARE_WINDOW) for x in (energy, energy * scale, energy * scale * scale, place * inside)]
-    return frame.add_(fine_detail_torch(frame).mul_(scale.mul_(_share_torch(*near))))
-
-
-def _share_torch(landed: torch.Tensor, raised: torch.Tensor, raised2: torch.Tensor,
-                 still: torch.Tensor) -> torch.Tensor:
-    """The share of each raise that keeps a neighbourhood no sharper than the still's: (1, H, W) each.
-
-    Means over the region's pixels in the neighbourhood of the frame's local sharpness E, of E s and
-    E s^2 (s the raise, gain - 1) and of the still's. A share k makes the sharpness about
-    mean E (1 + k s)^2: it may reach the still's, or stay at the frame's own if that is more.
-    """
-    room = (torch.maximum(still, landed) - landed).clamp_(min=0)
-    share = (torch.sqrt(raised * raised + raised2 * room) - raised) / raised2.clamp(min=1e-30)
-    return share.clamp_(0.0, 1.0)
+    return frame.add_(fine_detail_torch(frame).mul_(scale))
 
 
 def _sharpness_cpu(image: np.ndarray, window: int, luma: np.ndarray | None = None) -> np.ndarray:
@@ -166,7 +141,7 @@ def _luma_cpu(image: np.ndarray) -> np.ndarray:
     return image.sum(axis=0) * np.float32(1.0 / image.shape[0])
 
 
-def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, region: np.ndarray, window: int, gain: float) -> None:
+def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain: float) -> None:
     """``keep_in_place_`` on a contiguous CPU frame with OpenCV (about 4x faster than torch ops there)."""
     planes = frame.numpy()
     luma = _luma_cpu(planes)
@@ -177,11 +152,5 @@ def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, region: np.ndarra
     scale[np.abs(luma - cv2.medianBlur(luma, 3)) > STANDING_OUT / gain] = 0.0
     if not scale.any():
         return
-    inside = region.astype(np.float32)
-    energy = cv2.multiply(landed, inside)
-    raised = cv2.multiply(energy, scale)
-    near = [cv2.blur(x, (SHARE_WINDOW, SHARE_WINDOW), borderType=cv2.BORDER_REPLICATE)
-            for x in (energy, raised, cv2.multiply(raised, scale), cv2.multiply(place, inside))]
-    scale *= _share_torch(*(torch.from_numpy(x) for x in near)).numpy()
     for plane, detail in zip(planes, fine_detail(frame).numpy()):  # views: cv2 writes the planes in place
         cv2.add(plane, cv2.multiply(detail, scale), dst=plane)
