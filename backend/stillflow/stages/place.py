@@ -152,5 +152,7 @@ def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain
     scale[np.abs(luma - cv2.medianBlur(luma, 3)) > STANDING_OUT / gain] = 0.0
     if not scale.any():
         return
-    for plane, detail in zip(planes, fine_detail(frame).numpy()):  # views: cv2 writes the planes in place
-        cv2.add(plane, cv2.multiply(detail, scale), dst=plane)
+    size = planes.shape[:0:-1]
+    for plane in planes:  # views: cv2 writes each plane in place, its fine detail (as fine_detail) times scale
+        detail = cv2.subtract(plane, cv2.pyrUp(cv2.pyrDown(plane), dstsize=size))
+        cv2.add(plane, cv2.multiply(detail, scale, dst=detail), dst=plane)
