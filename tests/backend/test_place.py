@@ -65,6 +65,15 @@ def test_detail_is_scaled_towards_the_stills_energy_within_the_gain(rng: np.rand
             assert abs(now / aim - 1.0) < 0.3 * abs(was / aim - 1.0), quarter
 
 
+def test_a_flat_still_with_running_sum_residue_leaves_the_frame_finite(rng: np.random.Generator) -> None:
+    """A box's running sums can leave -1e-9 where the still is flat: no root of a negative."""
+    frame = torch.from_numpy(_texture(rng)).permute(2, 0, 1).contiguous()
+    place = torch.full((1, 96, 128), -1e-9)
+    for path in (keep_in_place_, keep_in_place_torch_):
+        out = path(frame.clone(), place)
+        assert torch.isfinite(out).all() and torch.equal(out, frame), path.__name__
+
+
 def test_a_pixel_that_stands_out_keeps_its_detail(rng: np.random.Generator) -> None:
     """Texture is raised, an isolated dot is not: the stage makes no new outliers."""
     still = torch.from_numpy(_texture(rng)).permute(2, 0, 1).contiguous()

@@ -124,7 +124,8 @@ def keep_in_place_torch_(frame: torch.Tensor, place: torch.Tensor, window: int =
     """The torch reference of ``keep_in_place_`` (any device)."""
     luma = frame.mean(dim=0, keepdim=True)
     landed = box_mean(band_energy(laplacian_torch(luma)), window).clamp_(min=1e-12)
-    scale = torch.sqrt(place / landed).clamp_(1.0, gain).sub_(1.0)
+    # Clamped before the root: a box's running sums can leave -1e-9 where the still is flat.
+    scale = (place / landed).clamp_(1.0, gain * gain).sqrt_().sub_(1.0)
     scale.masked_fill_((luma - median3(luma)).abs_() > STANDING_OUT / gain, 0.0)
     return frame.add_(fine_detail_torch(frame).mul_(scale))
 
@@ -146,8 +147,8 @@ def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain
     planes = frame.numpy()
     luma = _luma_cpu(planes)
     landed = np.maximum(_sharpness_cpu(planes, window, luma), np.float32(1e-12))
-    scale = cv2.sqrt(cv2.divide(place, landed))
-    np.clip(scale, 1.0, gain, out=scale)
+    ratio = cv2.divide(place, landed)
+    scale = cv2.sqrt(np.clip(ratio, 1.0, gain * gain, out=ratio))  # clamped first, as in the torch path
     scale -= np.float32(1.0)
     scale[np.abs(luma - cv2.medianBlur(luma, 3)) > STANDING_OUT / gain] = 0.0
     if not scale.any():
