@@ -29,6 +29,7 @@ from .stages.inflow import synthesize_inflow
 from .stages.layer import fill_behind_mask
 from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
+from .stages.coarse_place import coarse_energy, keep_coarse_in_place_, middle_cap
 from .stages.place import keep_in_place_, place_energy
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.shading import Shading, shading_at
@@ -238,6 +239,9 @@ class LoopRenderer:
         # Where a frame is softer than the still at the same place, its fine detail is raised
         # (stages/place.py): a copy that the field stretches softens as it travels.
         self._place = place_energy(layer_t) if rules.restores and self.levels > 1 else None
+        # And where the loop's middle is flatter than the still at a coarser scale, that scale is
+        # raised, so the middle changes per frame as the ends do (stages/coarse_place.py).
+        self._coarse = coarse_energy(layer_t) if self._place is not None and not plan.once else None
         bands = laplacian_bands(layer_t, self.levels)
         self._band_sizes = [tuple(band.shape[1:]) for band in bands]
         values = []
@@ -333,6 +337,8 @@ class LoopRenderer:
         result = reconstruct(splatted)
         if self._shade is not None:
             result += self._shade  # with more than one level, reconstruct() returns a new tensor
+        if self._coarse is not None:
+            keep_coarse_in_place_(result, self._coarse, middle_cap(alpha))
         if self._place is not None:
             keep_in_place_(result, self._place)
         if plan.inpaint:

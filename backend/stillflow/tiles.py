@@ -22,6 +22,7 @@ from .stages.blend import COVERAGE_WINDOW
 from .stages.inflow import inflow_reach
 from .stages.layer import FILL_REACH, RIM
 from .stages.padding import loop_padding
+from .stages.coarse_place import COARSE_REACH
 from .stages.place import PLACE_REACH
 
 __all__ = ["BYTES_PER_PIXEL", "ENGINE_FLOOR_BYTES", "WRITER_BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget",
@@ -125,11 +126,11 @@ def strip_margin(max_speed: float, frames: int, levels: int) -> int:
     """Rows above and below a strip that can reach it: the loop's travel, the pyramid's reach, the
     window a copy's coverage and holes are averaged over and the 3x3 that tells a hole (at the
     coarsest band), the rows that texture flowing in at the frame's side is taken from, those the
-    moving layer's fill behind the mask reads (stages/layer.py) and those a pixel's sharpness is
-    kept in place over (stages/place.py)."""
+    moving layer's fill behind the mask reads (stages/layer.py) and those a pixel's sharpness and
+    coarse contrast are kept in place over (stages/place.py, stages/coarse_place.py)."""
     coverage = (COVERAGE_WINDOW // 2 + 1) * 2 ** max(0, levels - 1)
     return (loop_padding(max_speed, frames) + 4 * 2 ** levels + coverage + inflow_reach(levels)[0]
-            + FILL_REACH + RIM + PLACE_REACH)
+            + FILL_REACH + RIM + max(PLACE_REACH, COARSE_REACH))
 
 
 class StripRenderer:

@@ -24,8 +24,8 @@ from .contrast import band_energy, box_mean
 from .outliers import median3
 
 __all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch",
-           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy", "sharpness_map",
-           "sharpness_map_torch"]
+           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy", "pyr_down_reflect",
+           "pyr_up_reflect", "sharpness_map", "sharpness_map_torch"]
 
 PLACE_WINDOW = 31
 """Side (px) of the box over which a frame's sharpness is compared with the still's. On the real
@@ -62,16 +62,29 @@ def _fine_detail_cpu(plane: np.ndarray) -> np.ndarray:
 
 def fine_detail_torch(image: torch.Tensor) -> torch.Tensor:
     """The torch reference of ``fine_detail`` (any device; borders reflected as OpenCV's)."""
-    channels, height, width = image.shape
+    return image - pyr_up_reflect(pyr_down_reflect(image), image.shape[-2:])
+
+
+def _blur_reflect(image: torch.Tensor) -> torch.Tensor:
+    """The 5-tap binomial blur of each channel of (C, H, W) ``image``, borders reflected as OpenCV's."""
+    channels = image.shape[0]
     kernel = torch.tensor(_BINOMIAL, dtype=image.dtype, device=image.device) / 16.0
-    row = kernel.view(1, 1, 1, 5).expand(channels, 1, 1, 5)
-    col = kernel.view(1, 1, 5, 1).expand(channels, 1, 5, 1)
-    blur = lambda x: F.conv2d(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), row, groups=channels),  # noqa: E731
-                              col, groups=channels)
-    down = blur(image[None])[:, :, ::2, ::2]
-    up = image.new_zeros(1, channels, 2 * down.shape[2], 2 * down.shape[3])
-    up[:, :, ::2, ::2] = 4.0 * down
-    return image - blur(up)[0, :, :height, :width]
+    padded = F.pad(image[None], (2, 2, 2, 2), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, 5).expand(channels, 1, 1, 5), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, 5, 1).expand(channels, 1, 5, 1), groups=channels)[0]
+
+
+def pyr_down_reflect(image: torch.Tensor) -> torch.Tensor:
+    """OpenCV's pyrDown in torch: (C, H, W) -> (C, ceil(H/2), ceil(W/2))."""
+    return _blur_reflect(image)[:, ::2, ::2]
+
+
+def pyr_up_reflect(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """OpenCV's pyrUp in torch: (C, h, w) -> (C, size[0], size[1]), size <= (2h, 2w)."""
+    channels, height, width = image.shape
+    up = image.new_zeros(channels, 2 * height, 2 * width)
+    up[:, ::2, ::2] = 4.0 * image
+    return _blur_reflect(up)[:, : size[0], : size[1]]
 
 
 def laplacian_torch(image: torch.Tensor) -> torch.Tensor:
