@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = ("2048x1536@1.25", "2048x1536@1.5", "4096x3072@2")
+CASES = ("2048x1536@1.25", "2048x1536@1.5", "4096x3072@2.25")
 TARGET = 1.1
 
 
