@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import stillflow.loop as loop_module
 from glharness import PreviewRenderer
 from stillflow import MotionSpec, RenderOptions, render_frames
 from stillflow.stages.blend import blend_schedule
@@ -78,9 +79,15 @@ class TestLoopPreview:
                                        atol=1e-5, rtol=1e-5)
 
     @pytest.mark.parametrize("levels", [1, 4], ids=["single-scale", "pyramid"])
-    def test_direction_speed_and_phase_match_engine(self, renderer: PreviewRenderer, levels: int) -> None:
+    def test_direction_speed_and_phase_match_engine(self, renderer: PreviewRenderer, levels: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
         image, mask, motion = _image(), _mask(), _hint_field()
         renderer.set_inputs(image, motion, mask)
+        # The preview does not model the coarse contrast the engine raises in the loop's middle
+        # (stages/coarse_place.py, docs/preview.md): on this field's smooth waves, whose two copies
+        # are half a wave apart there, it moves the middle frame by 0.048 against 0.026 without it, as
+        # far as the still is. Motion is what is compared here: the engine without that stage.
+        monkeypatch.setattr(loop_module, "middle_cap", lambda share: 1.0)
         engine = _engine(image, mask, motion, levels)
         inside = mask > 0
         for phase in (2, 4, 6, 10, 12, 14):
