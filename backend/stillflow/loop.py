@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ._cv import cv2
 from .options import RenderOptions
 from .stages.blend import COVERAGE_WINDOW, blend_schedule, real_hole_box, splat_blend
+from .stages.coarse_place import coarse_energy, keep_coarse_in_place_, middle_cap
 from .stages.composite import composite
 from .stages.contrast import band_energy, restore_contrast_
 from .stages.holes import fill_holes, inpaint_telea
@@ -29,7 +30,6 @@ from .stages.inflow import synthesize_inflow
 from .stages.layer import fill_behind_mask
 from .stages.outliers import limit_outliers_, luma_deviation
 from .stages.padding import continue_edge, fade_padding, loop_padding, pad_reflect
-from .stages.coarse_place import coarse_energy, keep_coarse_in_place_, middle_cap
 from .stages.place import keep_in_place_, place_energy
 from .stages.pyramid import laplacian_bands, pyramid_levels, reconstruct
 from .stages.shading import Shading, shading_at

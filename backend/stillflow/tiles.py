@@ -19,10 +19,10 @@ import torch
 from .errors import Cancelled, InputError
 from .progress import CancelFn, Progress, ProgressFn
 from .stages.blend import COVERAGE_WINDOW
+from .stages.coarse_place import COARSE_REACH
 from .stages.inflow import inflow_reach
 from .stages.layer import FILL_REACH, RIM
 from .stages.padding import loop_padding
-from .stages.coarse_place import COARSE_REACH
 from .stages.place import PLACE_REACH
 
 __all__ = ["BYTES_PER_PIXEL", "ENGINE_FLOOR_BYTES", "WRITER_BYTES_PER_PIXEL", "MEMORY_ENV", "memory_budget",

@@ -112,3 +112,15 @@ def test_the_loops_middle_gets_its_coarse_contrast_back_and_its_ends_are_untouch
     was, now = (_band_energy(_chw(frames[n // 2]), rows, cols) for frames in (plain, kept))
     assert was < 0.8 * aim, "the case must flatten the middle"
     assert now > was + 0.3 * (aim - was), (was, now, aim)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 20), (47, 200)], ids=["8x8", "16x20", "47x200"])
+def test_a_frame_too_small_for_the_pyramid_is_left_as_it_is_on_every_path(rng: np.random.Generator,
+                                                                           size: tuple[int, int]) -> None:
+    """The reflected blur needs 3 px at the level below the deepest band: smaller frames (a tiny still,
+    a narrow moving region's window) keep their contrast instead of failing on the GPU path."""
+    still = _chw(_clouds(rng, *size))
+    frame = still * 0.5
+    assert coarse_energy(still) == [] and coarse_energy_torch(still) == []
+    assert torch.equal(keep_coarse_in_place_(frame.clone(), [], COARSE_GAIN), frame)
+    assert torch.equal(keep_coarse_in_place_torch_(frame.clone(), [], COARSE_GAIN), frame)

@@ -22,8 +22,8 @@ from .._cv import cv2
 from .contrast import box_mean
 from .place import pyr_down_reflect, pyr_up_reflect
 
-__all__ = ["COARSE_GAIN", "COARSE_LEVELS", "COARSE_REACH", "COARSE_WINDOW", "coarse_energy", "coarse_energy_torch",
-           "keep_coarse_in_place_", "keep_coarse_in_place_torch_", "middle_cap"]
+__all__ = ["COARSE_GAIN", "COARSE_LEVELS", "COARSE_MIN_SIDE", "COARSE_REACH", "COARSE_WINDOW", "coarse_energy",
+           "coarse_energy_torch", "keep_coarse_in_place_", "keep_coarse_in_place_torch_", "middle_cap"]
 
 COARSE_LEVELS = (2, 3)
 """Pyramid levels whose band is kept (1/4 and 1/8 scale). Level 3 alone left the seam at 1.060 and
@@ -40,6 +40,10 @@ COARSE_REACH = 2 * (2 ** (_DEEPEST + 1) - 1) + 2 ** (_DEEPEST + 1) + (COARSE_WIN
 """Pixels beyond a pixel that its raise reads (92): the 5-tap pyramid down to one level below the
 deepest band, that level's way back up into the band, the band's box, and the raise's way up."""
 
+COARSE_MIN_SIDE = 3 * 2 ** (_DEEPEST + 1)
+"""Smallest side of a frame the stage works on (48): the level below the deepest band keeps 3 px, as
+the reflected 5-tap blur needs. A smaller frame is left as it is."""
+
 
 def middle_cap(share: float, gain: float = COARSE_GAIN) -> float:
     """The largest gain for a frame whose second copy has ``share`` of the mix: 1 at 0 and 1, ``gain`` at 0.5."""
@@ -47,7 +51,9 @@ def middle_cap(share: float, gain: float = COARSE_GAIN) -> float:
 
 
 def coarse_energy(image: torch.Tensor, window: int = COARSE_WINDOW) -> list[torch.Tensor]:
-    """Local energy of the luma's band at each of COARSE_LEVELS: (C, H, W) -> [(1, h_l, w_l)]."""
+    """Local energy of the luma's band at each of COARSE_LEVELS: (C, H, W) -> [(1, h_l, w_l)] ([] if too small)."""
+    if min(image.shape[-2:]) < COARSE_MIN_SIDE:
+        return []
     if image.device.type == "cpu" and image.is_contiguous():
         return [torch.from_numpy(energy)[None] for energy in _luma_bands_cpu(image.numpy(), window)[1]]
     return coarse_energy_torch(image, window)
@@ -55,6 +61,8 @@ def coarse_energy(image: torch.Tensor, window: int = COARSE_WINDOW) -> list[torc
 
 def coarse_energy_torch(image: torch.Tensor, window: int = COARSE_WINDOW) -> list[torch.Tensor]:
     """The torch reference of ``coarse_energy`` (any device)."""
+    if min(image.shape[-2:]) < COARSE_MIN_SIDE:
+        return []
     return [box_mean(band.square(), window) for band in _bands_torch(image.mean(dim=0, keepdim=True))]
 
 
@@ -70,9 +78,9 @@ def keep_coarse_in_place_(frame: torch.Tensor, place: list[torch.Tensor], cap: f
 
     Returns:
         ``frame`` with each band at COARSE_LEVELS times a gain in [1, cap] per pixel of that level
-        (taken from the luma, applied to every channel's band).
+        (taken from the luma, applied to every channel's band); as it is if a side is under COARSE_MIN_SIDE.
     """
-    if cap <= 1.0:
+    if cap <= 1.0 or min(frame.shape[-2:]) < COARSE_MIN_SIDE:
         return frame
     if frame.device.type == "cpu" and frame.is_contiguous():
         _keep_cpu(frame.numpy(), [energy[0].numpy() for energy in place], cap, window)
@@ -83,6 +91,8 @@ def keep_coarse_in_place_(frame: torch.Tensor, place: list[torch.Tensor], cap: f
 def keep_coarse_in_place_torch_(frame: torch.Tensor, place: list[torch.Tensor], cap: float,
                                 window: int = COARSE_WINDOW) -> torch.Tensor:
     """The torch reference of ``keep_coarse_in_place_`` (any device)."""
+    if cap <= 1.0 or min(frame.shape[-2:]) < COARSE_MIN_SIDE:
+        return frame
     luma = _bands_torch(frame.mean(dim=0, keepdim=True))
     gains = [(still / box_mean(band.square(), window).clamp_(min=1e-12)).clamp_(1.0, cap * cap).sqrt_().sub_(1.0)
              for still, band in zip(place, luma)]
