@@ -8,7 +8,7 @@ input's own structure, and the wrap between the ends stands out against the midd
 at twice its speed the seam was 1.09 of the median step; docs/benchmarks.md, issue 29 round 9).
 
 Where a frame's luma band at 1/4 or 1/8 scale has less local energy than the still's at the same
-place, that band is raised by sqrt(still / frame), up to a cap that grows from 1 where the cross-over
+place, each channel's band there is raised by sqrt(still / frame), up to a cap that grows from 1 where the cross-over
 begins and ends to COARSE_GAIN at its middle (4 a (1 - a) for the second copy's share a): frames with
 one copy are the input's own structure moved and are left alone, and so is a frame as contrasty as
 the still. It only raises, as the fine detail's stage does (stages/place.py).
@@ -26,21 +26,23 @@ __all__ = ["COARSE_GAIN", "COARSE_LEVELS", "COARSE_MIN_SIDE", "COARSE_REACH", "C
            "coarse_energy_torch", "keep_coarse_in_place_", "keep_coarse_in_place_torch_", "middle_cap"]
 
 COARSE_LEVELS = (2, 3)
-"""Pyramid levels whose band is kept (1/4 and 1/8 scale). Level 3 alone left the seam at 1.060 and
-levels 1-3 scored as 2-3 at more cost (docs/benchmarks.md)."""
+"""Pyramid levels whose band is kept (1/4 and 1/8 scale). Level 3 alone left the seam at 1.060; levels
+1-3 scored about as 2-3 (1.050 against 1.057, both at gain 1.5) at more cost (docs/benchmarks.md)."""
 
 COARSE_WINDOW = 9
 """Side of the box, in each level's pixels, over which its energy is compared (5 scored worse, 15 alike)."""
 
 COARSE_GAIN = 3.0
-"""Largest gain, at the middle of the cross-over. 2 left the fast sunset's seam at 1.053, 3 at 1.026."""
+"""Largest gain, at the middle of the cross-over: the fast sunset's seam 1.042 (3.5: 1.030, 4: 1.020; 2 in a
+prototype: 1.053), at -0.02 to -0.09 dB over all frames of the shared clips."""
 
 _DEEPEST = COARSE_LEVELS[-1]
-COARSE_REACH = 2 * (2 ** (_DEEPEST + 1) - 1) + 2 ** (_DEEPEST + 1) + (COARSE_WINDOW // 2) * 2 ** _DEEPEST + 2 ** (_DEEPEST + 1) - 2
+_BELOW = 2 ** (_DEEPEST + 1)  # full-resolution pixels per pixel of the level below the deepest band
+COARSE_REACH = 2 * (_BELOW - 1) + _BELOW + (COARSE_WINDOW // 2) * 2 ** _DEEPEST + _BELOW - 2
 """Pixels beyond a pixel that its raise reads (92): the 5-tap pyramid down to one level below the
 deepest band, that level's way back up into the band, the band's box, and the raise's way up."""
 
-COARSE_MIN_SIDE = 3 * 2 ** (_DEEPEST + 1)
+COARSE_MIN_SIDE = 3 * _BELOW
 """Smallest side of a frame the stage works on (48): the level below the deepest band keeps 3 px, as
 the reflected 5-tap blur needs. A smaller frame is left as it is."""
 
