@@ -20,7 +20,7 @@ import torch
 
 from .._cv import cv2
 from .contrast import box_mean
-from .place import pyr_down_reflect, pyr_up_reflect
+from .place import luma_cpu, pyr_down_reflect, pyr_up_reflect
 
 __all__ = ["COARSE_GAIN", "COARSE_LEVELS", "COARSE_MIN_SIDE", "COARSE_REACH", "COARSE_WINDOW", "coarse_energy",
            "coarse_energy_torch", "keep_coarse_in_place_", "keep_coarse_in_place_torch_", "middle_cap"]
@@ -57,7 +57,7 @@ def coarse_energy(image: torch.Tensor, window: int = COARSE_WINDOW) -> list[torc
     if min(image.shape[-2:]) < COARSE_MIN_SIDE:
         return []
     if image.device.type == "cpu" and image.is_contiguous():
-        return [torch.from_numpy(energy)[None] for energy in _luma_bands_cpu(image.numpy(), window)[1]]
+        return [torch.from_numpy(_energy_cpu(band, window))[None] for band in _bands_cpu(luma_cpu(image.numpy()))]
     return coarse_energy_torch(image, window)
 
 
@@ -95,19 +95,26 @@ def keep_coarse_in_place_torch_(frame: torch.Tensor, place: list[torch.Tensor], 
     """The torch reference of ``keep_coarse_in_place_`` (any device)."""
     if cap <= 1.0 or min(frame.shape[-2:]) < COARSE_MIN_SIDE:
         return frame
+    # The luma's own pyramid, not the channels' bands' mean: the same numbers as the still's, so a
+    # frame as contrasty as the still is left exactly as it is.
     luma = _bands_torch(frame.mean(dim=0, keepdim=True))
     gains = [(still / box_mean(band.square(), window).clamp_(min=1e-12)).clamp_(1.0, cap * cap).sqrt_().sub_(1.0)
              for still, band in zip(place, luma)]
     lift = None
-    for level, band, gain in reversed(list(zip(COARSE_LEVELS, _bands_torch(frame), gains))):
+    for band, gain in reversed(list(zip(_bands_torch(frame), gains))):
         part = band * gain
         lift = part if lift is None else part + pyr_up_reflect(lift, part.shape[-2:])
-    sizes = [frame.shape[-2:]]
-    for _ in range(COARSE_LEVELS[0] - 1):
-        sizes.append(tuple((s + 1) // 2 for s in sizes[-1]))
-    for size in reversed(sizes):
+    for size in _sizes_up(tuple(frame.shape[-2:])):
         lift = pyr_up_reflect(lift, size)
     return frame.add_(lift)
+
+
+def _sizes_up(size: tuple[int, int]) -> list[tuple[int, int]]:
+    """The (H, W) of each pyramid level from the finest band's up to ``size``, that a lift is doubled through."""
+    sizes = [size]
+    for _ in range(COARSE_LEVELS[0] - 1):
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    return sizes[::-1]
 
 
 def _bands_torch(image: torch.Tensor) -> list[torch.Tensor]:
@@ -126,18 +133,16 @@ def _bands_cpu(plane: np.ndarray) -> list[np.ndarray]:
     return [cv2.subtract(levels[k], cv2.pyrUp(levels[k + 1], dstsize=levels[k].shape[::-1])) for k in COARSE_LEVELS]
 
 
-def _luma_bands_cpu(planes: np.ndarray, window: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(the luma's bands, their local energies) of a (C, H, W) float32 array."""
-    bands = _bands_cpu(planes.sum(axis=0) * np.float32(1.0 / planes.shape[0]))
-    return bands, [cv2.blur(cv2.multiply(band, band), (window, window), borderType=cv2.BORDER_REPLICATE)
-                   for band in bands]
+def _energy_cpu(band: np.ndarray, window: int) -> np.ndarray:
+    """Local energy of an (h, w) float32 band over a box of ``window`` px."""
+    return cv2.blur(cv2.multiply(band, band), (window, window), borderType=cv2.BORDER_REPLICATE)
 
 
 def _keep_cpu(planes: np.ndarray, place: list[np.ndarray], cap: float, window: int) -> None:
     """``keep_coarse_in_place_`` on a contiguous CPU frame with OpenCV."""
-    _, energies = _luma_bands_cpu(planes, window)
     gains = []
-    for still, energy in zip(place, energies):
+    for still, band in zip(place, _bands_cpu(luma_cpu(planes))):  # the luma's own pyramid, as the torch path
+        energy = _energy_cpu(band, window)
         ratio = cv2.divide(still, np.maximum(energy, np.float32(1e-12)))
         gain = cv2.sqrt(np.clip(ratio, 1.0, cap * cap, out=ratio))
         gain -= np.float32(1.0)
@@ -149,9 +154,6 @@ def _keep_cpu(planes: np.ndarray, place: list[np.ndarray], cap: float, window: i
         for band, gain in reversed(list(zip(_bands_cpu(plane), gains))):
             part = cv2.multiply(band, gain)
             lift = part if lift is None else cv2.add(part, cv2.pyrUp(lift, dstsize=part.shape[::-1]))
-        sizes = [plane.shape]
-        for _ in range(COARSE_LEVELS[0] - 1):
-            sizes.append(tuple((s + 1) // 2 for s in sizes[-1]))
-        for size in reversed(sizes):
+        for size in _sizes_up(plane.shape):
             lift = cv2.pyrUp(lift, dstsize=size[::-1])
         cv2.add(plane, lift, dst=plane)

@@ -24,7 +24,7 @@ from .contrast import band_energy, box_mean
 from .outliers import median3
 
 __all__ = ["PLACE_GAIN", "PLACE_REACH", "PLACE_WINDOW", "STANDING_OUT", "fine_detail", "fine_detail_torch",
-           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "place_energy", "pyr_down_reflect",
+           "keep_in_place_", "keep_in_place_torch_", "laplacian_torch", "luma_cpu", "place_energy", "pyr_down_reflect",
            "pyr_up_reflect", "sharpness_map", "sharpness_map_torch"]
 
 PLACE_WINDOW = 31
@@ -148,12 +148,12 @@ def keep_in_place_torch_(frame: torch.Tensor, place: torch.Tensor, window: int =
 
 def _sharpness_cpu(image: np.ndarray, window: int, luma: np.ndarray | None = None) -> np.ndarray:
     """``sharpness_map`` of a (C, H, W) float32 array with OpenCV (``luma``: its channels' mean, if known)."""
-    luma = _luma_cpu(image) if luma is None else luma
+    luma = luma_cpu(image) if luma is None else luma
     lap = cv2.Laplacian(luma, cv2.CV_32F)
     return cv2.blur(cv2.multiply(lap, lap), (window, window), borderType=cv2.BORDER_REPLICATE)
 
 
-def _luma_cpu(image: np.ndarray) -> np.ndarray:
+def luma_cpu(image: np.ndarray) -> np.ndarray:
     """The channels' mean of a (C, H, W) float32 array."""
     return image.sum(axis=0) * np.float32(1.0 / image.shape[0])
 
@@ -161,7 +161,7 @@ def _luma_cpu(image: np.ndarray) -> np.ndarray:
 def _keep_in_place_cpu(frame: torch.Tensor, place: np.ndarray, window: int, gain: float) -> None:
     """``keep_in_place_`` on a contiguous CPU frame with OpenCV (about 4x faster than torch ops there)."""
     planes = frame.numpy()
-    luma = _luma_cpu(planes)
+    luma = luma_cpu(planes)
     landed = np.maximum(_sharpness_cpu(planes, window, luma), np.float32(1e-12))
     ratio = cv2.divide(place, landed)
     scale = cv2.sqrt(np.clip(ratio, 1.0, gain * gain, out=ratio))  # clamped first, as in the torch path
