@@ -22,8 +22,9 @@
 //
 // Swaying regions (stages/sway.py) move by D = sum of sin(a) C + (cos(a) - 1) S over the layers,
 // a = 2 pi ((k t) mod N) / N: the base bilinearly from y - D, the detail (image - base) from
-// y - steps with whole-pixel steps = floor(D + P0 + 1/2) - floor(P0 + 1/2), P0 = sum of S, as the
-// engine does (stages/sway_warp.py); frame 0 and N are the image.
+// y - steps with whole-pixel steps = floor(D' + P0 + 1/2) - floor(P0 + 1/2), D' and P0 = sum of S over
+// the layers that move the detail (a shimmer's layer, k < 0, leaves it in place), as the engine does
+// (stages/sway_warp.py); frame 0 and N are the image.
 
 vec3 sf_srgb_encode(vec3 linear)
 {
@@ -46,14 +47,14 @@ void main()
     float weight = sf_mask_bilinear(y);
     // mix() with weight 0 returns `still` bit for bit: static pixels stay untouched.
     vec4 colour = mix(still, moving, weight);
-    if (any(greaterThan(sway_cycles, ivec4(0)))) {
+    if (any(notEqual(sway_cycles, ivec4(0)))) {
         ivec2 size = textureSize(image_tex, 0);
         ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), size);
-        vec2 d, rest, now;
+        vec2 d, swing, rest, now;
         float reach;
-        sf_sway(texel, sf_sway_angles(frame, 0.0), d, rest, now, reach);
+        sf_sway(texel, sf_sway_angles(frame, 0.0), d, swing, rest, now, reach);
         if (d != vec2(0.0)) {
-            vec2 steps = floor(d + rest + 0.5) - floor(rest + 0.5);
+            vec2 steps = floor(swing + rest + 0.5) - floor(rest + 0.5);
             ivec2 from_detail = sf_reflect2(ivec2(y - steps), size);
             vec4 detail = texelFetch(image_tex, from_detail, 0) - texelFetch(base_tex, from_detail, 0);
             colour = sf_base_bilinear(y - d) + detail;

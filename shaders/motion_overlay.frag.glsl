@@ -121,9 +121,9 @@ float sf_disc(vec2 y, vec2 centre, float radius)
 bool sf_sways_at(vec2 y, vec4 angles, out vec2 now)
 {
     ivec2 texel = sf_reflect2(ivec2(floor(y + 0.5)), textureSize(image_tex, 0));
-    vec2 d, rest;
+    vec2 d, swing, rest;
     float reach;
-    sf_sway(texel, angles, d, rest, now, reach);
+    sf_sway(texel, angles, d, swing, rest, now, reach);
     return reach > 0.0;
 }
 
@@ -173,7 +173,7 @@ void main()
             colour = vec4(sf_hsv_to_rgb(hue, saturation, 1.0), 0.6);
         }
     }
-    if ((overlay_layers & 24) != 0 && any(greaterThan(sway_cycles, ivec4(0)))) {
+    if ((overlay_layers & 24) != 0 && any(notEqual(sway_cycles, ivec4(0)))) {
         vec4 angles = sf_sway_angles_now();
         if ((overlay_layers & 8) != 0) {
             colour = sf_over(sf_sway_tint(y, angles), colour);

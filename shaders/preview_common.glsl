@@ -12,7 +12,8 @@
 //   sway_tex    sampler2D  (W, 4 H) RGBA: the swaying regions' layers stacked, layer l in rows l H .. l H + H - 1,
 //                          each (C.x, C.y, S.x, S.y) in image px, texel space (y up): C = A u cos(phi),
 //                          S = A u sin(phi) of stages/sway.py's SwayLayer (addon/core/preview_sway.py builds it)
-//   sway_cycles ivec4      k of layers 0-3, whole oscillation cycles per loop; 0 = the layer is unused
+//   sway_cycles ivec4      k of layers 0-3, whole oscillation cycles per loop; 0 = the layer is unused;
+//                          -k = a shimmer's layer (k cycles; its detail stays in place, stages/sway_warp.py)
 //   frames      int        loop length N (RenderOptions.frames), frames
 //
 // Convention (texel space): x = column, y = texture row, pixel centres at integer coordinates;
@@ -139,14 +140,14 @@ vec2 sf_integrate(vec2 p, int steps, float sign)
     return p;
 }
 
-// Each sway layer's angle a = 2 pi ((k t) mod N) / N at loop time t = frame + fraction frames, k = sway_cycles.
+// Each sway layer's angle a = 2 pi ((k t) mod N) / N at loop time t = frame + fraction frames, k = |sway_cycles|.
 // Whole frames in integers, so a whole frame gives the engine's angle exactly (stages/sway.py).
 vec4 sf_sway_angles(int frame, float fraction)
 {
     vec4 angles = vec4(0.0);
     int wrapped = frame % frames;
     for (int layer = 0; layer < 4; ++layer) {
-        int cycles = sway_cycles[layer];
+        int cycles = abs(sway_cycles[layer]);
         angles[layer] = SF_TAU * (float((cycles * wrapped) % frames) + float(cycles) * fraction) / float(frames);
     }
     return angles;
@@ -155,24 +156,30 @@ vec4 sf_sway_angles(int frame, float fraction)
 // The swaying regions at image texel `texel`, each layer at its angle (sf_sway_angles), summed in
 // layer order as the engine sums them (stages/sway.py sway_displacement, combine_sway):
 //   d      = sum of sin(a) C + (cos(a) - 1) S, the frame's displacement D(t) (0 at t = 0), image px
-//   rest   = sum of S, the oscillation at t = 0, P(0), image px
+//   swing  = d over the layers that move the detail (k > 0; not a shimmer's), image px
+//   rest   = sum of S over those layers, the oscillation at t = 0 whole pixels count from, P(0), image px
 //   now    = sum of sin(a) C + cos(a) S = A u sin(a + phi), the oscillation P(t) = D(t) + P(0), image px
 //   reach  = sum of the amplitudes A = sqrt(|C|^2 + |S|^2), the largest |P| can get, image px
-void sf_sway(ivec2 texel, vec4 angles, out vec2 d, out vec2 rest, out vec2 now, out float reach)
+void sf_sway(ivec2 texel, vec4 angles, out vec2 d, out vec2 swing, out vec2 rest, out vec2 now, out float reach)
 {
     int rows = textureSize(image_tex, 0).y;
     d = vec2(0.0);
+    swing = vec2(0.0);
     rest = vec2(0.0);
     now = vec2(0.0);
     reach = 0.0;
     for (int layer = 0; layer < 4; ++layer) {
-        if (sway_cycles[layer] <= 0) {
+        if (sway_cycles[layer] == 0) {
             continue;
         }
         vec4 wave = texelFetch(sway_tex, texel + ivec2(0, layer * rows), 0);
         float a = angles[layer];
-        d += sin(a) * wave.xy + (cos(a) - 1.0) * wave.zw;
-        rest += wave.zw;
+        vec2 moved = sin(a) * wave.xy + (cos(a) - 1.0) * wave.zw;
+        d += moved;
+        if (sway_cycles[layer] > 0) {
+            swing += moved;
+            rest += wave.zw;
+        }
         now += sin(a) * wave.xy + cos(a) * wave.zw;
         reach += sqrt(dot(wave.xy, wave.xy) + dot(wave.zw, wave.zw));
     }

@@ -29,7 +29,8 @@ __all__ = ["SWAY_LAYERS", "SwayTextures", "no_sway", "region_shares", "plan_regi
 _errors = load("errors")
 
 SWAY_LAYERS = 4
-"""Cycle counts the preview draws at once (shaders/preview_common.glsl: ``sway_cycles`` is an ivec4)."""
+"""Layers the preview draws at once, one per cycle count and kind (shaders/preview_common.glsl:
+``sway_cycles`` is an ivec4; a shimmer's layer is its count negated)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class SwayTextures:
     Attributes:
         waves: (L H, W, 4) float32 texture data, layer l in rows l H .. l H + H - 1, each
             (C.x, C.y, S.x, S.y) px with rows bottom-up and y up (``preview_math.sway_texture``).
-        cycles: k of layers 0-3, 0 for an unused layer (the ``sway_cycles`` uniform).
+        cycles: k of layers 0-3, -k for a shimmer's layer (its detail stays in place), 0 for an unused
+            layer (the ``sway_cycles`` uniform).
         shimmer: (h, w) float32 texture data, the shimmering regions' share (``shimmer_tex``).
         largest: the largest summed amplitude in px (the overlay's ``sway_max``), 0 without sway.
     """
@@ -128,7 +130,8 @@ def sway_textures(plan: Any | None, height: int, width: int,
     """
     if plan is None:
         return no_sway()
-    check_cycles([layer.cycles for layer in plan.layers])
+    keys = [layer.cycles if layer.moves_detail else -layer.cycles for layer in plan.layers]
+    check_cycles(keys)
     waves = np.zeros((len(plan.layers) * height, width, 4), np.float32)
     largest = np.zeros(plan.layers[0].wave_cos.shape[1:], np.float32)
     rows, cols = plan.window
@@ -136,23 +139,28 @@ def sway_textures(plan: Any | None, height: int, width: int,
     for index, layer in enumerate(plan.layers):
         waves[index * height:(index + 1) * height][flipped, cols] = sway_texture(layer.wave_cos, layer.wave_sin)
         largest += np.sqrt((layer.wave_cos ** 2).sum(axis=0) + (layer.wave_sin ** 2).sum(axis=0))
-    cycles = tuple(layer.cycles for layer in plan.layers) + (0,) * (SWAY_LAYERS - len(plan.layers))
+    cycles = tuple(keys) + (0,) * (SWAY_LAYERS - len(plan.layers))
     shimmer_data = mask_texture(shimmer) if shimmer is not None and shimmer.any() else np.zeros((1, 1), np.float32)
     return SwayTextures(waves, cycles, shimmer_data, float(largest.max()))
 
 
 def check_cycles(cycles: Sequence[int]) -> None:
-    """Raise ValueError when more cycle counts sway than the preview draws (SWAY_LAYERS)."""
-    counts = sorted(set(cycles))
+    """Raise ValueError when the regions need more layers than the preview draws (SWAY_LAYERS).
+
+    ``cycles``: each region's k, negated for a shimmer (a shimmer and a sway of the same k are two layers).
+    """
+    counts = sorted(set(cycles), key=lambda k: (abs(k), k))
     if len(counts) > SWAY_LAYERS:
-        raise ValueError(f"the preview sways at most {SWAY_LAYERS} different Cycles at once, the regions have "
-                         f"{', '.join(map(str, counts))}; give some regions the same Cycles "
+        named = ", ".join(f"{abs(k)} (shimmer)" if k < 0 else str(k) for k in counts)
+        raise ValueError(f"the preview sways at most {SWAY_LAYERS} different Cycles at once (a shimmer's apart "
+                         f"from a sway's), the regions have {named}; give some regions the same Cycles "
                          "(the render is not limited)")
 
 
 def check_regions(regions: Sequence[Any]) -> None:
     """Raise ValueError when the regions sway at more cycle counts than the preview draws (before planning)."""
-    check_cycles([region.motion.sway.cycles for region in regions if region.motion.sway is not None])
+    check_cycles([-sway.cycles if sway.shimmer else sway.cycles
+                  for sway in (region.motion.sway for region in regions) if sway is not None])
 
 
 def preview_sway(regions: Sequence[Any], options: Any, height: int, width: int, *,

@@ -43,18 +43,31 @@ def _waves(image: np.ndarray, regions: list[Region], options: RenderOptions) -> 
     return preview_sway.sway_textures(plan, HEIGHT, WIDTH)
 
 
+def _shimmer(cycles: int = 2, rows: slice = slice(20, 60)) -> Region:
+    """A shimmering rectangle (water: its detail stays in place while its base ripples)."""
+    mask = np.zeros((HEIGHT, WIDTH), np.float32)
+    mask[rows, 6:90] = 1.0
+    return Region(mask=mask, motion=MotionSpec(kind="sway", sway=SwaySpec(amplitude=1.5, cycles=cycles, shimmer=True,
+                                                                           wavelength=10.0)))
+
+
 TWO_CYCLES = [_region(cycles=2, rows=slice(4, 34)), _region(amplitude=1.5, cycles=3, rows=slice(30, 60), angle=-70.0)]
 """Two regions with their own cycle counts (two layers), overlapping in rows 30-33."""
 
+SWAY_AND_SHIMMER = [_region(cycles=2, rows=slice(4, 40)), _shimmer(cycles=2)]
+"""A sway and a shimmer of the same k, overlapping in rows 20-39: two layers, k = 2 and -2."""
+
 
 class TestSwayPreview:
-    @pytest.mark.parametrize("regions", [[_region()], TWO_CYCLES], ids=["one-layer", "two-layers"])
+    @pytest.mark.parametrize("regions", [[_region()], TWO_CYCLES, [_shimmer()], SWAY_AND_SHIMMER],
+                             ids=["one-layer", "two-layers", "shimmer", "sway-and-shimmer"])
     def test_matches_the_engine(self, renderer: PreviewRenderer, regions: list[Region]) -> None:
         image = _image()
         options = RenderOptions(frames=FRAMES, refine_mask=False)
         engine = list(render_frames(image, regions=regions, options=options))
         sway = _waves(image, regions, options)
-        assert sum(k > 0 for k in sway.cycles) == len({region.motion.sway.cycles for region in regions})
+        kinds = {(region.motion.sway.cycles, region.motion.sway.shimmer) for region in regions}
+        assert sorted(k for k in sway.cycles if k) == sorted(-k if shimmer else k for k, shimmer in kinds)
         renderer.set_inputs(image, np.zeros((2, HEIGHT, WIDTH), np.float32), np.zeros((HEIGHT, WIDTH), np.float32),
                             sway=sway)
         for phase in range(FRAMES):
@@ -64,17 +77,21 @@ class TestSwayPreview:
         assert torch.equal(torch.from_numpy(renderer.loop_frame(0, FRAMES)[..., :3]), torch.from_numpy(image))
         assert torch.equal(torch.from_numpy(renderer.loop_frame(FRAMES, FRAMES)[..., :3]), torch.from_numpy(image))
 
-    @pytest.mark.parametrize("variant", ["reversed", "lockstep cycles", "no sway", "first layer only"])
+    @pytest.mark.parametrize("variant", ["reversed", "lockstep cycles", "no sway", "first layer only",
+                                         "shimmer moves its detail"])
     def test_wrong_variants_differ(self, renderer: PreviewRenderer, variant: str) -> None:
-        """The comparison above can fail: a reversed sway, another cycle count, none or a dropped layer differ."""
-        image, regions = _image(), TWO_CYCLES
+        """The comparison above can fail: a reversed sway, another cycle count, none, a dropped layer or a
+        shimmer drawn as a sway (its detail stepping) differ."""
+        image = _image()
+        regions = SWAY_AND_SHIMMER if variant == "shimmer moves its detail" else TWO_CYCLES
         options = RenderOptions(frames=FRAMES, refine_mask=False)
         engine = list(render_frames(image, regions=regions, options=options))
         right = _waves(image, regions, options)
         sway = {"reversed": dataclasses.replace(right, waves=-right.waves),
                 "lockstep cycles": dataclasses.replace(right, cycles=tuple(k + 1 if k else 0 for k in right.cycles)),
                 "no sway": None,
-                "first layer only": dataclasses.replace(right, cycles=(right.cycles[0], 0, 0, 0))}[variant]
+                "first layer only": dataclasses.replace(right, cycles=(right.cycles[0], 0, 0, 0)),
+                "shimmer moves its detail": dataclasses.replace(right, cycles=tuple(abs(k) for k in right.cycles))}[variant]
         renderer.set_inputs(image, np.zeros((2, HEIGHT, WIDTH), np.float32), np.zeros((HEIGHT, WIDTH), np.float32),
                             sway=sway)
         preview = renderer.loop_frame(2, FRAMES)[..., :3]

@@ -4,6 +4,8 @@ A region's pixels move by d(x, t) = A(x) · u(x) · (sin(2π k t / N + φ(x)) �
 oscillation of docs/regions.md, less its value at t = 0, so frame 0 is the input itself and,
 with k whole cycles, frame N is frame 0 (seamless by construction). A(x) tapers to 0 over the
 region's edge, so the warp (stages/sway_warp.py) reads only the region near its own pixels.
+A shimmer (water) is the sum of a few plane waves of its wavelength in other directions, each
+dominating patches of a few wavelengths: u(x) and φ(x) vary with the patch.
 numpy only (no torch, no cv2, no bpy): the add-on's live preview can plan a region's sway with it.
 """
 from __future__ import annotations
@@ -21,6 +23,13 @@ __all__ = ["SPLIT_SIGMA", "SwayLayer", "SwayPlan", "plan_sway_layer", "combine_s
 
 _TAPER_MIN_PX = 4.0
 
+SHIMMER_WAVES = 5
+"""Plane-wave directions of a shimmer, spread evenly over the half turn."""
+SHIMMER_PATCH = 3.0
+"""Wavelengths between the shimmer's random weights: the size of a patch where one wave dominates."""
+SHIMMER_CONTRAST = 2.0
+"""How strongly one wave dominates its patch (the weights are a softmax of this times unit noise)."""
+
 
 @dataclass(frozen=True)
 class SwayLayer:
@@ -31,11 +40,14 @@ class SwayLayer:
             channel 0 = x, 1 = y.
         wave_sin: (2, H, W) float32 px, S = A(x) · u(x) · sin φ(x), the oscillation's value at t = 0.
         cycles: k whole cycles per loop.
+        moves_detail: whether the detail moves by whole pixels with the base (a sway) or stays in
+            place while the base ripples (a shimmer: stages/sway_warp.py says why).
     """
 
     wave_cos: np.ndarray
     wave_sin: np.ndarray
     cycles: int
+    moves_detail: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,11 +56,13 @@ class SwayPlan:
 
     Attributes:
         window: (rows, columns) of the image the displacement is non-zero in.
-        layers: the regions' layers cropped to ``window``, one per cycle count (regions with the same
-            k add up: the live preview draws one such layer, shaders/loop_preview.frag.glsl).
+        layers: the regions' layers cropped to ``window``, one per cycle count and kind (sways with
+            the same k add up, and shimmers with the same k: the live preview draws one such layer,
+            shaders/loop_preview.frag.glsl).
         frames: loop length N.
         reach: px beyond the window a frame's warp may read (the largest displacement).
-        rest: (2, h, w) float32 px, P(0) = Σ A · u · sin φ over the layers (where whole pixels count from).
+        rest: (2, h, w) float32 px, P(0) = Σ A · u · sin φ over the layers that move the detail (where
+            its whole pixels count from).
     """
 
     window: tuple[slice, slice]
@@ -64,6 +78,33 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: floa
     cells = rng.standard_normal((1, height // cell + 2, width // cell + 2)).astype(np.float32)
     noise = upsample_cells(cells, cell, height, width)[0]
     return (noise - noise.mean()) / max(float(noise.std()), 1e-12)
+
+
+def _shimmer_waves(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray,
+                   wavelength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Water's ripples at unit amplitude: (C, S), each (2, H, W) float32, for pixel coordinates ``xs``, ``ys``.
+
+    SHIMMER_WAVES plane waves of ``wavelength`` px, evenly spread over the half turn (a wave and its
+    opposite differ only in phase), each with a random phase; smooth random weights, renewed every
+    SHIMMER_PATCH wavelengths, let one wave or two dominate each patch (their squares sum to 1).
+    """
+    height, width = xs.shape
+    k = 2.0 * math.pi / wavelength
+    offset = rng.uniform(0.0, math.pi / SHIMMER_WAVES)
+    logits = np.stack([SHIMMER_CONTRAST * _smooth_noise(rng, height, width, SHIMMER_PATCH * wavelength)
+                       for _ in range(SHIMMER_WAVES)])
+    weights = np.exp(logits - logits.max(axis=0))
+    weights /= np.sqrt((weights ** 2).sum(axis=0))
+    wave_cos = np.zeros((2, height, width), np.float32)
+    wave_sin = np.zeros((2, height, width), np.float32)
+    for j in range(SHIMMER_WAVES):
+        angle = offset + math.pi * j / SHIMMER_WAVES
+        ux, uy = math.cos(angle), math.sin(angle)
+        phase = k * (ux * xs + uy * ys) + rng.uniform(0.0, 2.0 * math.pi)
+        direction = np.array([ux, uy], np.float32)[:, None, None]
+        wave_cos += direction * (weights[j] * np.cos(phase))[None]
+        wave_sin += direction * (weights[j] * np.sin(phase))[None]
+    return wave_cos, wave_sin
 
 
 def _inner_distance(inside: np.ndarray, limit: int) -> np.ndarray:
@@ -120,31 +161,30 @@ def plan_sway_layer(weight: np.ndarray, spec: SwaySpec, *, frames: int, seed: in
     rng = np.random.default_rng([seed, 0x5A4F])
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     if spec.shimmer:
-        # Water: short random waves, each patch with its own direction and phase.
-        heading = math.pi * _smooth_noise(rng, height, width, spec.wavelength / 4)
-        direction = np.stack([np.cos(heading), np.sin(heading)])
-        phase = 2.0 * math.pi * _smooth_noise(rng, height, width, spec.wavelength / 4)
+        # Water: ripples of the wavelength asked for; their detail stays in place (stages/sway_warp.py).
+        wave_cos, wave_sin = _shimmer_waves(rng, xs, ys, spec.wavelength)
+        return SwayLayer((wave_cos * strength[None]).astype(np.float32),
+                         (wave_sin * strength[None]).astype(np.float32), spec.cycles, moves_detail=False)
+    if spec.angle is None and along is not None:
+        norm = np.sqrt((along.astype(np.float64) ** 2).sum(axis=0))
+        direction = np.where(norm > 1e-9, along / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
     else:
-        if spec.angle is None and along is not None:
-            norm = np.sqrt((along.astype(np.float64) ** 2).sum(axis=0))
-            direction = np.where(norm > 1e-9, along / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
-        else:
-            ux, uy = _unit(spec.angle if spec.angle is not None else 0.0)
-            direction = np.stack([np.full_like(xs, ux), np.full_like(xs, uy)])
-        if spec.gust_angle is not None:
-            gx, gy = _unit(spec.gust_angle)
-        else:  # the wind blows the way the region sways
-            mean = direction[:, inside].mean(axis=1) if inside.any() else np.array([1.0, 0.0])
-            gx, gy = (mean / np.linalg.norm(mean)) if np.linalg.norm(mean) > 1e-9 else (1.0, 0.0)
-        along_gust = xs * gx + ys * gy
-        covered = along_gust[inside]
-        extent = float(covered.max() - covered.min()) + 1.0 if covered.size else 1.0
-        # A crest moving at c px/frame: phase -2πk s / (c N). Default: one wave across the region.
-        gust_speed = spec.gust_speed if spec.gust_speed is not None else extent * spec.cycles / frames
-        phase = (-2.0 * math.pi * spec.cycles * along_gust / (gust_speed * frames) if gust_speed > 0
-                 else np.zeros_like(xs))
-        if spec.noise > 0:
-            phase = phase + 2.0 * math.pi * spec.noise * _smooth_noise(rng, height, width, extent / 8)
+        ux, uy = _unit(spec.angle if spec.angle is not None else 0.0)
+        direction = np.stack([np.full_like(xs, ux), np.full_like(xs, uy)])
+    if spec.gust_angle is not None:
+        gx, gy = _unit(spec.gust_angle)
+    else:  # the wind blows the way the region sways
+        mean = direction[:, inside].mean(axis=1) if inside.any() else np.array([1.0, 0.0])
+        gx, gy = (mean / np.linalg.norm(mean)) if np.linalg.norm(mean) > 1e-9 else (1.0, 0.0)
+    along_gust = xs * gx + ys * gy
+    covered = along_gust[inside]
+    extent = float(covered.max() - covered.min()) + 1.0 if covered.size else 1.0
+    # A crest moving at c px/frame: phase -2πk s / (c N). Default: one wave across the region.
+    gust_speed = spec.gust_speed if spec.gust_speed is not None else extent * spec.cycles / frames
+    phase = (-2.0 * math.pi * spec.cycles * along_gust / (gust_speed * frames) if gust_speed > 0
+             else np.zeros_like(xs))
+    if spec.noise > 0:
+        phase = phase + 2.0 * math.pi * spec.noise * _smooth_noise(rng, height, width, extent / 8)
     vector = direction * strength[None]
     return SwayLayer((vector * np.cos(phase)[None]).astype(np.float32),
                      (vector * np.sin(phase)[None]).astype(np.float32), spec.cycles)
@@ -162,24 +202,33 @@ def combine_sway(layers: list[SwayLayer], frames: int) -> SwayPlan | None:
     rows = np.flatnonzero(support.any(axis=1))
     cols = np.flatnonzero(support.any(axis=0))
     window = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    grouped: dict[int, SwayLayer] = {}
+    grouped: dict[tuple[int, bool], SwayLayer] = {}
     for layer in layers:
+        key = (layer.cycles, layer.moves_detail)
         wave_cos, wave_sin = layer.wave_cos[:, window[0], window[1]], layer.wave_sin[:, window[0], window[1]]
-        if layer.cycles in grouped:
-            wave_cos, wave_sin = grouped[layer.cycles].wave_cos + wave_cos, grouped[layer.cycles].wave_sin + wave_sin
-        grouped[layer.cycles] = SwayLayer(np.ascontiguousarray(wave_cos), np.ascontiguousarray(wave_sin), layer.cycles)
+        if key in grouped:
+            wave_cos, wave_sin = grouped[key].wave_cos + wave_cos, grouped[key].wave_sin + wave_sin
+        grouped[key] = SwayLayer(np.ascontiguousarray(wave_cos), np.ascontiguousarray(wave_sin), *key)
     cropped = tuple(grouped.values())
     # |D| <= |sin a C + (cos a - 1) S| <= |C| + 2 |S| per layer
     reach = int(math.ceil(sum(float(np.abs(layer.wave_cos).max()) + 2.0 * float(np.abs(layer.wave_sin).max())
                               for layer in cropped)))
-    rest = sum(layer.wave_sin for layer in cropped).astype(np.float32)
+    rest = np.zeros_like(cropped[0].wave_sin)
+    for layer in cropped:
+        if layer.moves_detail:
+            rest += layer.wave_sin
     return SwayPlan(window, cropped, frames, reach, rest)
 
 
-def sway_displacement(plan: SwayPlan, t: int) -> np.ndarray:
-    """D(x, t) over the plan's window: (2, h, w) float32 px, 0 at t = 0 and at every multiple of N."""
+def sway_displacement(plan: SwayPlan, t: int, *, detail_only: bool = False) -> np.ndarray:
+    """D(x, t) over the plan's window: (2, h, w) float32 px, 0 at t = 0 and at every multiple of N.
+
+    ``detail_only`` sums only the layers that move the detail (not a shimmer's).
+    """
     displacement = np.zeros_like(plan.layers[0].wave_cos)
     for layer in plan.layers:
+        if detail_only and not layer.moves_detail:
+            continue
         angle = 2.0 * math.pi * ((layer.cycles * t) % plan.frames) / plan.frames
         # A u (sin(a + φ) − sin φ) = sin a · A u cos φ + (cos a − 1) · A u sin φ
         displacement += (np.float32(math.sin(angle)) * layer.wave_cos

@@ -7,8 +7,13 @@ at half a pixel scales the finest frequencies towards 0: the loop would "breathe
 the oscillation, round(P(t)) − round(P(0)) with P(t) = A · u · sin(2π k t / N + φ), which keeps
 every frame's sharpness at that of the input; the detail's steps come as often near frame 0 as
 anywhere in the loop (rounding D itself would keep every pixel's detail still for the first frames,
-and the seam would step more than the loop's other frames). The live preview
-(shaders/loop_preview.frag.glsl) does the same arithmetic in the same order.
+and the seam would step more than the loop's other frames). A shimmer's detail stays in place:
+only its base ripples. Water's ripples strain the surface (an amplitude of 1 px on waves of 12 px
+stretches and squeezes it by half), so whole-pixel steps differ between neighbours along every line
+where the oscillation rounds the other way, and fine texture tore there (on water stills, frames up
+to 1.6x frame 0's sharpness with lines across the foam; detail in place: 0.96-1.00,
+docs/benchmarks.md issue 29 round 10). The live preview (shaders/loop_preview.frag.glsl) does the
+same arithmetic in the same order.
 """
 from __future__ import annotations
 
@@ -93,7 +98,9 @@ def warp_sway(frame: np.ndarray, plan: SwayPlan, t: int) -> np.ndarray:
     # Whole pixels of the oscillation, rounded half up (round-half-even would alternate between
     # neighbours at .5): round(P(t)) - round(P(0)), 0 at t = 0.
     start = np.floor(plan.rest + 0.5)
-    steps = np.floor(displacement + plan.rest + 0.5) - start
+    swing = displacement if all(layer.moves_detail for layer in plan.layers) else sway_displacement(
+        plan, t, detail_only=True)
+    steps = np.floor(swing + plan.rest + 0.5) - start
     detail_rows = _reflect((ys - steps[1]).astype(np.int64), detail.shape[0])
     detail_cols = _reflect((xs - steps[0]).astype(np.int64), detail.shape[1])
     moved += detail.reshape(-1, channels).take((detail_rows * detail.shape[1] + detail_cols).ravel(),
