@@ -113,3 +113,26 @@ def test_an_amplitude_image_is_a_sidecar_that_keys_the_result_and_travels(tmp_pa
     assert outcome.status == "done", outcome
     assert {name: data for name, data in files.items() if name.endswith(".png")} == {
         path.name: path.read_bytes() for path in direct.frame_paths}
+
+
+def test_the_shimmers_model_keys_only_a_result_with_a_shimmer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result rendered with an earlier shimmer renders again; one without a shimmer keeps its key."""
+    from stillflow.batch import work
+
+    source = _region_still(tmp_path / "src")
+    shimmer = tmp_path / "shimmer"
+    shutil.copytree(source, shimmer)
+    recipe = json.loads((shimmer / "meadow.regions.json").read_text())
+    recipe[1]["motion"]["sway"]["shimmer"] = True
+    (shimmer / "meadow.regions.json").write_text(json.dumps(recipe))
+
+    def keys() -> tuple[str, str]:
+        """(the sway task's key, the shimmer task's key) as the model now is."""
+        return tuple(input_key(plan_task(load_items(folder)[0][0], tmp_path / "out", common={}, given=GIVEN,
+                                         default_motion=None, default_mask=None, video=None))
+                     for folder in (source, shimmer))
+
+    sway_before, shimmer_before = keys()
+    monkeypatch.setattr(work, "_SHIMMER_MODEL", "noise every quarter wavelength, detail stepping")
+    sway_after, shimmer_after = keys()
+    assert sway_after == sway_before and shimmer_after != shimmer_before

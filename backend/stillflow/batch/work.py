@@ -27,6 +27,9 @@ _KEY_VERSION = 2
 _AMPLITUDE_READING = "channel mean"
 """How an amplitude image file's pixels read (io.images.load_amplitude_file), in the key of a task that has one:
 results from an earlier reading (channel 0) render again, the others keep their key."""
+_SHIMMER_MODEL = "plane waves, detail in place"
+"""How a shimmer is rendered (stages/sway.py, stages/sway_warp.py), in the key of a task that has one: results
+of the earlier shimmer (noise every quarter wavelength, detail stepping) render again, the others keep their key."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,9 @@ def input_key(task: Task) -> str:
     region_inputs = region_files(task.regions)
     if any(role.endswith("_amplitude_image") for role, _ in region_inputs):
         recipe["amplitude_reading"] = _AMPLITUDE_READING
+    if any(motion.sway is not None and motion.sway.shimmer
+           for motion in (task.motion, *(region.motion for region in task.regions))):
+        recipe["shimmer_model"] = _SHIMMER_MODEL
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     for role, path in (("image", task.image), ("mask", task.mask), ("importance", task.importance),
                        ("motion", task.motion.path), *region_inputs):
