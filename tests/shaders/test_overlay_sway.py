@@ -37,9 +37,9 @@ def _grey() -> np.ndarray:
 
 
 def _oscillation(plan: SwayPlan, t: int) -> np.ndarray:
-    """The engine's P(t) = D(t) + P(0) over the whole image: (2, H, W) px, y down."""
+    """The engine's P(t) = D(t) + P(0) over the whole image: (2, H, W) px, y down (a shimmer's layers too)."""
     now = np.zeros((2, HEIGHT, WIDTH), np.float32)
-    now[:, plan.window[0], plan.window[1]] = sway_displacement(plan, t) + plan.rest
+    now[:, plan.window[0], plan.window[1]] = sway_displacement(plan, t) + sum(layer.wave_sin for layer in plan.layers)
     return now
 
 
@@ -136,6 +136,19 @@ class TestOverlaySway:
                 np.testing.assert_allclose(found, expected, atol=0.75, err_msg=f"cell {row}, {col} at t = {t}")
                 checked += 1
         assert checked >= 6
+
+    @pytest.mark.parametrize("t", [2, 5])
+    def test_a_shimmers_layer_oscillates_as_the_engines(self, renderer: PreviewRenderer, t: int) -> None:
+        """A shimmer's layer (its k negated in sway_cycles) is coloured by the engine's P(t) all the same."""
+        plan = _plan(SwaySpec(amplitude=1.0, cycles=2, shimmer=True))
+        sway = preview_sway.sway_textures(plan, HEIGHT, WIDTH)  # no shimmer share: coloured everywhere
+        assert sway.cycles == (-2, 0, 0, 0)
+        renderer.set_inputs(_grey(), np.zeros((2, HEIGHT, WIDTH), np.float32), None, sway=sway)
+        now = _oscillation(plan, t)
+        strength = np.hypot(now[0], now[1]) / renderer.sway.largest
+        assert (strength > 0.3).mean() > 0.2
+        hsv = _hsv(renderer.overlay(float(t), style=SWAY_ONLY, frames=FRAMES))
+        np.testing.assert_allclose(hsv[..., 1], strength, atol=0.01)
 
     def test_shimmer_in_dots(self, renderer: PreviewRenderer) -> None:
         plan = _plan(SwaySpec(amplitude=1.0, cycles=2, shimmer=True))
