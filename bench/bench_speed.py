@@ -13,8 +13,9 @@ at 1024² on a GPU.
 
 Motion regions (issue 27; target: within 1.2x of one region of the same area): ``--regions SIZE``
 renders, frame by frame in turn in one process, the photo's mask as one flowing region, the same
-area as two flowing regions (left and right halves), as one swaying region, and as a flowing top
-half over a swaying bottom half, each with the full pipeline (prepare, loop, sway), and prints
+area as two flowing regions (left and right halves), as one swaying region, as a flowing top
+half over a swaying bottom half, as one shimmering region and as the flow with a shimmer on top
+(water), each with the full pipeline (prepare, loop, sway), and prints
 ms/frame and the ratio to one region.
 
 Usage: python bench/bench_speed.py [--sizes 512 1024 2048] [--frames 60] [--device auto] [--json F]
@@ -159,12 +160,14 @@ def run_interleaved(size: int, frames: int, device_name: str) -> None:
 
 
 def region_layouts(size: int) -> dict[str, list]:
-    """The same animated area of the photo as one region, two regions, a sway and a flow over a sway."""
+    """The same animated area of the photo as one region, two regions, a sway, a flow over a sway, a shimmer
+    and a flow with a shimmer on top."""
     from stillflow.options import MotionSpec, Region, SwaySpec
 
     _, mask, motion = make_inputs(size)
     flow = MotionSpec(kind="field", field=motion)
     sway = MotionSpec(kind="sway", sway=SwaySpec(amplitude=3.0, cycles=2))
+    ripples = SwaySpec(amplitude=1.0, cycles=4, shimmer=True)
     left, right, top, bottom = (np.zeros_like(mask) for _ in range(4))
     left[:, : size // 2], right[:, size // 2:] = mask[:, : size // 2], mask[:, size // 2:]
     rows = np.flatnonzero(mask.any(axis=1))
@@ -173,7 +176,9 @@ def region_layouts(size: int) -> dict[str, list]:
     return {"one region": [Region(mask=mask, motion=flow)],
             "two regions": [Region(mask=left, motion=flow), Region(mask=right, motion=flow)],
             "sway": [Region(mask=mask, motion=sway)],
-            "flow + sway": [Region(mask=top, motion=flow), Region(mask=bottom, motion=sway)]}
+            "flow + sway": [Region(mask=top, motion=flow), Region(mask=bottom, motion=sway)],
+            "shimmer": [Region(mask=mask, motion=MotionSpec(kind="sway", sway=ripples))],
+            "flow+shimmer": [Region(mask=mask, motion=MotionSpec(kind="field", field=motion, sway=ripples))]}
 
 
 def run_regions(size: int, frames: int, device_name: str) -> None:
@@ -215,7 +220,7 @@ def main() -> int:
     parser.add_argument("--interleaved", type=int, metavar="SIZE",
                         help="only the default and the reference at SIZE², alternating in one process")
     parser.add_argument("--regions", type=int, metavar="SIZE",
-                        help="only the region layouts (one, two, sway, flow + sway) at SIZE², in turn")
+                        help="only the region layouts (one, two, sway, flow + sway, shimmer, flow + shimmer) at SIZE², in turn")
     parser.add_argument("--one", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.frames < 2:
